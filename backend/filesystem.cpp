@@ -1,0 +1,890 @@
+#include "filesystem.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/xattr.h>
+#include <mutex>
+#include <unistd.h>
+#include <vector>
+
+namespace pkramfs {
+namespace {
+
+// tmpfs reports directory sizes as 20 bytes per entry plus two for "." and "..".
+constexpr uint64_t kBogoDirentSize = 20;
+// tmpfs keeps symlink targets up to this length inside the inode; longer ones take a page.
+constexpr size_t kShortSymlinkLen = 128;
+// Bytes of zeros that reads point at for holes.
+constexpr size_t kZeroBytes = 1 << 20;
+
+const std::byte *zero_bytes() {
+  static const std::vector<std::byte> zeros(kZeroBytes);
+  return zeros.data();
+}
+
+timespec now() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+bool older(const timespec &a, const timespec &b) {
+  return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+void touch_mc(Inode &i) { i.mtime = i.ctime = now(); }
+
+uint64_t blocks_for(uint64_t bytes) { return (bytes + kBlockSize - 1) >> kBlockShift; }
+
+bool valid_xattr_namespace(std::string_view name) {
+  for (std::string_view prefix : {XATTR_USER_PREFIX, XATTR_TRUSTED_PREFIX, XATTR_SECURITY_PREFIX})
+    if (name.starts_with(prefix))
+      return true;
+  return false;
+}
+
+Result<void> check_xattr_name(std::string_view name) {
+  if (!valid_xattr_namespace(name))
+    return Errno{EOPNOTSUPP};
+  const size_t dot = name.find('.');
+  if (dot + 1 == name.size())
+    return Errno{EINVAL};
+  return {};
+}
+
+} // namespace
+
+Filesystem::Filesystem(std::unique_ptr<Arena> arena, const FsConfig &config)
+    : arena_(std::move(arena)), config_(config) {
+  auto root = std::make_unique<Inode>();
+  root->ino = kRootIno;
+  root->mode = S_IFDIR | (config.root_mode & 07777);
+  root->uid = config.root_uid;
+  root->gid = config.root_gid;
+  root->nlink = 2;
+  root->size = 2 * kBogoDirentSize;
+  root->atime = root->mtime = root->ctime = now();
+  root->parent = kRootIno;
+  root->dir = std::make_unique<Directory>();
+  inodes_.emplace(kRootIno, std::move(root));
+  used_inodes_ = 1;
+}
+
+Filesystem::~Filesystem() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Inode table
+
+Inode *Filesystem::find(uint64_t ino) const {
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second.get();
+}
+
+Result<Inode *> Filesystem::find_dir(uint64_t ino) const {
+  Inode *dir = find(ino);
+  if (!dir)
+    return Errno{ENOENT};
+  if (!dir->is_dir())
+    return Errno{ENOTDIR};
+  return dir;
+}
+
+bool Filesystem::reserve_inode() {
+  uint64_t used = used_inodes_.load();
+  do {
+    if (used >= config_.max_inodes)
+      return false;
+  } while (!used_inodes_.compare_exchange_weak(used, used + 1));
+  return true;
+}
+
+void Filesystem::unreserve_inode() { used_inodes_.fetch_sub(1); }
+
+uint64_t Filesystem::inode_count() const {
+  std::shared_lock lock(tree_);
+  return inodes_.size();
+}
+
+Result<Inode *> Filesystem::new_inode(Inode &parent, uint32_t mode, const Caller &who) {
+  if (!reserve_inode())
+    return Errno{ENOSPC};
+  auto inode = std::make_unique<Inode>();
+  inode->ino = next_ino_++;
+  inode->uid = who.uid;
+  // A setgid directory hands its group, and for directories the setgid bit, to new entries.
+  // The VFS has already stripped S_ISGID where the caller may not keep it.
+  if (parent.mode & S_ISGID) {
+    inode->gid = parent.gid;
+    if (S_ISDIR(mode))
+      mode |= S_ISGID;
+  } else {
+    inode->gid = who.gid;
+  }
+  inode->mode = mode;
+  inode->atime = inode->mtime = inode->ctime = now();
+  Inode *raw = inode.get();
+  inodes_.emplace(raw->ino, std::move(inode));
+  return raw;
+}
+
+void Filesystem::drop_inode_if_unused(Inode &inode) {
+  if (inode.nlink != 0 || inode.nlookup.load() != 0 || inode.nopen.load() != 0 ||
+      inode.ino == kRootIno)
+    return;
+  if (inode.is_reg())
+    free_data(inode, 0, UINT64_MAX >> kBlockShift);
+  unreserve_inode();
+  inodes_.erase(inode.ino);
+}
+
+void Filesystem::free_data(Inode &inode, uint64_t first_block, uint64_t end_block) {
+  inode.extents.remove(first_block, end_block, [&](BlockRun run) { arena_->free(run); });
+}
+
+struct stat Filesystem::stat_of(const Inode &i) const {
+  struct stat st {};
+  st.st_ino = i.ino;
+  st.st_mode = i.mode;
+  st.st_nlink = i.nlink;
+  st.st_uid = i.uid;
+  st.st_gid = i.gid;
+  st.st_rdev = i.rdev;
+  st.st_size = static_cast<off_t>(i.size);
+  st.st_blksize = kBlockSize;
+  uint64_t blocks = i.extents.allocated_blocks();
+  if (i.is_symlink() && i.target.size() >= kShortSymlinkLen)
+    blocks = 1;
+  st.st_blocks = static_cast<blkcnt_t>(blocks * (kBlockSize / 512));
+  st.st_atim = i.atime;
+  st.st_mtim = i.mtime;
+  st.st_ctim = i.ctime;
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Name space
+
+Result<struct stat> Filesystem::lookup(uint64_t parent, std::string_view name) {
+  if (name.size() > kNameMax)
+    return Errno{ENAMETOOLONG};
+  std::shared_lock lock(tree_);
+  auto dir = find_dir(parent);
+  if (!dir)
+    return Errno{dir.error()};
+  auto child_ino = (*dir)->dir->find(name);
+  if (!child_ino)
+    return Errno{ENOENT};
+  Inode *child = find(*child_ino);
+  child->nlookup.fetch_add(1);
+  std::shared_lock ilock(child->lock);
+  return stat_of(*child);
+}
+
+void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
+  {
+    std::shared_lock lock(tree_);
+    Inode *inode = find(ino);
+    if (!inode)
+      return;
+    const uint64_t before = inode->nlookup.fetch_sub(std::min(nlookup, inode->nlookup.load()));
+    if (before > nlookup || inode->nlink != 0 || inode->nopen.load() != 0)
+      return;
+  }
+  std::unique_lock lock(tree_);
+  if (Inode *inode = find(ino))
+    drop_inode_if_unused(*inode);
+}
+
+void Filesystem::attach(Inode &parent, std::string_view name, Inode &child) {
+  parent.dir->add(name, child.ino);
+  parent.size += kBogoDirentSize;
+  if (child.is_dir()) {
+    parent.nlink++;
+    child.parent = parent.ino;
+  }
+  touch_mc(parent);
+}
+
+Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view name,
+                                          uint32_t mode, uint64_t rdev, std::string_view target,
+                                          const Caller &who, bool open) {
+  if (name.size() > kNameMax)
+    return Errno{ENAMETOOLONG};
+  std::unique_lock lock(tree_);
+  auto parent = find_dir(parent_ino);
+  if (!parent)
+    return Errno{parent.error()};
+  Inode &dir = **parent;
+  if (dir.nlink == 0)
+    return Errno{ENOENT};
+  if (dir.dir->find(name))
+    return Errno{EEXIST};
+  auto made = new_inode(dir, mode, who);
+  if (!made)
+    return Errno{made.error()};
+  Inode &inode = **made;
+  if (S_ISDIR(mode)) {
+    inode.dir = std::make_unique<Directory>();
+    inode.nlink = 2;
+    inode.size = 2 * kBogoDirentSize;
+  } else {
+    inode.nlink = 1;
+  }
+  if (S_ISLNK(mode)) {
+    inode.target.assign(target);
+    inode.size = target.size();
+  }
+  if (S_ISCHR(mode) || S_ISBLK(mode))
+    inode.rdev = rdev;
+  attach(dir, name, inode);
+  inode.nlookup.fetch_add(1);
+  if (open)
+    inode.nopen.fetch_add(1);
+  return stat_of(inode);
+}
+
+Result<struct stat> Filesystem::mknod(uint64_t parent, std::string_view name, uint32_t mode,
+                                      uint64_t rdev, const Caller &who) {
+  switch (mode & S_IFMT) {
+  case S_IFREG:
+  case S_IFCHR:
+  case S_IFBLK:
+  case S_IFIFO:
+  case S_IFSOCK:
+    break;
+  case 0:
+    mode |= S_IFREG;
+    break;
+  default:
+    return Errno{EINVAL};
+  }
+  return make_node(parent, name, mode, rdev, {}, who, false);
+}
+
+Result<struct stat> Filesystem::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
+                                      const Caller &who) {
+  return make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, who, false);
+}
+
+Result<struct stat> Filesystem::symlink(uint64_t parent, std::string_view name,
+                                        std::string_view target, const Caller &who) {
+  if (target.size() >= PATH_MAX)
+    return Errno{ENAMETOOLONG};
+  return make_node(parent, name, S_IFLNK | 0777, 0, target, who, false);
+}
+
+Result<struct stat> Filesystem::create(uint64_t parent, std::string_view name, uint32_t mode,
+                                       const Caller &who) {
+  return make_node(parent, name, S_IFREG | (mode & 07777), 0, {}, who, true);
+}
+
+Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::string_view name) {
+  if (name.size() > kNameMax)
+    return Errno{ENAMETOOLONG};
+  std::unique_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  if (inode->is_dir())
+    return Errno{EPERM};
+  auto parent = find_dir(parent_ino);
+  if (!parent)
+    return Errno{parent.error()};
+  Inode &dir = **parent;
+  if (dir.nlink == 0 || inode->nlink == 0)
+    return Errno{ENOENT};
+  if (dir.dir->find(name))
+    return Errno{EEXIST};
+  // tmpfs charges every extra link against nr_inodes, for the memory its dentry takes.
+  if (!reserve_inode())
+    return Errno{ENOSPC};
+  inode->nlink++;
+  inode->ctime = now();
+  attach(dir, name, *inode);
+  inode->nlookup.fetch_add(1);
+  return stat_of(*inode);
+}
+
+void Filesystem::detach_nondir(Inode &parent, std::string_view name, Inode &child) {
+  parent.dir->remove(name);
+  parent.size -= kBogoDirentSize;
+  touch_mc(parent);
+  if (child.nlink > 1)
+    unreserve_inode(); // the last link's share goes when the inode does
+  child.nlink--;
+  child.ctime = parent.ctime;
+}
+
+Result<void> Filesystem::unlink(uint64_t parent_ino, std::string_view name) {
+  std::unique_lock lock(tree_);
+  auto parent = find_dir(parent_ino);
+  if (!parent)
+    return Errno{parent.error()};
+  auto child_ino = (*parent)->dir->find(name);
+  if (!child_ino)
+    return Errno{ENOENT};
+  Inode *child = find(*child_ino);
+  if (child->is_dir())
+    return Errno{EISDIR};
+  detach_nondir(**parent, name, *child);
+  drop_inode_if_unused(*child);
+  return {};
+}
+
+Result<void> Filesystem::rmdir(uint64_t parent_ino, std::string_view name) {
+  std::unique_lock lock(tree_);
+  auto parent = find_dir(parent_ino);
+  if (!parent)
+    return Errno{parent.error()};
+  Inode &dir = **parent;
+  auto child_ino = dir.dir->find(name);
+  if (!child_ino)
+    return Errno{ENOENT};
+  Inode *child = find(*child_ino);
+  if (!child->is_dir())
+    return Errno{ENOTDIR};
+  if (!child->dir->empty())
+    return Errno{ENOTEMPTY};
+  dir.dir->remove(name);
+  dir.size -= kBogoDirentSize;
+  dir.nlink--;
+  touch_mc(dir);
+  child->nlink = 0;
+  child->ctime = dir.ctime;
+  drop_inode_if_unused(*child);
+  return {};
+}
+
+bool Filesystem::is_ancestor(uint64_t ancestor, const Inode &dir) const {
+  for (const Inode *d = &dir;; d = find(d->parent)) {
+    if (d->ino == ancestor)
+      return true;
+    if (d->ino == kRootIno)
+      return false;
+  }
+}
+
+Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name,
+                                uint64_t new_parent_ino, std::string_view new_name,
+                                unsigned flags) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+    return Errno{EINVAL};
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+    return Errno{EINVAL};
+  if (new_name.size() > kNameMax)
+    return Errno{ENAMETOOLONG};
+  std::unique_lock lock(tree_);
+  auto old_dir = find_dir(parent_ino);
+  if (!old_dir)
+    return Errno{old_dir.error()};
+  auto new_dir = find_dir(new_parent_ino);
+  if (!new_dir)
+    return Errno{new_dir.error()};
+  Inode &od = **old_dir, &nd = **new_dir;
+  if (flags & RENAME_EXCHANGE)
+    return rename_exchange(od, name, nd, new_name);
+
+  auto src_ino = od.dir->find(name);
+  if (!src_ino)
+    return Errno{ENOENT};
+  Inode *src = find(*src_ino);
+  if (nd.nlink == 0)
+    return Errno{ENOENT};
+  auto dst_ino = nd.dir->find(new_name);
+  if (dst_ino && (flags & RENAME_NOREPLACE))
+    return Errno{EEXIST};
+  if (src->is_dir() && is_ancestor(src->ino, nd))
+    return Errno{EINVAL};
+  if (dst_ino) {
+    if (*dst_ino == *src_ino)
+      return {};
+    Inode *dst = find(*dst_ino);
+    if (src->is_dir() && !dst->is_dir())
+      return Errno{ENOTDIR};
+    if (!src->is_dir() && dst->is_dir())
+      return Errno{EISDIR};
+    if (dst->is_dir() && !dst->dir->empty())
+      return Errno{ENOTEMPTY};
+    if (dst->is_dir()) {
+      nd.dir->remove(new_name);
+      nd.size -= kBogoDirentSize;
+      nd.nlink--;
+      dst->nlink = 0;
+      dst->ctime = now();
+    } else {
+      detach_nondir(nd, new_name, *dst);
+    }
+    drop_inode_if_unused(*dst);
+  }
+  od.dir->remove(name);
+  od.size -= kBogoDirentSize;
+  if (src->is_dir())
+    od.nlink--;
+  attach(nd, new_name, *src);
+  touch_mc(od);
+  src->ctime = od.ctime;
+  return {};
+}
+
+Result<void> Filesystem::rename_exchange(Inode &od, std::string_view name, Inode &nd,
+                                         std::string_view new_name) {
+  auto a_ino = od.dir->find(name);
+  auto b_ino = nd.dir->find(new_name);
+  if (!a_ino || !b_ino)
+    return Errno{ENOENT};
+  if (*a_ino == *b_ino)
+    return {};
+  Inode *a = find(*a_ino), *b = find(*b_ino);
+  if ((a->is_dir() && is_ancestor(a->ino, nd)) || (b->is_dir() && is_ancestor(b->ino, od)))
+    return Errno{EINVAL};
+  od.dir->repoint(name, b->ino);
+  nd.dir->repoint(new_name, a->ino);
+  if (a->is_dir() != b->is_dir() && od.ino != nd.ino) {
+    Inode &gains = a->is_dir() ? nd : od;
+    Inode &loses = a->is_dir() ? od : nd;
+    gains.nlink++;
+    loses.nlink--;
+  }
+  if (a->is_dir())
+    a->parent = nd.ino;
+  if (b->is_dir())
+    b->parent = od.ino;
+  touch_mc(od);
+  nd.mtime = nd.ctime = a->ctime = b->ctime = od.ctime;
+  return {};
+}
+
+Result<std::string> Filesystem::readlink(uint64_t ino) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  if (!inode->is_symlink())
+    return Errno{EINVAL};
+  return inode->target;
+}
+
+Result<void> Filesystem::readdir(uint64_t ino, uint64_t offset, bool plus, DirSink &sink) {
+  std::shared_lock lock(tree_);
+  auto dir = find_dir(ino);
+  if (!dir)
+    return Errno{dir.error()};
+  Inode &d = **dir;
+  if (offset < 1 && !sink.add(".", stat_of(d), 1))
+    return {};
+  const Inode *up = find(d.parent); // gone if an unlinked directory's parent went too
+  if (offset < 2 && !sink.add("..", stat_of(up ? *up : d), 2))
+    return {};
+  d.dir->for_each_after(offset, [&](uint64_t cookie, const DirEntry &e) {
+    Inode *child = find(e.ino);
+    if (!sink.add(e.name, stat_of(*child), cookie))
+      return false;
+    if (plus)
+      child->nlookup.fetch_add(1);
+    return true;
+  });
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes
+
+Result<struct stat> Filesystem::getattr(uint64_t ino) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::shared_lock ilock(inode->lock);
+  return stat_of(*inode);
+}
+
+Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::unique_lock ilock(inode->lock);
+  if (a.valid & SetAttr::kSize) {
+    if (inode->is_dir())
+      return Errno{EISDIR};
+    if (!inode->is_reg())
+      return Errno{EINVAL};
+    if (auto r = truncate_locked(*inode, a.size); !r)
+      return Errno{r.error()};
+  }
+  const timespec t = now();
+  if (a.valid & SetAttr::kMode)
+    inode->mode = (inode->mode & S_IFMT) | (a.mode & 07777);
+  if (a.valid & SetAttr::kUid)
+    inode->uid = a.uid;
+  if (a.valid & SetAttr::kGid)
+    inode->gid = a.gid;
+  if (a.valid & SetAttr::kAtimeNow)
+    inode->atime = t;
+  else if (a.valid & SetAttr::kAtime)
+    inode->atime = a.atime;
+  if (a.valid & SetAttr::kMtimeNow)
+    inode->mtime = t;
+  else if (a.valid & SetAttr::kMtime)
+    inode->mtime = a.mtime;
+  // Every caller of notify_change other than a plain truncate() also changes ctime.
+  constexpr uint32_t kChangesCtime = SetAttr::kMode | SetAttr::kUid | SetAttr::kGid |
+                                     SetAttr::kAtime | SetAttr::kAtimeNow | SetAttr::kMtime |
+                                     SetAttr::kMtimeNow;
+  if (a.valid & SetAttr::kCtime)
+    inode->ctime = a.ctime;
+  else if (a.valid & kChangesCtime)
+    inode->ctime = t;
+  return stat_of(*inode);
+}
+
+Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
+                                  int flags) {
+  if (auto r = check_xattr_name(name); !r)
+    return r;
+  if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+    return Errno{EINVAL};
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::unique_lock ilock(inode->lock);
+  if (auto r = inode->xattrs.set(name, value, flags & XATTR_CREATE, flags & XATTR_REPLACE); !r)
+    return r;
+  inode->ctime = now();
+  return {};
+}
+
+Result<std::string> Filesystem::getxattr(uint64_t ino, std::string_view name, bool privileged) {
+  if (auto r = check_xattr_name(name); !r)
+    return Errno{r.error()};
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::shared_lock ilock(inode->lock);
+  if (name.starts_with(XATTR_TRUSTED_PREFIX) && !privileged)
+    return Errno{ENODATA};
+  const std::string *value = inode->xattrs.get(name);
+  if (!value)
+    return Errno{ENODATA};
+  return *value;
+}
+
+Result<std::string> Filesystem::listxattr(uint64_t ino, bool privileged) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::shared_lock ilock(inode->lock);
+  std::string list;
+  for (auto &[name, value] : inode->xattrs.items()) {
+    // As on tmpfs, trusted.* names are listed only to CAP_SYS_ADMIN.
+    if (name.starts_with(XATTR_TRUSTED_PREFIX) && !privileged)
+      continue;
+    list.append(name);
+    list.push_back('\0');
+  }
+  return list;
+}
+
+Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
+  if (auto r = check_xattr_name(name); !r)
+    return r;
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::unique_lock ilock(inode->lock);
+  if (auto r = inode->xattrs.remove(name); !r)
+    return r;
+  inode->ctime = now();
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open files and data
+
+Result<void> Filesystem::open(uint64_t ino) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  inode->nopen.fetch_add(1);
+  return {};
+}
+
+void Filesystem::release(uint64_t ino) {
+  {
+    std::shared_lock lock(tree_);
+    Inode *inode = find(ino);
+    if (!inode || inode->nopen.fetch_sub(1) != 1 || inode->nlink != 0)
+      return;
+  }
+  std::unique_lock lock(tree_);
+  if (Inode *inode = find(ino))
+    drop_inode_if_unused(*inode);
+}
+
+Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, ReadSink &sink) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  if (inode->is_dir())
+    return Errno{EISDIR};
+  bool touch_atime;
+  {
+    std::shared_lock ilock(inode->lock);
+    const uint64_t end = std::min(inode->size, offset + std::min(size, UINT64_MAX - offset));
+    thread_local std::vector<iovec> iov;
+    iov.clear();
+    for (uint64_t pos = offset; pos < end;) {
+      const auto m = inode->extents.find(pos >> kBlockShift);
+      const uint64_t in_block = pos & (kBlockSize - 1);
+      const uint64_t run_bytes =
+          m.count > (UINT64_MAX >> kBlockShift) ? UINT64_MAX : (m.count << kBlockShift) - in_block;
+      uint64_t n = std::min(end - pos, run_bytes);
+      const std::byte *src;
+      if (m.mapped && !m.unwritten) {
+        src = arena_->block(m.block) + in_block;
+      } else {
+        n = std::min<uint64_t>(n, kZeroBytes);
+        src = zero_bytes();
+      }
+      iov.push_back({const_cast<std::byte *>(src), n});
+      pos += n;
+    }
+    sink.deliver(iov);
+    // relatime: the first read after a change, or once a day.
+    touch_atime = !older(inode->mtime, inode->atime) || !older(inode->ctime, inode->atime) ||
+                  now().tv_sec - inode->atime.tv_sec >= 24 * 3600;
+  }
+  if (touch_atime) {
+    std::unique_lock ilock(inode->lock);
+    inode->atime = now();
+  }
+  return {};
+}
+
+Result<size_t> Filesystem::write_locked(Inode &inode, uint64_t offset, const void *buf,
+                                        size_t size) {
+  const auto *src = static_cast<const std::byte *>(buf);
+  const uint64_t end = offset + size;
+  uint64_t pos = offset;
+  int error = 0;
+  while (pos < end) {
+    const uint64_t fblock = pos >> kBlockShift;
+    const uint64_t in_block = pos & (kBlockSize - 1);
+    auto m = inode.extents.find(fblock);
+    if (!m.mapped) {
+      const uint64_t want = std::min(blocks_for(end) - fblock, m.count);
+      const auto prev = fblock ? inode.extents.find(fblock - 1) : ExtentMap::Lookup{};
+      auto run = arena_->allocate(want, prev.mapped ? prev.block + 1 : UINT64_MAX);
+      if (!run) {
+        error = run.error();
+        break;
+      }
+      // Fresh blocks may hold another file's old data: zero what this write leaves untouched.
+      std::byte *first = arena_->block(run->start);
+      if (in_block)
+        std::memset(first, 0, in_block);
+      const uint64_t run_end = (fblock + run->count) << kBlockShift;
+      if (end < run_end)
+        std::memset(arena_->block(run->start) + (end - (fblock << kBlockShift)), 0, run_end - end);
+      inode.extents.insert(fblock, *run, false);
+      m = {true, run->start, run->count, false};
+    }
+    const uint64_t n = std::min(end - pos, (m.count << kBlockShift) - in_block);
+    std::memcpy(arena_->block(m.block) + in_block, src + (pos - offset), n);
+    if (m.unwritten)
+      inode.extents.mark_written(fblock, blocks_for(pos + n));
+    pos += n;
+  }
+  if (pos == offset && size)
+    return Errno{error};
+  inode.size = std::max(inode.size, pos);
+  touch_mc(inode);
+  return static_cast<size_t>(pos - offset);
+}
+
+Result<size_t> Filesystem::write(uint64_t ino, uint64_t offset, const void *buf, size_t size) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  if (!inode->is_reg())
+    return Errno{EINVAL};
+  if (offset > static_cast<uint64_t>(LLONG_MAX) || size > LLONG_MAX - offset)
+    return Errno{EFBIG};
+  std::unique_lock ilock(inode->lock);
+  return write_locked(*inode, offset, buf, size);
+}
+
+void Filesystem::zero_range_locked(Inode &inode, uint64_t offset, uint64_t length) {
+  for (uint64_t pos = offset, end = offset + length; pos < end;) {
+    const auto m = inode.extents.find(pos >> kBlockShift);
+    const uint64_t in_block = pos & (kBlockSize - 1);
+    const uint64_t n =
+        m.count > (UINT64_MAX >> kBlockShift) ? end - pos
+                                              : std::min(end - pos, (m.count << kBlockShift) - in_block);
+    if (m.mapped && !m.unwritten)
+      std::memset(arena_->block(m.block) + in_block, 0, n);
+    pos += n;
+  }
+}
+
+Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
+  if (size == inode.size)
+    return {};
+  if (size < inode.size) {
+    free_data(inode, blocks_for(size), UINT64_MAX >> kBlockShift);
+    // Bytes past EOF in the last block must read as zero if the file grows again.
+    if (size & (kBlockSize - 1))
+      zero_range_locked(inode, size, kBlockSize - (size & (kBlockSize - 1)));
+  }
+  inode.size = size;
+  touch_mc(inode);
+  return {};
+}
+
+Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t end,
+                                        bool keep_size, uint64_t new_size) {
+  // tmpfs refuses a range larger than the free space up front, allocated or not.
+  if (end - first > arena_->limit_blocks() - arena_->used_blocks())
+    return Errno{ENOSPC};
+  std::vector<std::pair<uint64_t, BlockRun>> added;
+  for (uint64_t fb = first; fb < end;) {
+    auto m = inode.extents.find(fb);
+    if (m.mapped) {
+      fb += m.count;
+      continue;
+    }
+    const auto prev = fb ? inode.extents.find(fb - 1) : ExtentMap::Lookup{};
+    auto run =
+        arena_->allocate(std::min(end - fb, m.count), prev.mapped ? prev.block + 1 : UINT64_MAX);
+    if (!run) {
+      // All or nothing, as on tmpfs: give back what this call took.
+      for (auto &[at, r] : added)
+        free_data(inode, at, at + r.count);
+      return Errno{run.error()};
+    }
+    std::memset(arena_->block(run->start), 0, run->count << kBlockShift);
+    inode.extents.insert(fb, *run, true);
+    added.emplace_back(fb, *run);
+    fb += run->count;
+  }
+  if (!keep_size && new_size > inode.size)
+    inode.size = new_size;
+  touch_mc(inode);
+  return {};
+}
+
+Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+  // Like tmpfs: no FALLOC_FL_ZERO_RANGE, COLLAPSE_RANGE or INSERT_RANGE.
+  if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+    return Errno{EOPNOTSUPP};
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+    return Errno{EOPNOTSUPP};
+  if (length == 0)
+    return Errno{EINVAL};
+  if (offset > static_cast<uint64_t>(LLONG_MAX) || length > LLONG_MAX - offset)
+    return Errno{EFBIG};
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  if (!inode->is_reg())
+    return Errno{inode->is_dir() ? EISDIR : ENODEV};
+  std::unique_lock ilock(inode->lock);
+  const uint64_t end = offset + length;
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    const uint64_t first_whole = blocks_for(offset), end_whole = end >> kBlockShift;
+    zero_range_locked(*inode, offset, std::min(end, first_whole << kBlockShift) - offset);
+    if (end_whole >= first_whole) {
+      zero_range_locked(*inode, end_whole << kBlockShift, end - (end_whole << kBlockShift));
+      free_data(*inode, first_whole, end_whole);
+    }
+    touch_mc(*inode);
+    return {};
+  }
+  return allocate_range(*inode, offset >> kBlockShift, blocks_for(end),
+                        mode & FALLOC_FL_KEEP_SIZE, end);
+}
+
+Result<uint64_t> Filesystem::lseek(uint64_t ino, int64_t offset, int whence) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  if (whence != SEEK_DATA && whence != SEEK_HOLE)
+    return Errno{EINVAL};
+  std::shared_lock ilock(inode->lock);
+  const uint64_t size = inode->size;
+  if (offset < 0 || static_cast<uint64_t>(offset) >= size)
+    return Errno{ENXIO};
+  const uint64_t off = static_cast<uint64_t>(offset);
+  if (whence == SEEK_DATA) {
+    const auto block = inode->extents.next_data(off >> kBlockShift);
+    if (!block)
+      return Errno{ENXIO};
+    const uint64_t pos = std::max(off, *block << kBlockShift);
+    if (pos >= size)
+      return Errno{ENXIO};
+    return pos;
+  }
+  const uint64_t hole = inode->extents.next_hole(off >> kBlockShift);
+  return std::min(size, std::max(off, hole << kBlockShift));
+}
+
+Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
+                                           uint64_t off_out, size_t len) {
+  // Through a bounce buffer, like the kernel's splice fallback that tmpfs uses: holes in the
+  // source become written zeros in the destination.
+  struct Collect final : ReadSink {
+    std::vector<std::byte> bytes;
+    void deliver(std::span<const iovec> iov) override {
+      for (const iovec &v : iov) {
+        auto *p = static_cast<const std::byte *>(v.iov_base);
+        bytes.insert(bytes.end(), p, p + v.iov_len);
+      }
+    }
+  };
+  constexpr size_t kChunk = 1 << 20;
+  size_t done = 0;
+  while (done < len) {
+    Collect chunk;
+    chunk.bytes.reserve(std::min(kChunk, len - done));
+    if (auto r = read(ino_in, off_in + done, std::min(kChunk, len - done), chunk); !r)
+      return done ? Result<size_t>(done) : Errno{r.error()};
+    if (chunk.bytes.empty())
+      break;
+    auto w = write(ino_out, off_out + done, chunk.bytes.data(), chunk.bytes.size());
+    if (!w)
+      return done ? Result<size_t>(done) : Errno{w.error()};
+    done += *w;
+    if (*w < chunk.bytes.size())
+      break;
+  }
+  return done;
+}
+
+struct statvfs Filesystem::statfs() const {
+  struct statvfs st {};
+  st.f_bsize = kBlockSize;
+  st.f_frsize = kBlockSize;
+  st.f_blocks = arena_->limit_blocks();
+  st.f_bfree = st.f_bavail = arena_->limit_blocks() - arena_->used_blocks();
+  if (config_.max_inodes != UINT64_MAX) { // unlimited shows as 0, as on tmpfs
+    st.f_files = config_.max_inodes;
+    st.f_ffree = st.f_favail = config_.max_inodes - used_inodes_.load();
+  }
+  st.f_namemax = kNameMax;
+  return st;
+}
+
+} // namespace pkramfs

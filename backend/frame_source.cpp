@@ -1,0 +1,144 @@
+#include "frame_source.h"
+
+#include "geometry.h"
+#include "unique_fd.h"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pkramfs {
+namespace {
+
+// Maps `bytes` at a 2 MiB-aligned address so that every frame can be one huge page.
+std::byte *map_aligned(uint64_t bytes, int prot, int flags, int fd) {
+  const uint64_t span = bytes + kFrameSize;
+  void *raw = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED)
+    return nullptr;
+  auto addr = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (addr + kFrameSize - 1) & ~(kFrameSize - 1);
+  void *p = mmap(reinterpret_cast<void *>(aligned), bytes, prot, flags | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    munmap(raw, span);
+    return nullptr;
+  }
+  if (aligned > addr)
+    munmap(raw, aligned - addr);
+  const uintptr_t tail = aligned + bytes;
+  if (addr + span > tail)
+    munmap(reinterpret_cast<void *>(tail), addr + span - tail);
+  return static_cast<std::byte *>(p);
+}
+
+class AnonFrameSource final : public FrameSource {
+public:
+  AnonFrameSource(std::byte *base, uint64_t frames, bool hugetlb)
+      : base_(base), frames_(frames), hugetlb_(hugetlb) {}
+  ~AnonFrameSource() override { munmap(base_, frames_ * kFrameSize); }
+
+  std::byte *base() const override { return base_; }
+  uint64_t capacity_frames() const override { return frames_; }
+  Result<void> acquire(uint64_t) override { return {}; }
+  void release(uint64_t frame) override {
+    madvise(base_ + frame * kFrameSize, kFrameSize, MADV_DONTNEED);
+  }
+  std::string describe() const override {
+    return hugetlb_ ? "anon (hugetlb)" : "anon (transparent hugepages)";
+  }
+
+private:
+  std::byte *base_;
+  uint64_t frames_;
+  bool hugetlb_;
+};
+
+class ShmFrameSource final : public FrameSource {
+public:
+  ShmFrameSource(UniqueFd fd, std::string path, std::byte *base, uint64_t frames, uint64_t file_bytes)
+      : fd_(std::move(fd)), path_(std::move(path)), base_(base), frames_(frames),
+        file_bytes_(file_bytes) {}
+  ~ShmFrameSource() override { munmap(base_, frames_ * kFrameSize); }
+
+  std::byte *base() const override { return base_; }
+  uint64_t capacity_frames() const override { return frames_; }
+
+  Result<void> acquire(uint64_t frame) override {
+    const uint64_t end = (frame + 1) * kFrameSize;
+    if (end > file_bytes_) {
+      if (ftruncate(fd_.get(), static_cast<off_t>(end)) != 0)
+        return Errno{errno};
+      file_bytes_ = end;
+    }
+    // Reserve the memory now so that a full /dev/shm is an ENOSPC here, not a SIGBUS later.
+    if (fallocate(fd_.get(), 0, static_cast<off_t>(frame * kFrameSize), kFrameSize) != 0 &&
+        errno != EOPNOTSUPP)
+      return Errno{errno};
+    return {};
+  }
+  void release(uint64_t frame) override {
+    fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+              static_cast<off_t>(frame * kFrameSize), kFrameSize);
+  }
+  std::string describe() const override { return "shm " + path_; }
+
+private:
+  UniqueFd fd_;
+  std::string path_;
+  std::byte *base_;
+  uint64_t frames_;
+  uint64_t file_bytes_;
+};
+
+bool hugetlb_pool_can_hold(uint64_t frames) {
+  // Only take hugetlb pages the administrator set aside and nobody uses yet.
+  FILE *f = fopen("/proc/meminfo", "re");
+  if (!f)
+    return false;
+  char line[256];
+  unsigned long long free_pages = 0, page_kb = 0;
+  while (fgets(line, sizeof line, f)) {
+    sscanf(line, "HugePages_Free: %llu", &free_pages);
+    sscanf(line, "Hugepagesize: %llu kB", &page_kb);
+  }
+  fclose(f);
+  return page_kb * 1024 == kFrameSize && free_pages >= frames;
+}
+
+} // namespace
+
+Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t frames) {
+  const uint64_t bytes = frames * kFrameSize;
+  if (hugetlb_pool_can_hold(frames)) {
+    void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+                   -1, 0);
+    if (p != MAP_FAILED)
+      return std::unique_ptr<FrameSource>(
+          new AnonFrameSource(static_cast<std::byte *>(p), frames, true));
+  }
+  std::byte *p = map_aligned(bytes, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
+  if (!p)
+    return Errno{errno ? errno : ENOMEM};
+  madvise(p, bytes, MADV_HUGEPAGE);
+  return std::unique_ptr<FrameSource>(new AnonFrameSource(p, frames, false));
+}
+
+Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std::string &path,
+                                                           uint64_t frames) {
+  UniqueFd fd(raw_fd);
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0)
+    return Errno{errno};
+  // Mapping past the end of the file is allowed; frames are only touched once acquired.
+  std::byte *p = map_aligned(frames * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get());
+  if (!p)
+    return Errno{errno ? errno : ENOMEM};
+  madvise(p, frames * kFrameSize, MADV_HUGEPAGE);
+  return std::unique_ptr<FrameSource>(new ShmFrameSource(std::move(fd), path, p, frames,
+                                                         static_cast<uint64_t>(st.st_size)));
+}
+
+} // namespace pkramfs

@@ -1,0 +1,38 @@
+// Where the arena's 2 MiB frames come from. The arena is one contiguous virtual range; a frame
+// source backs frame i of it with memory and gives that memory back.
+#pragma once
+
+#include "result.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pkramfs {
+
+class FrameSource {
+public:
+  virtual ~FrameSource() = default;
+
+  // Start of the mapping; frame i lives at base() + i * kFrameSize.
+  virtual std::byte *base() const = 0;
+  virtual uint64_t capacity_frames() const = 0;
+  // Make frame i usable; its contents read as zero if it was never used or was released.
+  virtual Result<void> acquire(uint64_t frame) = 0;
+  // Give frame i's memory back; its contents become zero.
+  virtual void release(uint64_t frame) = 0;
+  // Human-readable description for logs ("anon (THP)", "shm /dev/shm/pkramfs/x").
+  virtual std::string describe() const = 0;
+};
+
+// Private anonymous memory: MAP_HUGETLB when the hugepage pool can hold the whole arena,
+// transparent hugepages otherwise. Volatile.
+Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t capacity_frames);
+
+// One file per node (on /dev/shm or hugetlbfs), mapped shared, grown in 2 MiB steps.
+// The file must already be open; the source takes ownership of fd.
+Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int fd, const std::string &path,
+                                                           uint64_t capacity_frames);
+
+} // namespace pkramfs

@@ -1,0 +1,47 @@
+// One file, directory, symlink or special file. Lives in the daemon's heap; its data lives in
+// the arena and is referred to by block number through the extent map.
+#pragma once
+
+#include "directory.h"
+#include "extent_map.h"
+#include "xattrs.h"
+
+#include <atomic>
+#include <ctime>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <sys/stat.h>
+
+namespace pkramfs {
+
+struct Inode {
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t rdev = 0;
+  timespec atime{}, mtime{}, ctime{};
+
+  // References the kernel holds (FUSE lookup count) and open file handles: an unlinked inode
+  // lives on until both drop to zero.
+  std::atomic<uint64_t> nlookup{0};
+  std::atomic<uint32_t> nopen{0};
+
+  uint64_t parent = 0;                  // directories: the inode ".." names
+  std::unique_ptr<Directory> dir;       // directories
+  std::string target;                   // symlinks
+  ExtentMap extents;                    // regular files
+  Xattrs xattrs;
+
+  // Serialises data and attribute changes of a regular file against its readers.
+  std::shared_mutex lock;
+
+  bool is_dir() const { return S_ISDIR(mode); }
+  bool is_reg() const { return S_ISREG(mode); }
+  bool is_symlink() const { return S_ISLNK(mode); }
+};
+
+} // namespace pkramfs

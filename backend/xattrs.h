@@ -1,0 +1,32 @@
+// Extended attributes of one inode. Few per inode, so a flat vector beats a map.
+#pragma once
+
+#include "result.h"
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pkramfs {
+
+class Xattrs {
+public:
+  const std::string *get(std::string_view name) const {
+    for (auto &[n, v] : items_)
+      if (n == name)
+        return &v;
+    return nullptr;
+  }
+
+  // `create`: fail with EEXIST if present; `replace`: fail with ENODATA if absent.
+  Result<void> set(std::string_view name, std::string_view value, bool create, bool replace);
+  Result<void> remove(std::string_view name);
+
+  const std::vector<std::pair<std::string, std::string>> &items() const { return items_; }
+
+private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+} // namespace pkramfs

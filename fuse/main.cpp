@@ -1,0 +1,188 @@
+// pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
+#include "arena.h"
+#include "filesystem.h"
+#include "geometry.h"
+#include "node_lock.h"
+#include "operations.h"
+#include "options.h"
+#include "parse.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <optional>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+using namespace pkramfs;
+
+namespace {
+
+[[noreturn]] void die(const std::string &message) {
+  std::cerr << "pkramfs-fuse: " << message << std::endl;
+  std::exit(1);
+}
+
+std::string why(int err) { return std::strerror(err); }
+
+void check_mountpoint(const std::string &path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    die("mount point '" + path + "' does not exist (" + why(errno) + "); create it with mkdir");
+  if (!S_ISDIR(st.st_mode))
+    die("mount point '" + path + "' is not a directory; give a directory to mount on");
+}
+
+void check_fuse_device() {
+  if (access("/dev/fuse", R_OK | W_OK) != 0)
+    die("cannot open /dev/fuse (" + why(errno) +
+        "); load the fuse module (modprobe fuse) or run where /dev/fuse is available");
+}
+
+std::unique_ptr<FrameSource> open_shm_node(const Options &opt, uint64_t frames) {
+  if (auto r = ensure_private_dir(opt.shm_dir); !r)
+    die("cannot use shm directory '" + opt.shm_dir + "' (" + why(r.error()) +
+        "); it must be a directory owned by root and writable only by root");
+  const std::string path = opt.shm_dir + "/" + opt.node;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    die("cannot open node file '" + path + "' (" + why(errno) + "); check --shm-dir");
+  // Until trees persist (issue 4), a mount starts from an empty node.
+  if (ftruncate(fd, 0) != 0)
+    die("cannot reset node file '" + path + "' (" + why(errno) + ")");
+  struct statvfs vfs {};
+  if (fstatvfs(fd, &vfs) == 0 && vfs.f_blocks * vfs.f_frsize < frames * kFrameSize)
+    spdlog::warn("{} holds at most {} MiB, less than --size; writes fail with ENOSPC there",
+                 opt.shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
+  auto source = make_shm_frame_source(fd, path, frames);
+  if (!source)
+    die("not enough address space for a " + std::to_string(frames * 2) + " MiB arena (" +
+        why(source.error()) + "); use a smaller --size");
+  return std::move(source.value());
+}
+
+std::unique_ptr<FrameSource> make_frame_source(const Options &opt, uint64_t frames) {
+  BackendKind kind = opt.backend;
+  if (kind == BackendKind::kAuto)
+    kind = opt.node.empty() ? BackendKind::kAnon : BackendKind::kShm;
+  if (kind == BackendKind::kShm) {
+    if (opt.node.empty())
+      die("--backend=shm needs a node name; add --pkram=NAME");
+    return open_shm_node(opt, frames);
+  }
+  auto source = make_anon_frame_source(frames);
+  if (!source)
+    die("not enough memory for a " + std::to_string(frames * 2) + " MiB arena (" +
+        why(source.error()) + "); use a smaller --size");
+  return std::move(source.value());
+}
+
+std::string fuse_option_string(const Options &opt) {
+  std::string s = "default_permissions";
+  bool fsname = false, subtype = false;
+  for (const std::string &o : opt.fuse_options) {
+    s += "," + o;
+    fsname |= o.starts_with("fsname=");
+    subtype |= o.starts_with("subtype=");
+  }
+  if (!fsname)
+    s += ",fsname=" + (opt.node.empty() ? std::string("pkramfs") : opt.node);
+  if (!subtype)
+    s += ",subtype=pkramfs-fuse";
+  return s;
+}
+
+void setup_logging(const Options &opt) {
+  auto logger = spdlog::stderr_logger_mt("pkramfs");
+  logger->set_pattern("pkramfs-fuse: %l: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(opt.debug ? spdlog::level::debug : spdlog::level::warn);
+}
+
+// In the background stderr is gone; keep logging through syslog.
+void log_to_syslog(const Options &opt) {
+  auto logger = spdlog::syslog_logger_mt("pkramfs-syslog", "pkramfs-fuse", LOG_PID);
+  logger->set_level(opt.debug ? spdlog::level::debug : spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options opt;
+  std::string error;
+  if (!parse_options(argc, argv, opt, error)) {
+    if (error.empty())
+      return 0;
+    die(error);
+  }
+  setup_logging(opt);
+  if (!opt.node.empty() && !valid_node_name(opt.node))
+    die("bad node name '" + opt.node +
+        "'; use 1-127 characters from A-Z a-z 0-9 . _ - not starting with '.'");
+  check_mountpoint(opt.mountpoint);
+  check_fuse_device();
+
+  std::optional<NodeLock> lock;
+  if (!opt.node.empty()) {
+    if (auto r = ensure_private_dir(opt.run_dir); !r)
+      die("cannot use run directory '" + opt.run_dir + "' (" + why(r.error()) +
+          "); it must be a directory owned by root and writable only by root");
+    pid_t holder = 0;
+    auto l = NodeLock::acquire(opt.run_dir, opt.node, &holder);
+    if (!l && l.error() == EWOULDBLOCK)
+      die("node '" + opt.node + "' is busy: pkramfs-fuse pid " + std::to_string(holder) +
+          " serves it; unmount that first or choose another --pkram name");
+    if (!l)
+      die("cannot lock node '" + opt.node + "' in '" + opt.run_dir + "' (" + why(l.error()) + ")");
+    lock.emplace(std::move(l.value()));
+  }
+
+  const uint64_t limit_blocks = (opt.size_bytes + kBlockSize - 1) / kBlockSize;
+  const uint64_t frames = (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
+  auto arena = std::make_unique<Arena>(make_frame_source(opt, frames), limit_blocks);
+  spdlog::debug("arena: {} MiB in {} frames, {}", frames * 2, frames, arena->describe());
+  FsConfig config;
+  config.max_inodes = opt.nr_inodes ? opt.nr_inodes : UINT64_MAX;
+  config.root_mode = opt.mode;
+  config.root_uid = opt.uid;
+  config.root_gid = opt.gid;
+  Filesystem fs(std::move(arena), config);
+
+  const std::string fuse_opts = fuse_option_string(opt);
+  std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()),
+                                  const_cast<char **>(fuse_argv.data()));
+  const fuse_lowlevel_ops ops = make_operations();
+  fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+  if (!se)
+    die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
+  if (fuse_set_signal_handlers(se) != 0)
+    die("cannot install signal handlers");
+  if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
+    die("cannot mount on '" + opt.mountpoint + "'; see the message above");
+  spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node,
+                opt.mountpoint);
+  if (fuse_daemonize(opt.foreground) != 0)
+    die("cannot go to the background");
+  if (!opt.foreground)
+    log_to_syslog(opt);
+  if (lock)
+    lock->write_pid(getpid());
+
+  fuse_loop_config *loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(loop, 1);
+  fuse_loop_cfg_set_max_threads(loop, 16);
+  const int rc = fuse_session_loop_mt(se, loop);
+  fuse_loop_cfg_destroy(loop);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  spdlog::debug("unmounted, exiting");
+  return rc == 0 ? 0 : 1;
+}

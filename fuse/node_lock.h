@@ -1,0 +1,29 @@
+// The lock that makes a daemon the only one serving a node: <run-dir>/NAME.lock, flock()ed
+// for the daemon's life, holding its pid for the error message of the next one.
+#pragma once
+
+#include "result.h"
+#include "unique_fd.h"
+
+#include <string>
+#include <sys/types.h>
+
+namespace pkramfs {
+
+class NodeLock {
+public:
+  // EWOULDBLOCK when another process holds it; `holder` then names its pid (0 if unknown).
+  static Result<NodeLock> acquire(const std::string &run_dir, const std::string &node,
+                                  pid_t *holder);
+  // Records the serving process (after daemonizing, the pid changes).
+  void write_pid(pid_t pid);
+
+private:
+  explicit NodeLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// Creates `dir` (mode 0700) if missing; refuses one that others could write into.
+Result<void> ensure_private_dir(const std::string &dir);
+
+} // namespace pkramfs

@@ -1,0 +1,366 @@
+// The FUSE low-level handlers: each translates one request into a Filesystem call and ends in
+// exactly one fuse_reply_*. Lookup counts are taken by the backend for every entry reply and
+// dropped in forget.
+#include "operations.h"
+
+#include "filesystem.h"
+
+#include <cerrno>
+#include <linux/fs.h>
+#include <spdlog/spdlog.h>
+#include <vector>
+
+namespace pkramfs {
+namespace {
+
+// The daemon is the only writer, so the kernel may cache names and attributes for long.
+constexpr double kTimeout = 86400.0;
+
+Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
+
+Caller caller_of(fuse_req_t req) {
+  const fuse_ctx *ctx = fuse_req_ctx(req);
+  return {ctx->uid, ctx->gid};
+}
+
+void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
+  if (!r) {
+    fuse_reply_err(req, r.error());
+    return;
+  }
+  fuse_entry_param e{};
+  e.ino = r->st_ino;
+  e.attr = *r;
+  e.attr_timeout = kTimeout;
+  e.entry_timeout = kTimeout;
+  fuse_reply_entry(req, &e);
+}
+
+void reply_status(fuse_req_t req, const Result<void> &r) { fuse_reply_err(req, r.error()); }
+
+void op_init(void *, fuse_conn_info *conn) {
+  conn->max_write = 1 << 20;
+  // The kernel clears suid/sgid on write and chown itself, exactly as for tmpfs.
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+  // O_TRUNC arrives as a setattr, and nobody else changes data behind the kernel's back.
+  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_AUTO_INVAL_DATA);
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+    conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_READDIRPLUS)
+    conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+  spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major,
+                conn->proto_minor, conn->max_write, conn->want);
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  auto r = fs_of(req).lookup(parent, name);
+  if (!r && r.error() == ENOENT) {
+    // A negative entry: the kernel remembers the miss until it creates the name itself.
+    fuse_entry_param e{};
+    e.entry_timeout = kTimeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  reply_entry(req, r);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  fs_of(req).forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data *forgets) {
+  for (size_t i = 0; i < count; ++i)
+    fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
+  auto r = fs_of(req).getattr(ino);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_attr(req, &*r, kTimeout);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, fuse_file_info *) {
+  SetAttr a;
+  const std::pair<int, uint32_t> bits[] = {
+      {FUSE_SET_ATTR_MODE, SetAttr::kMode},         {FUSE_SET_ATTR_UID, SetAttr::kUid},
+      {FUSE_SET_ATTR_GID, SetAttr::kGid},           {FUSE_SET_ATTR_SIZE, SetAttr::kSize},
+      {FUSE_SET_ATTR_ATIME, SetAttr::kAtime},       {FUSE_SET_ATTR_MTIME, SetAttr::kMtime},
+      {FUSE_SET_ATTR_ATIME_NOW, SetAttr::kAtimeNow}, {FUSE_SET_ATTR_MTIME_NOW, SetAttr::kMtimeNow},
+      {FUSE_SET_ATTR_CTIME, SetAttr::kCtime}};
+  for (auto [fuse_bit, our_bit] : bits)
+    if (to_set & fuse_bit)
+      a.valid |= our_bit;
+  a.mode = attr->st_mode;
+  a.uid = attr->st_uid;
+  a.gid = attr->st_gid;
+  a.size = static_cast<uint64_t>(attr->st_size);
+  a.atime = attr->st_atim;
+  a.mtime = attr->st_mtim;
+  a.ctime = attr->st_ctim;
+  auto r = fs_of(req).setattr(ino, a);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_attr(req, &*r, kTimeout);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = fs_of(req).readlink(ino);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_readlink(req, r->c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  reply_entry(req, fs_of(req).mknod(parent, name, mode, rdev, caller_of(req)));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  reply_entry(req, fs_of(req).mkdir(parent, name, mode, caller_of(req)));
+}
+
+void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
+  reply_entry(req, fs_of(req).symlink(parent, name, target, caller_of(req)));
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name) {
+  reply_entry(req, fs_of(req).link(ino, parent, name));
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  reply_status(req, fs_of(req).unlink(parent, name));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  reply_status(req, fs_of(req).rmdir(parent, name));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new_parent,
+               const char *new_name, unsigned int flags) {
+  reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags));
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  if (auto r = fs_of(req).open(ino); !r) {
+    fuse_reply_err(req, r.error());
+    return;
+  }
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               fuse_file_info *fi) {
+  auto r = fs_of(req).create(parent, name, mode, caller_of(req));
+  if (!r) {
+    fuse_reply_err(req, r.error());
+    return;
+  }
+  fuse_entry_param e{};
+  e.ino = r->st_ino;
+  e.attr = *r;
+  e.attr_timeout = e.entry_timeout = kTimeout;
+  fi->keep_cache = 1;
+  fuse_reply_create(req, &e, fi);
+}
+
+// Replies to a read straight from arena memory: the kernel copies it, we do not.
+class IovReply final : public ReadSink {
+public:
+  explicit IovReply(fuse_req_t req) : req_(req) {}
+  void deliver(std::span<const iovec> iov) override {
+    fuse_reply_iov(req_, iov.data(), static_cast<int>(iov.size()));
+  }
+
+private:
+  fuse_req_t req_;
+};
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *) {
+  IovReply reply(req);
+  if (auto r = fs_of(req).read(ino, static_cast<uint64_t>(off), size, reply); !r)
+    fuse_reply_err(req, r.error());
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+              fuse_file_info *) {
+  auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_write(req, *r);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
+  fs_of(req).release(ino);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info *) {
+  // Data and metadata are in the arena the moment a request is answered.
+  fuse_reply_err(req, 0);
+}
+
+// Packs entries into the reply buffer with fuse_add_direntry[_plus].
+class DirBuffer final : public DirSink {
+public:
+  DirBuffer(fuse_req_t req, size_t size, bool plus) : req_(req), plus_(plus) {
+    thread_local std::vector<char> storage;
+    storage.resize(size);
+    buf_ = storage.data();
+    size_ = size;
+  }
+  bool add(std::string_view name, const struct stat &st, uint64_t next_offset) override {
+    const std::string n(name);
+    const off_t off = static_cast<off_t>(next_offset);
+    size_t need;
+    if (plus_) {
+      fuse_entry_param e{};
+      // "." and ".." take no lookup reference in the kernel, so they must not carry an ino.
+      const bool dot = name == "." || name == "..";
+      e.ino = dot ? 0 : st.st_ino;
+      e.attr = st;
+      e.attr_timeout = e.entry_timeout = dot ? 0 : kTimeout;
+      need = fuse_add_direntry_plus(req_, buf_ + used_, size_ - used_, n.c_str(), &e, off);
+    } else {
+      need = fuse_add_direntry(req_, buf_ + used_, size_ - used_, n.c_str(), &st, off);
+    }
+    if (need > size_ - used_)
+      return false;
+    used_ += need;
+    return true;
+  }
+  void reply() { fuse_reply_buf(req_, buf_, used_); }
+
+private:
+  fuse_req_t req_;
+  bool plus_;
+  char *buf_;
+  size_t size_;
+  size_t used_ = 0;
+};
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  DirBuffer buf(req, size, plus);
+  if (auto r = fs_of(req).readdir(ino, static_cast<uint64_t>(off), plus, buf); !r)
+    fuse_reply_err(req, r.error());
+  else
+    buf.reply();
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *) {
+  do_readdir(req, ino, size, off, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *) {
+  do_readdir(req, ino, size, off, true);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info *) { fuse_reply_err(req, 0); }
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  const struct statvfs st = fs_of(req).statfs();
+  fuse_reply_statfs(req, &st);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                 size_t size, int flags) {
+  reply_status(req, fs_of(req).setxattr(ino, name, std::string_view(value, size), flags));
+}
+
+// getxattr and listxattr share the size protocol: 0 asks for the length, too small is ERANGE.
+void reply_xattr_value(fuse_req_t req, const Result<std::string> &r, size_t size) {
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else if (size == 0)
+    fuse_reply_xattr(req, r->size());
+  else if (r->size() > size)
+    fuse_reply_err(req, ERANGE);
+  else
+    fuse_reply_buf(req, r->data(), r->size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  reply_xattr_value(req, fs_of(req).getxattr(ino, name, fuse_req_ctx(req)->uid == 0), size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  reply_xattr_value(req, fs_of(req).listxattr(ino, fuse_req_ctx(req)->uid == 0), size);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  reply_status(req, fs_of(req).removexattr(ino, name));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                  fuse_file_info *) {
+  if (offset < 0 || length <= 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  reply_status(req, fs_of(req).fallocate(ino, mode, static_cast<uint64_t>(offset),
+                                         static_cast<uint64_t>(length)));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info *) {
+  auto r = fs_of(req).lseek(ino, off, whence);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info *,
+                        fuse_ino_t ino_out, off_t off_out, fuse_file_info *, size_t len, int) {
+  auto r = fs_of(req).copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
+                                      static_cast<uint64_t>(off_out), len);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_write(req, *r);
+}
+
+} // namespace
+
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.readlink = op_readlink;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.symlink = op_symlink;
+  ops.link = op_link;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.rename = op_rename;
+  ops.open = op_open;
+  ops.create = op_create;
+  ops.read = op_read;
+  ops.write = op_write;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+  ops.fallocate = op_fallocate;
+  ops.lseek = op_lseek;
+  ops.copy_file_range = op_copy_file_range;
+  return ops;
+}
+
+} // namespace pkramfs

@@ -1,0 +1,209 @@
+#include "options.h"
+
+#include "parse.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <unistd.h>
+
+namespace pkramfs {
+namespace {
+
+// Mount options the kernel or libfuse understand; passed on unchanged.
+const std::set<std::string> kFuseFlags = {
+    "allow_other", "allow_root", "auto_unmount", "default_permissions", "ro", "rw",
+    "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime", "relatime",
+    "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime",
+    "nolazytime", "sync", "async", "dirsync"};
+const std::set<std::string> kFuseKeys = {"fsname", "subtype", "max_read"};
+// Options that mean something to mount(8) or fstab only.
+const std::set<std::string> kIgnored = {"defaults", "auto", "noauto", "nofail", "_netdev",
+                                        "user", "users", "nouser", "owner", "group"};
+// Our own settings, as -o key=value; the long option of the same meaning wins.
+const std::set<std::string> kOwnKeys = {"pkram", "backend", "size", "nr_inodes", "mode",
+                                        "uid", "gid", "shm_dir", "run_dir"};
+
+uint64_t total_ram() {
+  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::vector<std::string> split_commas(const std::string &s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = s.find(',', start);
+    const size_t end = comma == std::string::npos ? s.size() : comma;
+    if (end > start)
+      out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool parse_u32(const std::string &text, int base, uint32_t &out) {
+  try {
+    size_t used = 0;
+    const unsigned long v = std::stoul(text, &used, base);
+    if (used != text.size() || v > UINT32_MAX)
+      return false;
+    out = static_cast<uint32_t>(v);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Applies one of our settings (from a long option or -o) to `out`.
+bool apply_setting(const std::string &key, const std::string &value, Options &out,
+                   std::string &error) {
+  if (key == "pkram") {
+    out.node = value;
+  } else if (key == "backend") {
+    if (value == "auto")
+      out.backend = BackendKind::kAuto;
+    else if (value == "shm")
+      out.backend = BackendKind::kShm;
+    else if (value == "anon")
+      out.backend = BackendKind::kAnon;
+    else {
+      error = "unknown backend '" + value + "'; use auto, shm or anon";
+      return false;
+    }
+  } else if (key == "size") {
+    auto size = parse_size(value, total_ram());
+    if (!size || *size == 0) {
+      error = "bad size '" + value +
+              "'; give bytes with an optional k/m/g/t suffix (512m, 4g) or a percentage of RAM "
+              "(10%), greater than zero";
+      return false;
+    }
+    out.size_bytes = *size;
+  } else if (key == "nr_inodes") {
+    auto n = parse_count(value);
+    if (!n) {
+      error = "bad nr_inodes '" + value + "'; give a count with an optional k/m/g suffix "
+              "(100k), or 0 for no limit";
+      return false;
+    }
+    out.nr_inodes = *n;
+  } else if (key == "mode") {
+    if (!parse_u32(value, 8, out.mode) || out.mode > 07777) {
+      error = "bad mode '" + value + "'; give octal permission bits such as 1777 or 0755";
+      return false;
+    }
+  } else if (key == "uid" || key == "gid") {
+    if (!parse_u32(value, 10, key == "uid" ? out.uid : out.gid)) {
+      error = "bad " + key + " '" + value + "'; give a numeric id such as 1000";
+      return false;
+    }
+  } else if (key == "shm_dir") {
+    out.shm_dir = value;
+  } else if (key == "run_dir") {
+    out.run_dir = value;
+  }
+  return true;
+}
+
+bool apply_mount_options(const std::vector<std::string> &raw,
+                         std::map<std::string, std::string> &settings, Options &out,
+                         std::string &error) {
+  for (const std::string &group : raw) {
+    for (const std::string &opt : split_commas(group)) {
+      const size_t eq = opt.find('=');
+      const std::string key = opt.substr(0, eq);
+      const std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+      if (kOwnKeys.contains(key)) {
+        if (eq == std::string::npos) {
+          error = "mount option '" + key + "' needs a value; write -o " + key + "=VALUE";
+          return false;
+        }
+        settings.try_emplace(key, value);
+      } else if (kIgnored.contains(key) || key.starts_with("x-") || key == "comment") {
+        continue;
+      } else if ((eq == std::string::npos && kFuseFlags.contains(key)) ||
+                 (eq != std::string::npos && kFuseKeys.contains(key))) {
+        out.fuse_options.push_back(opt);
+      } else {
+        error = "unknown mount option '" + opt + "'; see pkramfs-fuse --help for the options";
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+bool parse_options(int argc, char **argv, Options &out, std::string &error) {
+  CLI::App app{"pkramfs-fuse: a memory filesystem with tmpfs semantics whose contents survive "
+               "daemon restarts and kexec",
+               "pkramfs-fuse"};
+  std::map<std::string, std::optional<std::string>> longs;
+  auto add = [&](const char *flag, const char *key, const char *help) {
+    app.add_option_function<std::string>(
+        flag, [&longs, key](const std::string &v) { longs[key] = v; }, help);
+  };
+  add("--pkram", "pkram", "node NAME to mount (restored if it holds a tree)");
+  add("--backend", "backend", "frame source: auto, shm or anon (default auto)");
+  add("--size", "size", "size limit: bytes with k/m/g/t suffix or N% of RAM (default 50%)");
+  add("--nr-inodes", "nr_inodes", "inode limit, k/m/g suffix allowed, 0 = none (default: "
+                                  "half the RAM pages, like tmpfs)");
+  add("--mode", "mode", "octal mode of the root directory (default 1777)");
+  add("--uid", "uid", "owner of the root directory (default 0)");
+  add("--gid", "gid", "group of the root directory (default 0)");
+  add("--shm-dir", "shm_dir", "where shm nodes live (default /dev/shm/pkramfs)");
+  add("--run-dir", "run_dir", "where the daemon keeps its lock (default /run/pkramfs)");
+  app.add_flag("-f,--foreground", out.foreground, "stay in the foreground");
+  app.add_flag("--debug", out.debug, "verbose logging");
+  std::vector<std::string> mount_options;
+  app.add_option("-o", mount_options,
+                 "mount options, comma separated: the settings above as key=value "
+                 "(size=, nr_inodes=, mode=, uid=, gid=, pkram=, backend=, shm_dir=, run_dir=) "
+                 "and FUSE/kernel options (allow_other, ro, nosuid, ...)")
+      ->allow_extra_args(false);
+  std::vector<std::string> positional;
+  app.add_option("args", positional, "[NAME] MOUNTPOINT");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &) {
+    std::cout << app.help();
+    error.clear();
+    return false;
+  } catch (const CLI::ParseError &e) {
+    error = std::string(e.what()) + "; see pkramfs-fuse --help";
+    return false;
+  }
+
+  if (positional.empty()) {
+    error = "no mount point given; usage: pkramfs-fuse [options] [NAME] MOUNTPOINT";
+    return false;
+  }
+  if (positional.size() > 2) {
+    error = "too many arguments ('" + positional[2] +
+            "'); usage: pkramfs-fuse [options] [NAME] MOUNTPOINT";
+    return false;
+  }
+  out.mountpoint = positional.back();
+
+  // Precedence: long options, then -o, then the positional node name.
+  std::map<std::string, std::string> settings;
+  for (auto &[key, value] : longs)
+    settings.emplace(key, *value);
+  if (!apply_mount_options(mount_options, settings, out, error))
+    return false;
+  if (positional.size() == 2)
+    settings.try_emplace("pkram", positional[0]);
+
+  out.size_bytes = total_ram() / 2;
+  out.nr_inodes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) / 2;
+  for (auto &[key, value] : settings)
+    if (!apply_setting(key, value, out, error))
+      return false;
+  return true;
+}
+
+} // namespace pkramfs

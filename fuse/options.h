@@ -1,0 +1,33 @@
+// The daemon's command line: long options, their -o key=value twins, and mount(8)'s
+// "NAME MOUNTPOINT -o opts" form.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pkramfs {
+
+enum class BackendKind { kAuto, kShm, kAnon };
+
+struct Options {
+  std::string node;                 // --pkram=NAME or the first positional argument
+  BackendKind backend = BackendKind::kAuto;
+  uint64_t size_bytes = 0;          // arena size limit, rounded up to 4 KiB blocks
+  uint64_t nr_inodes = 0;           // 0: unlimited
+  uint32_t mode = 01777;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string shm_dir = "/dev/shm/pkramfs";
+  std::string run_dir = "/run/pkramfs";
+  bool foreground = false;
+  bool debug = false;
+  std::vector<std::string> fuse_options; // passed on to the kernel mount
+  std::string mountpoint;
+};
+
+// Parses argv. On failure returns false with a one-line message (problem and fix) in `error`;
+// `--help` returns false with an empty error after printing the help text.
+bool parse_options(int argc, char **argv, Options &out, std::string &error);
+
+} // namespace pkramfs
