@@ -8,6 +8,7 @@
 #include "parse.h"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
@@ -184,5 +185,6 @@ int main(int argc, char **argv) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   spdlog::debug("unmounted, exiting");
-  return rc == 0 ? 0 : 1;
+  // A loop ended by SIGTERM/SIGINT/SIGHUP reports the signal: that is a clean stop.
+  return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }
