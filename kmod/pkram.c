@@ -1,0 +1,1117 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pkram.ko - named sets of 2 MiB physical frames that survive kexec.
+ *
+ * The module manages a physical range reserved on the kernel command line
+ * (memmap=SIZE$START) and given to it as region=SIZE@START.  The first
+ * frame(s) of the range hold a superblock, a node table and a per-frame
+ * owner map (kmod/pkram_format.h); the other frames are handed out to named
+ * nodes.  User space attaches a /dev/pkram fd to a node, resizes it and
+ * mmaps its frames.  After kexec the next kernel's pkram.ko adopts the same
+ * region and the same nodes.  Interface: include/pkramfs/pkram_uapi.h.
+ *
+ * The region gets struct pages (ZONE_DEVICE, like device-dax) and user
+ * mappings are filled at fault time with devmap PTEs, so get_user_pages()
+ * works on them: FUSE copies replies from the daemon's buffers that way.
+ *
+ * Locking: pkram_lock protects everything in struct pkram_region, all of
+ * the region's metadata and pkram_file.slot.  It is never held across
+ * copy_{from,to}_user() because ->mmap() and ->fault() take it under
+ * mmap_lock.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/build_bug.h>
+#include <linux/capability.h>
+#include <linux/crc32c.h>
+#include <linux/debugfs.h>
+#include <linux/fs.h>
+#include <linux/ioport.h>
+#include <linux/kobject.h>
+#include <linux/memremap.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pfn_t.h>
+#include <linux/sched.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+
+#include <pkramfs/pkram_uapi.h>
+#include "pkram_format.h"
+
+static char *region;
+module_param(region, charp, 0444);
+MODULE_PARM_DESC(region, "reserved physical range SIZE@START (as memmap=SIZE$START)");
+
+static bool format;
+module_param(format, bool, 0444);
+MODULE_PARM_DESC(format, "format the region if its superblock is damaged or of an unknown version");
+
+#define FRAME_PAGES	(PKRAM_FRAME_SIZE >> PAGE_SHIFT)
+#define NO_FRAME	U32_MAX
+
+/* In-memory companion of a node slot. */
+struct pkram_node {
+	u32 *frames;		/* region frame number of each node frame */
+	u32 cap;		/* entries allocated in @frames */
+	bool attached;
+};
+
+/* Per open file of /dev/pkram. */
+struct pkram_file {
+	int slot;		/* attached node slot or -1 */
+	atomic_t nr_maps;	/* live VMAs of this file */
+};
+
+struct pkram_region {
+	phys_addr_t start;
+	u64 size;
+	u32 nr_frames;
+	u32 meta_frames;
+	u64 owner_map_off;
+	u64 meta_size;
+	u32 free_frames;
+	bool adopted;
+	struct resource *res;
+	struct dev_pagemap pgmap;
+	void *base;
+	struct pkram_sb *sb;
+	struct pkram_node_rec *recs;
+	struct pkram_owner *owners;
+	struct pkram_node nodes[PKRAM_MAX_NODES];
+	struct kobject *kobj;
+	struct dentry *debugfs;
+};
+
+static struct pkram_region pk;
+static DEFINE_MUTEX(pkram_lock);
+
+/* ---- metadata helpers ---------------------------------------------- */
+
+static void *frame_addr(u32 frame)
+{
+	return pk.base + ((size_t)frame << PKRAM_FRAME_SHIFT);
+}
+
+static u32 rec_state(int slot)
+{
+	return le32_to_cpu(pk.recs[slot].state);
+}
+
+static u32 rec_frames(int slot)
+{
+	return le32_to_cpu(pk.recs[slot].nr_frames);
+}
+
+static u32 data_frames(void)
+{
+	return pk.nr_frames - pk.meta_frames;
+}
+
+/* CRC32C of the superblock with sb_crc read as zero. */
+static u32 sb_crc(const struct pkram_sb *sb)
+{
+	static const u8 zero[4];
+	const size_t head = offsetof(struct pkram_sb, sb_crc);
+	const size_t tail = offsetof(struct pkram_sb, region_start);
+	u32 crc;
+
+	crc = crc32c(~0U, sb, head);
+	crc = crc32c(crc, zero, sizeof(zero));
+	crc = crc32c(crc, (const u8 *)sb + tail, PKRAM_SB_SIZE - tail);
+	return ~crc;
+}
+
+static u32 tables_crc(void)
+{
+	return ~crc32c(~0U, pk.recs, pk.meta_size - PKRAM_SB_SIZE);
+}
+
+/* Seal the metadata after a change: tables first, then the superblock. */
+static void pkram_commit(void)
+{
+	pk.sb->tables_crc = cpu_to_le32(tables_crc());
+	pk.sb->sb_crc = cpu_to_le32(sb_crc(pk.sb));
+}
+
+static bool name_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+/* @name is a PKRAM_NAME_LEN buffer that must hold a NUL-terminated name. */
+static bool name_valid(const char *name)
+{
+	size_t i, len = strnlen(name, PKRAM_NAME_LEN);
+
+	if (len == 0 || len > PKRAM_NAME_MAX || name[0] == '.')
+		return false;
+	for (i = 0; i < len; i++)
+		if (!name_char_ok(name[i]))
+			return false;
+	return true;
+}
+
+static int find_node(const char *name)
+{
+	int i;
+
+	for (i = 0; i < PKRAM_MAX_NODES; i++)
+		if (rec_state(i) != PKRAM_STATE_FREE &&
+		    !strncmp(pk.recs[i].name, name, PKRAM_NAME_LEN))
+			return i;
+	return -ENOENT;
+}
+
+static void set_owner(u32 frame, u32 node, u32 index)
+{
+	pk.owners[frame].node = cpu_to_le32(node);
+	pk.owners[frame].index = cpu_to_le32(index);
+}
+
+/* ---- geometry, format, adopt ---------------------------------------- */
+
+static int parse_region(void)
+{
+	char *p;
+	u64 owner_end;
+
+	if (!region || !*region) {
+		pr_err("missing parameter region=SIZE@START\n");
+		return -EINVAL;
+	}
+	pk.size = memparse(region, &p);
+	if (*p != '@')
+		goto bad;
+	pk.start = memparse(p + 1, &p);
+	if (*p && *p != '\n')
+		goto bad;
+	if (!pk.size || !IS_ALIGNED(pk.size, PKRAM_FRAME_SIZE) ||
+	    !IS_ALIGNED(pk.start, PKRAM_FRAME_SIZE) ||
+	    pk.start + pk.size < pk.start ||
+	    (pk.size >> PKRAM_FRAME_SHIFT) >= U32_MAX) {
+		pr_err("region=%s: size and start must be non-zero multiples of 2 MiB\n",
+		       region);
+		return -EINVAL;
+	}
+	pk.nr_frames = pk.size >> PKRAM_FRAME_SHIFT;
+	pk.owner_map_off = PKRAM_SB_SIZE +
+			   PKRAM_MAX_NODES * sizeof(struct pkram_node_rec);
+	owner_end = pk.owner_map_off +
+		    (u64)pk.nr_frames * sizeof(struct pkram_owner);
+	pk.meta_size = owner_end;
+	pk.meta_frames = DIV_ROUND_UP(owner_end, PKRAM_FRAME_SIZE);
+	if (pk.meta_frames >= pk.nr_frames) {
+		pr_err("region=%s is too small: metadata alone needs %u frames\n",
+		       region, pk.meta_frames);
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	pr_err("region=%s: expected SIZE@START, e.g. 64M@0x40000000\n", region);
+	return -EINVAL;
+}
+
+static int add_reserved(struct resource *res, void *arg)
+{
+	*(u64 *)arg += resource_size(res);
+	return 0;
+}
+
+/* The range must be reserved firmware memory, never System RAM. */
+static int check_reserved(void)
+{
+	u64 end = pk.start + pk.size - 1, covered = 0;
+
+	if (region_intersects(pk.start, pk.size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("region=%s overlaps System RAM; reserve it with memmap=SIZE$START\n",
+		       region);
+		return -EINVAL;
+	}
+	walk_iomem_res_desc(IORES_DESC_RESERVED, IORESOURCE_MEM, pk.start, end,
+			    &covered, add_reserved);
+	if (covered != pk.size) {
+		pr_err("region=%s is not (entirely) reserved memory; boot with memmap=SIZE$START\n",
+		       region);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int map_region(void)
+{
+	int ret = check_reserved();
+
+	if (ret)
+		return ret;
+	pk.res = request_mem_region(pk.start, pk.size, "pkram");
+	if (!pk.res) {
+		pr_err("region=%s is busy\n", region);
+		return -EBUSY;
+	}
+	pk.pgmap.type = MEMORY_DEVICE_GENERIC;
+	pk.pgmap.range.start = pk.start;
+	pk.pgmap.range.end = pk.start + pk.size - 1;
+	pk.pgmap.nr_range = 1;
+	pk.base = memremap_pages(&pk.pgmap, NUMA_NO_NODE);	/* WB, direct map */
+	if (IS_ERR(pk.base)) {
+		ret = PTR_ERR(pk.base);
+		release_mem_region(pk.start, pk.size);
+		pr_err("cannot map region=%s (%d)\n", region, ret);
+		return ret;
+	}
+	pk.sb = pk.base;
+	pk.recs = pk.base + PKRAM_SB_SIZE;
+	pk.owners = pk.base + pk.owner_map_off;
+	return 0;
+}
+
+static void unmap_region(void)
+{
+	memunmap_pages(&pk.pgmap);
+	release_mem_region(pk.start, pk.size);
+}
+
+static void format_region(void)
+{
+	struct pkram_sb *sb = pk.sb;
+	u32 i;
+
+	memset(pk.base, 0, (size_t)pk.meta_frames << PKRAM_FRAME_SHIFT);
+	sb->magic = cpu_to_le64(PKRAM_MAGIC);
+	sb->version = cpu_to_le32(PKRAM_FORMAT_VERSION);
+	sb->region_start = cpu_to_le64(pk.start);
+	sb->region_size = cpu_to_le64(pk.size);
+	sb->frame_size = cpu_to_le32(PKRAM_FRAME_SIZE);
+	sb->nr_frames = cpu_to_le32(pk.nr_frames);
+	sb->meta_frames = cpu_to_le32(pk.meta_frames);
+	sb->max_nodes = cpu_to_le32(PKRAM_MAX_NODES);
+	sb->node_table_off = cpu_to_le64(PKRAM_SB_SIZE);
+	sb->owner_map_off = cpu_to_le64(pk.owner_map_off);
+	sb->meta_size = cpu_to_le64(pk.meta_size);
+	sb->next_generation = cpu_to_le64(1);
+	for (i = 0; i < pk.meta_frames; i++)
+		set_owner(i, PKRAM_OWNER_META, 0);
+	pk.free_frames = data_frames();
+	pkram_commit();
+}
+
+static bool geometry_ok(const struct pkram_sb *sb)
+{
+	return le64_to_cpu(sb->region_start) == pk.start &&
+	       le64_to_cpu(sb->region_size) == pk.size &&
+	       le32_to_cpu(sb->frame_size) == PKRAM_FRAME_SIZE &&
+	       le32_to_cpu(sb->nr_frames) == pk.nr_frames &&
+	       le32_to_cpu(sb->meta_frames) == pk.meta_frames &&
+	       le32_to_cpu(sb->max_nodes) == PKRAM_MAX_NODES &&
+	       le64_to_cpu(sb->node_table_off) == PKRAM_SB_SIZE &&
+	       le64_to_cpu(sb->owner_map_off) == pk.owner_map_off &&
+	       le64_to_cpu(sb->meta_size) == pk.meta_size;
+}
+
+static int check_sb(void)
+{
+	const struct pkram_sb *sb = pk.sb;
+	u32 stored, crc;
+
+	if (le32_to_cpu(sb->version) != PKRAM_FORMAT_VERSION) {
+		pr_err("superblock has unknown format version %u (this module: %u)\n",
+		       le32_to_cpu(sb->version), PKRAM_FORMAT_VERSION);
+		return -EINVAL;
+	}
+	stored = le32_to_cpu(sb->sb_crc);
+	crc = sb_crc(sb);
+	if (stored != crc) {
+		pr_err("superblock CRC mismatch (stored %08x, computed %08x)\n",
+		       stored, crc);
+		return -EUCLEAN;
+	}
+	if (!geometry_ok(sb)) {
+		pr_err("superblock describes %llu bytes at %#llx, not region=%s\n",
+		       le64_to_cpu(sb->region_size),
+		       le64_to_cpu(sb->region_start), region);
+		return -EINVAL;
+	}
+	stored = le32_to_cpu(sb->tables_crc);
+	crc = tables_crc();
+	if (stored != crc) {
+		pr_err("node table / owner map CRC mismatch (stored %08x, computed %08x)\n",
+		       stored, crc);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+static int check_rec(int slot)
+{
+	const struct pkram_node_rec *rec = &pk.recs[slot];
+	u32 state = rec_state(slot);
+
+	if (state == PKRAM_STATE_FREE)
+		return rec->name[0] || rec->nr_frames ? -EUCLEAN : 0;
+	if (state != PKRAM_STATE_ACTIVE && state != PKRAM_STATE_PRESERVED)
+		return -EUCLEAN;
+	if (!name_valid(rec->name) || rec_frames(slot) > data_frames())
+		return -EUCLEAN;
+	if (find_node(rec->name) != slot)	/* duplicate name */
+		return -EUCLEAN;
+	return 0;
+}
+
+static void free_node_arrays(void)
+{
+	int i;
+
+	for (i = 0; i < PKRAM_MAX_NODES; i++) {
+		kvfree(pk.nodes[i].frames);
+		pk.nodes[i].frames = NULL;
+		pk.nodes[i].cap = 0;
+	}
+}
+
+static int alloc_node_arrays(void)
+{
+	int i;
+	u32 n;
+
+	for (i = 0; i < PKRAM_MAX_NODES; i++) {
+		n = rec_frames(i);
+		if (!n)
+			continue;
+		pk.nodes[i].frames = kvmalloc_array(n, sizeof(u32), GFP_KERNEL);
+		if (!pk.nodes[i].frames)
+			return -ENOMEM;
+		memset(pk.nodes[i].frames, 0xff, n * sizeof(u32));
+		pk.nodes[i].cap = n;
+	}
+	return 0;
+}
+
+/* Record one owner map entry in the node arrays; -EUCLEAN if impossible. */
+static int take_owner(u32 frame)
+{
+	u32 node = le32_to_cpu(pk.owners[frame].node);
+	u32 index = le32_to_cpu(pk.owners[frame].index);
+	int slot;
+
+	if (frame < pk.meta_frames)
+		return node == PKRAM_OWNER_META ? 0 : -EUCLEAN;
+	if (node == PKRAM_OWNER_FREE) {
+		pk.free_frames++;
+		return index ? -EUCLEAN : 0;
+	}
+	if (node > PKRAM_MAX_NODES)
+		return -EUCLEAN;
+	slot = node - 1;
+	if (rec_state(slot) == PKRAM_STATE_FREE || index >= rec_frames(slot) ||
+	    pk.nodes[slot].frames[index] != NO_FRAME)
+		return -EUCLEAN;
+	pk.nodes[slot].frames[index] = frame;
+	return 0;
+}
+
+/* Validate node table and owner map and build the in-memory node arrays. */
+static int build_nodes(void)
+{
+	u64 used = 0;
+	int i, ret;
+	u32 f;
+
+	for (i = 0; i < PKRAM_MAX_NODES; i++) {
+		if (check_rec(i)) {
+			pr_err("node table slot %d is invalid\n", i);
+			return -EUCLEAN;
+		}
+		used += rec_frames(i);
+	}
+	if (used > data_frames()) {
+		pr_err("nodes claim %llu frames, region has %u\n", used, data_frames());
+		return -EUCLEAN;
+	}
+	ret = alloc_node_arrays();
+	if (ret)
+		return ret;
+	pk.free_frames = 0;
+	for (f = 0; f < pk.nr_frames; f++) {
+		if (take_owner(f)) {
+			pr_err("owner map entry of frame %u is invalid\n", f);
+			return -EUCLEAN;
+		}
+	}
+	/* Every index below nr_frames was claimed exactly once iff: */
+	if (used + pk.free_frames != data_frames()) {
+		pr_err("owner map does not match node sizes\n");
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+static int adopt_region(void)
+{
+	int ret = check_sb();
+
+	if (!ret)
+		ret = build_nodes();
+	if (ret) {
+		free_node_arrays();
+		return ret;
+	}
+	le64_add_cpu(&pk.sb->load_count, 1);
+	pkram_commit();
+	pk.adopted = true;
+	return 0;
+}
+
+static int load_region(void)
+{
+	int ret;
+
+	if (le64_to_cpu(pk.sb->magic) != PKRAM_MAGIC) {
+		pr_info("no superblock in region, formatting\n");
+		format_region();
+		return 0;
+	}
+	ret = adopt_region();
+	if (ret == -ENOMEM || !ret)
+		return ret;
+	if (!format) {
+		pr_err("refusing to use the region; load with format=1 to wipe it\n");
+		return ret;
+	}
+	pr_warn("format=1: wiping the region\n");
+	format_region();
+	return 0;
+}
+
+/* ---- node operations (pkram_lock held) ------------------------------- */
+
+static int create_node(const char *name)
+{
+	struct pkram_node_rec *rec;
+	u64 gen;
+	int i;
+
+	for (i = 0; i < PKRAM_MAX_NODES; i++)
+		if (rec_state(i) == PKRAM_STATE_FREE)
+			break;
+	if (i == PKRAM_MAX_NODES)
+		return -ENOSPC;
+	rec = &pk.recs[i];
+	memset(rec, 0, sizeof(*rec));
+	strscpy(rec->name, name, sizeof(rec->name));
+	gen = le64_to_cpu(pk.sb->next_generation);
+	rec->generation = cpu_to_le64(gen);
+	pk.sb->next_generation = cpu_to_le64(gen + 1);
+	rec->state = cpu_to_le32(PKRAM_STATE_ACTIVE);
+	return i;
+}
+
+static int reserve_array(struct pkram_node *n, u32 want)
+{
+	u32 *frames;
+
+	if (want <= n->cap)
+		return 0;
+	frames = kvmalloc_array(want, sizeof(u32), GFP_KERNEL);
+	if (!frames)
+		return -ENOMEM;
+	if (n->frames)
+		memcpy(frames, n->frames, n->cap * sizeof(u32));
+	kvfree(n->frames);
+	n->frames = frames;
+	n->cap = want;
+	return 0;
+}
+
+static int grow_node(int slot, u32 want)
+{
+	struct pkram_node *n = &pk.nodes[slot];
+	u32 i = rec_frames(slot), f = pk.meta_frames;
+	int ret;
+
+	if (want - i > pk.free_frames)
+		return -ENOSPC;
+	ret = reserve_array(n, want);
+	if (ret)
+		return ret;
+	pk.free_frames -= want - i;
+	for (; i < want && f < pk.nr_frames; f++) {
+		if (le32_to_cpu(pk.owners[f].node) != PKRAM_OWNER_FREE)
+			continue;
+		memset(frame_addr(f), 0, PKRAM_FRAME_SIZE);
+		set_owner(f, slot + 1, i);
+		n->frames[i++] = f;
+		cond_resched();
+	}
+	WARN_ON_ONCE(i != want);
+	pk.recs[slot].nr_frames = cpu_to_le32(i);
+	return 0;
+}
+
+static void shrink_node(int slot, u32 want)
+{
+	struct pkram_node *n = &pk.nodes[slot];
+	u32 i;
+
+	for (i = want; i < rec_frames(slot); i++) {
+		memset(frame_addr(n->frames[i]), 0, PKRAM_FRAME_SIZE);
+		set_owner(n->frames[i], PKRAM_OWNER_FREE, 0);
+		pk.free_frames++;
+		cond_resched();
+	}
+	pk.recs[slot].nr_frames = cpu_to_le32(want);
+}
+
+static void destroy_node(int slot)
+{
+	struct pkram_node *n = &pk.nodes[slot];
+
+	shrink_node(slot, 0);
+	kvfree(n->frames);
+	n->frames = NULL;
+	n->cap = 0;
+	memset(&pk.recs[slot], 0, sizeof(pk.recs[slot]));
+}
+
+static void fill_info(int slot, struct pkram_node_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	memcpy(info->name, pk.recs[slot].name, PKRAM_NAME_LEN);
+	info->name[PKRAM_NAME_MAX] = '\0';
+	info->state = rec_state(slot);
+	info->nr_frames = rec_frames(slot);
+	info->generation = le64_to_cpu(pk.recs[slot].generation);
+	info->attached = pk.nodes[slot].attached;
+}
+
+/* ---- ioctls ------------------------------------------------------------ */
+
+static u32 count_nodes(void)
+{
+	u32 n = 0;
+	int i;
+
+	for (i = 0; i < PKRAM_MAX_NODES; i++)
+		n += rec_state(i) != PKRAM_STATE_FREE;
+	return n;
+}
+
+static long ioc_version(struct pkram_version __user *uarg)
+{
+	struct pkram_version v = {
+		.uapi_version = PKRAM_UAPI_VERSION,
+		.format_version = PKRAM_FORMAT_VERSION,
+		.frame_size = PKRAM_FRAME_SIZE,
+		.max_nodes = PKRAM_MAX_NODES,
+		.nr_frames = pk.nr_frames,
+		.data_frames = data_frames(),
+		.region_start = pk.start,
+		.region_size = pk.size,
+	};
+
+	mutex_lock(&pkram_lock);
+	v.free_frames = pk.free_frames;
+	v.nr_nodes = count_nodes();
+	mutex_unlock(&pkram_lock);
+	return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+}
+
+static int attach_locked(struct pkram_file *pf, struct pkram_attach *a)
+{
+	int slot;
+
+	if (pf->slot >= 0)
+		return -EINVAL;
+	slot = find_node(a->name);
+	a->created = 0;
+	if (slot >= 0 && (a->flags & PKRAM_ATTACH_EXCL))
+		return -EEXIST;
+	if (slot < 0 && !(a->flags & PKRAM_ATTACH_CREATE))
+		return -ENOENT;
+	if (slot >= 0 && pk.nodes[slot].attached)
+		return -EBUSY;
+	if (slot < 0) {
+		slot = create_node(a->name);
+		if (slot < 0)
+			return slot;
+		pkram_commit();
+		a->created = 1;
+	}
+	pk.nodes[slot].attached = true;
+	pf->slot = slot;
+	a->state = rec_state(slot);
+	a->nr_frames = rec_frames(slot);
+	a->generation = le64_to_cpu(pk.recs[slot].generation);
+	return 0;
+}
+
+static void detach(struct pkram_file *pf)
+{
+	mutex_lock(&pkram_lock);
+	if (pf->slot >= 0)
+		pk.nodes[pf->slot].attached = false;
+	pf->slot = -1;
+	mutex_unlock(&pkram_lock);
+}
+
+static long ioc_attach(struct pkram_file *pf, struct pkram_attach __user *uarg)
+{
+	struct pkram_attach a;
+	int ret;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (!name_valid(a.name) || (a.flags & ~PKRAM_ATTACH_FLAGS))
+		return -EINVAL;
+	if ((a.flags & PKRAM_ATTACH_EXCL) && !(a.flags & PKRAM_ATTACH_CREATE))
+		return -EINVAL;
+	mutex_lock(&pkram_lock);
+	ret = attach_locked(pf, &a);
+	mutex_unlock(&pkram_lock);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &a, sizeof(a))) {
+		detach(pf);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static int resize_locked(struct pkram_file *pf, u32 want)
+{
+	int slot = pf->slot;
+	u32 have;
+	int ret = 0;
+
+	if (slot < 0)
+		return -EBADFD;
+	if (rec_state(slot) == PKRAM_STATE_PRESERVED)
+		return -EBUSY;
+	have = rec_frames(slot);
+	if (want > have) {
+		ret = grow_node(slot, want);
+	} else if (want < have) {
+		if (atomic_read(&pf->nr_maps))
+			return -EBUSY;
+		shrink_node(slot, want);
+	}
+	if (!ret)
+		pkram_commit();
+	return ret;
+}
+
+static long ioc_resize(struct pkram_file *pf, struct pkram_resize __user *uarg)
+{
+	struct pkram_resize r;
+	int ret;
+
+	if (copy_from_user(&r, uarg, sizeof(r)))
+		return -EFAULT;
+	if (r.reserved)
+		return -EINVAL;
+	mutex_lock(&pkram_lock);
+	ret = resize_locked(pf, r.nr_frames);
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+static long ioc_set_state(struct pkram_file *pf, u32 state)
+{
+	int ret = -EBADFD;
+
+	mutex_lock(&pkram_lock);
+	if (pf->slot >= 0) {
+		pk.recs[pf->slot].state = cpu_to_le32(state);
+		pkram_commit();
+		ret = 0;
+	}
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+static long ioc_destroy(struct pkram_name __user *uarg)
+{
+	struct pkram_name n;
+	int slot;
+
+	if (copy_from_user(&n, uarg, sizeof(n)))
+		return -EFAULT;
+	if (!name_valid(n.name))
+		return -EINVAL;
+	mutex_lock(&pkram_lock);
+	slot = find_node(n.name);
+	if (slot >= 0 && pk.nodes[slot].attached)
+		slot = -EBUSY;
+	if (slot >= 0) {
+		destroy_node(slot);
+		pkram_commit();
+	}
+	mutex_unlock(&pkram_lock);
+	return slot < 0 ? slot : 0;
+}
+
+static long ioc_stat(struct pkram_node_info __user *uarg)
+{
+	struct pkram_node_info info;
+	int slot;
+
+	if (copy_from_user(&info, uarg, sizeof(info)))
+		return -EFAULT;
+	if (!name_valid(info.name) || info.reserved)
+		return -EINVAL;
+	mutex_lock(&pkram_lock);
+	slot = find_node(info.name);
+	if (slot >= 0)
+		fill_info(slot, &info);
+	mutex_unlock(&pkram_lock);
+	if (slot < 0)
+		return slot;
+	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long ioc_list(struct pkram_list __user *uarg)
+{
+	struct pkram_node_info *buf = NULL;
+	struct pkram_list l;
+	u32 cap, n = 0;
+	long ret = 0;
+	int i;
+
+	if (copy_from_user(&l, uarg, sizeof(l)))
+		return -EFAULT;
+	cap = min_t(u32, l.capacity, PKRAM_MAX_NODES);
+	if (cap) {
+		buf = kvcalloc(cap, sizeof(*buf), GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
+	mutex_lock(&pkram_lock);
+	for (i = 0; i < PKRAM_MAX_NODES; i++) {
+		if (rec_state(i) == PKRAM_STATE_FREE)
+			continue;
+		if (n < cap)
+			fill_info(i, &buf[n]);
+		n++;
+	}
+	mutex_unlock(&pkram_lock);
+	if (n > l.capacity)
+		ret = -E2BIG;
+	else if (n && copy_to_user(u64_to_user_ptr(l.entries), buf,
+				   n * sizeof(*buf)))
+		ret = -EFAULT;
+	if (copy_to_user(&uarg->count, &n, sizeof(n)))
+		ret = -EFAULT;
+	kvfree(buf);
+	return ret;
+}
+
+static long pkram_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct pkram_file *pf = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case PKRAM_IOC_VERSION:
+		return ioc_version(uarg);
+	case PKRAM_IOC_ATTACH:
+		return ioc_attach(pf, uarg);
+	case PKRAM_IOC_RESIZE:
+		return ioc_resize(pf, uarg);
+	case PKRAM_IOC_PRESERVE:
+		return ioc_set_state(pf, PKRAM_STATE_PRESERVED);
+	case PKRAM_IOC_UNPRESERVE:
+		return ioc_set_state(pf, PKRAM_STATE_ACTIVE);
+	case PKRAM_IOC_DESTROY:
+		return ioc_destroy(uarg);
+	case PKRAM_IOC_LIST:
+		return ioc_list(uarg);
+	case PKRAM_IOC_STAT:
+		return ioc_stat(uarg);
+	}
+	return -ENOTTY;
+}
+
+/* ---- mmap ---------------------------------------------------------------- */
+
+static phys_addr_t frame_phys(u32 frame)
+{
+	return pk.start + ((phys_addr_t)frame << PKRAM_FRAME_SHIFT);
+}
+
+static void pkram_vm_open(struct vm_area_struct *vma)
+{
+	struct pkram_file *pf = vma->vm_private_data;
+
+	atomic_inc(&pf->nr_maps);
+}
+
+static void pkram_vm_close(struct vm_area_struct *vma)
+{
+	struct pkram_file *pf = vma->vm_private_data;
+
+	atomic_dec(&pf->nr_maps);
+}
+
+/* Insert the page at node offset vmf->pgoff as a devmap PTE. */
+static vm_fault_t pkram_vm_fault(struct vm_fault *vmf)
+{
+	struct pkram_file *pf = vmf->vma->vm_private_data;
+	pgoff_t pgoff = vmf->pgoff;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	phys_addr_t phys;
+
+	mutex_lock(&pkram_lock);
+	if (pf->slot >= 0 &&
+	    pgoff < (pgoff_t)rec_frames(pf->slot) * FRAME_PAGES) {
+		phys = frame_phys(pk.nodes[pf->slot].frames[pgoff / FRAME_PAGES]) +
+		       ((phys_addr_t)(pgoff % FRAME_PAGES) << PAGE_SHIFT);
+		ret = vmf_insert_mixed(vmf->vma, vmf->address,
+				       phys_to_pfn_t(phys, PFN_DEV | PFN_MAP));
+	}
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+static const struct vm_operations_struct pkram_vm_ops = {
+	.open = pkram_vm_open,
+	.close = pkram_vm_close,
+	.fault = pkram_vm_fault,
+};
+
+/*
+ * The node's frames appear in node order: file offset o is byte o % 2 MiB
+ * of node frame o / 2 MiB.  Pages are inserted at fault time.  A shrink is
+ * refused while the file has mappings, so mapped frames stay the node's.
+ */
+static int pkram_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct pkram_file *pf = file->private_data;
+	unsigned long node_pages;
+	int ret = 0;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	mutex_lock(&pkram_lock);
+	if (pf->slot < 0) {
+		ret = -EBADFD;
+		goto out;
+	}
+	node_pages = (unsigned long)rec_frames(pf->slot) * FRAME_PAGES;
+	if (vma->vm_pgoff >= node_pages ||
+	    vma_pages(vma) > node_pages - vma->vm_pgoff) {
+		ret = -EINVAL;
+		goto out;
+	}
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+#else
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+#endif
+	vma->vm_ops = &pkram_vm_ops;
+	vma->vm_private_data = pf;
+	atomic_inc(&pf->nr_maps);
+out:
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+/* ---- device ---------------------------------------------------------------- */
+
+static int pkram_open(struct inode *inode, struct file *file)
+{
+	struct pkram_file *pf;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	pf = kzalloc(sizeof(*pf), GFP_KERNEL);
+	if (!pf)
+		return -ENOMEM;
+	pf->slot = -1;
+	atomic_set(&pf->nr_maps, 0);
+	file->private_data = pf;
+	return nonseekable_open(inode, file);
+}
+
+static int pkram_release(struct inode *inode, struct file *file)
+{
+	struct pkram_file *pf = file->private_data;
+
+	detach(pf);
+	kfree(pf);
+	return 0;
+}
+
+static const struct file_operations pkram_fops = {
+	.owner = THIS_MODULE,
+	.open = pkram_open,
+	.release = pkram_release,
+	.unlocked_ioctl = pkram_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = pkram_mmap,
+	.llseek = no_llseek,
+};
+
+static struct miscdevice pkram_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "pkram",
+	.fops = &pkram_fops,
+	.mode = 0600,
+};
+
+/* ---- sysfs (/sys/kernel/pkram) and debugfs (pkram/nodes) ------------------ */
+
+static ssize_t region_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%llu@%#llx\n", pk.size, (u64)pk.start);
+}
+static struct kobj_attribute region_attr = __ATTR_RO(region);
+
+/* A read-only attribute printing one number, read under pkram_lock. */
+#define PKRAM_ATTR(_name, _expr)					\
+static ssize_t _name##_show(struct kobject *k, struct kobj_attribute *a,	\
+			    char *buf)						\
+{									\
+	u64 v;								\
+									\
+	mutex_lock(&pkram_lock);					\
+	v = (_expr);							\
+	mutex_unlock(&pkram_lock);					\
+	return sysfs_emit(buf, "%llu\n", v);				\
+}									\
+static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
+
+PKRAM_ATTR(frame_size, PKRAM_FRAME_SIZE);
+PKRAM_ATTR(data_frames, data_frames());
+PKRAM_ATTR(free_frames, pk.free_frames);
+PKRAM_ATTR(nr_nodes, count_nodes());
+PKRAM_ATTR(adopted, pk.adopted);
+PKRAM_ATTR(load_count, le64_to_cpu(pk.sb->load_count));
+
+static struct attribute *pkram_attrs[] = {
+	&region_attr.attr,
+	&frame_size_attr.attr,
+	&data_frames_attr.attr,
+	&free_frames_attr.attr,
+	&nr_nodes_attr.attr,
+	&adopted_attr.attr,
+	&load_count_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group pkram_attr_group = {
+	.attrs = pkram_attrs,
+};
+
+static const char *const state_names[] = { "free", "active", "preserved" };
+
+static int nodes_show(struct seq_file *m, void *v)
+{
+	int i;
+
+	mutex_lock(&pkram_lock);
+	for (i = 0; i < PKRAM_MAX_NODES; i++) {
+		if (rec_state(i) == PKRAM_STATE_FREE)
+			continue;
+		seq_printf(m, "%s %s %u %llu %d\n", pk.recs[i].name,
+			   state_names[rec_state(i)], rec_frames(i),
+			   le64_to_cpu(pk.recs[i].generation),
+			   pk.nodes[i].attached);
+	}
+	mutex_unlock(&pkram_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nodes);
+
+static int pkram_sysfs_init(void)
+{
+	int ret;
+
+	pk.kobj = kobject_create_and_add("pkram", kernel_kobj);
+	if (!pk.kobj)
+		return -ENOMEM;
+	ret = sysfs_create_group(pk.kobj, &pkram_attr_group);
+	if (ret) {
+		kobject_put(pk.kobj);
+		return ret;
+	}
+	pk.debugfs = debugfs_create_dir("pkram", NULL);
+	debugfs_create_file("nodes", 0400, pk.debugfs, NULL, &nodes_fops);
+	return 0;
+}
+
+static void pkram_sysfs_exit(void)
+{
+	debugfs_remove_recursive(pk.debugfs);
+	sysfs_remove_group(pk.kobj, &pkram_attr_group);
+	kobject_put(pk.kobj);
+}
+
+/* ---- module ---------------------------------------------------------------- */
+
+static void pkram_build_checks(void)
+{
+	BUILD_BUG_ON(sizeof(struct pkram_sb) != PKRAM_SB_SIZE);
+	BUILD_BUG_ON(sizeof(struct pkram_node_rec) != 256);
+	BUILD_BUG_ON(sizeof(struct pkram_owner) != 8);
+	BUILD_BUG_ON(sizeof(struct pkram_attach) != 152);
+	BUILD_BUG_ON(sizeof(struct pkram_node_info) != 152);
+	BUILD_BUG_ON(sizeof(struct pkram_version) != 48);
+	BUILD_BUG_ON(sizeof(struct pkram_list) != 16);
+	BUILD_BUG_ON(sizeof(struct pkram_resize) != 8);
+}
+
+static int __init pkram_init(void)
+{
+	int ret;
+
+	pkram_build_checks();
+	ret = parse_region();
+	if (ret)
+		return ret;
+	ret = map_region();
+	if (ret)
+		return ret;
+	ret = load_region();
+	if (ret)
+		goto err_unmap;
+	ret = misc_register(&pkram_misc);
+	if (ret)
+		goto err_free;
+	ret = pkram_sysfs_init();
+	if (ret)
+		goto err_misc;
+	pr_info("%s region %llu MiB at %pa: %u data frames, %u free, %u nodes\n",
+		pk.adopted ? "adopted" : "formatted", pk.size >> 20, &pk.start,
+		data_frames(), pk.free_frames, count_nodes());
+	return 0;
+
+err_misc:
+	misc_deregister(&pkram_misc);
+err_free:
+	free_node_arrays();
+err_unmap:
+	unmap_region();
+	return ret;
+}
+
+static void __exit pkram_exit(void)
+{
+	pkram_sysfs_exit();
+	misc_deregister(&pkram_misc);
+	free_node_arrays();
+	unmap_region();
+}
+
+module_init(pkram_init);
+module_exit(pkram_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Named physical frames that survive kexec (pkramfs backend)");

@@ -1,0 +1,749 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pkram-test - exercise /dev/pkram from inside the test VM.
+ *
+ * Small commands for the scenario scripts (create, fill, verify, ...) and
+ * a "selftest" that runs the ioctl error cases and prints PASS/FAIL lines.
+ * Built statically by tools/vm-test; never run it on a machine whose
+ * /dev/pkram holds data you care about.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pkramfs/pkram_uapi.h>
+
+#define FRAME ((size_t)PKRAM_FRAME_SIZE)
+
+static const char *prefix = "e";
+static int failures;
+
+static void result(int ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok) {
+		printf("PASS %s.%s\n", prefix, name);
+	} else {
+		printf("FAIL %s.%s: ", prefix, name);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+		failures++;
+	}
+	fflush(stdout);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "pkram-test: %s: %s\n", what, strerror(errno));
+	exit(2);
+}
+
+static int open_dev(void)
+{
+	int fd = open(PKRAM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		die("open " PKRAM_DEVICE_PATH);
+	return fd;
+}
+
+/* Returns 0 or -errno. */
+static int xioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? -errno : 0;
+}
+
+static int attach(int fd, const char *name, uint32_t flags, struct pkram_attach *out)
+{
+	struct pkram_attach a;
+	int ret;
+
+	memset(&a, 0, sizeof(a));
+	strncpy(a.name, name, sizeof(a.name) - 1);
+	a.flags = flags;
+	ret = xioctl(fd, PKRAM_IOC_ATTACH, &a);
+	if (out)
+		*out = a;
+	return ret;
+}
+
+static int resize(int fd, uint32_t nr)
+{
+	struct pkram_resize r = { .nr_frames = nr };
+
+	return xioctl(fd, PKRAM_IOC_RESIZE, &r);
+}
+
+static int destroy(int fd, const char *name)
+{
+	struct pkram_name n;
+
+	memset(&n, 0, sizeof(n));
+	strncpy(n.name, name, sizeof(n.name) - 1);
+	return xioctl(fd, PKRAM_IOC_DESTROY, &n);
+}
+
+static int stat_node(int fd, const char *name, struct pkram_node_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	strncpy(info->name, name, sizeof(info->name) - 1);
+	return xioctl(fd, PKRAM_IOC_STAT, info);
+}
+
+static int version(int fd, struct pkram_version *v)
+{
+	memset(v, 0, sizeof(*v));
+	return xioctl(fd, PKRAM_IOC_VERSION, v);
+}
+
+/* Attach an existing node by name on a fresh fd; exits on failure. */
+static int open_node(const char *name, struct pkram_attach *a)
+{
+	int fd = open_dev(), ret = attach(fd, name, 0, a);
+
+	if (ret) {
+		errno = -ret;
+		die(name);
+	}
+	return fd;
+}
+
+static void *map_node(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap");
+	return p;
+}
+
+static uint64_t splitmix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t pattern(uint64_t seed, size_t word)
+{
+	return splitmix(seed * 0x100000001b3ULL + word);
+}
+
+/* ---- commands for scenario scripts ------------------------------------ */
+
+static int cmd_version(void)
+{
+	struct pkram_version v;
+	int fd = open_dev();
+
+	if (version(fd, &v))
+		die("VERSION");
+	printf("uapi=%u format=%u frame_size=%u max_nodes=%u nr_frames=%u data_frames=%u free_frames=%u nr_nodes=%u region=%" PRIu64 "@0x%" PRIx64 "\n",
+	       v.uapi_version, v.format_version, v.frame_size, v.max_nodes,
+	       v.nr_frames, v.data_frames, v.free_frames, v.nr_nodes,
+	       (uint64_t)v.region_size, (uint64_t)v.region_start);
+	return 0;
+}
+
+static int cmd_create(const char *name, const char *frames)
+{
+	int fd = open_dev(), ret = attach(fd, name, PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+
+	if (!ret)
+		ret = resize(fd, strtoul(frames, NULL, 0));
+	if (ret)
+		fprintf(stderr, "create %s: %s\n", name, strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+static int cmd_resize(const char *name, const char *frames)
+{
+	int fd = open_node(name, NULL), ret = resize(fd, strtoul(frames, NULL, 0));
+
+	if (ret)
+		fprintf(stderr, "resize %s: %s\n", name, strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+static int cmd_state(const char *name, unsigned long cmd)
+{
+	int fd = open_node(name, NULL), ret = xioctl(fd, cmd, NULL);
+
+	if (ret)
+		fprintf(stderr, "%s: %s\n", name, strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+static int cmd_destroy(const char *name)
+{
+	int ret = destroy(open_dev(), name);
+
+	if (ret)
+		fprintf(stderr, "destroy %s: %s\n", name, strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+static int cmd_stat(const char *name)
+{
+	static const char *const states[] = { "free", "active", "preserved" };
+	struct pkram_node_info info;
+	int ret = stat_node(open_dev(), name, &info);
+
+	if (ret) {
+		fprintf(stderr, "stat %s: %s\n", name, strerror(-ret));
+		return 1;
+	}
+	printf("%s %s %u %" PRIu64 " %u\n", info.name,
+	       info.state < 3 ? states[info.state] : "?", info.nr_frames,
+	       (uint64_t)info.generation, info.attached);
+	return 0;
+}
+
+static int cmd_list(void)
+{
+	struct pkram_node_info buf[256];
+	struct pkram_list l = { .entries = (uintptr_t)buf, .capacity = 256 };
+	uint32_t i;
+	int ret = xioctl(open_dev(), PKRAM_IOC_LIST, &l);
+
+	if (ret) {
+		fprintf(stderr, "list: %s\n", strerror(-ret));
+		return 1;
+	}
+	for (i = 0; i < l.count; i++)
+		printf("%s %u %u %" PRIu64 "\n", buf[i].name, buf[i].state,
+		       buf[i].nr_frames, (uint64_t)buf[i].generation);
+	return 0;
+}
+
+/* fill NAME SEED | verify NAME SEED | zero NAME | hash NAME */
+static int cmd_data(const char *op, const char *name, const char *seedstr)
+{
+	struct pkram_attach a;
+	int fd = open_node(name, &a);
+	uint64_t seed = seedstr ? strtoull(seedstr, NULL, 0) : 0, h = 1469598103934665603ULL;
+	size_t len = (size_t)a.nr_frames * FRAME, words = len / 8, i;
+	struct timespec t0, t1;
+	uint64_t *p;
+
+	if (!len) {
+		fprintf(stderr, "%s: node is empty\n", name);
+		return 1;
+	}
+	p = map_node(fd, len);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < words; i++) {
+		uint64_t want = seedstr ? pattern(seed, i) : 0;
+
+		if (!strcmp(op, "fill")) {
+			p[i] = want;
+		} else if (!strcmp(op, "hash")) {
+			h = (h ^ p[i]) * 1099511628211ULL;
+		} else if (p[i] != want) {
+			fprintf(stderr, "%s: word %zu (frame %zu) is %016" PRIx64 ", expected %016" PRIx64 "\n",
+				name, i, i * 8 / FRAME, p[i], want);
+			return 1;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!strcmp(op, "hash"))
+		printf("%016" PRIx64 "\n", h);
+	fprintf(stderr, "%s %s: %zu MiB in %ld ms\n", op, name, len >> 20,
+		(long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+	munmap(p, len);
+	return 0;
+}
+
+/* open-as-nobody: try to open /dev/pkram as uid/gid 65534, print errno. */
+static int cmd_open_as_nobody(void)
+{
+	int fd;
+
+	if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+		die("drop privileges");
+	fd = open(PKRAM_DEVICE_PATH, O_RDWR);
+	if (fd >= 0) {
+		printf("opened\n");
+		return 1;
+	}
+	printf("%s\n", strerrorname_np(errno));
+	return 0;
+}
+
+/* devmem-xor PHYS: flip all bits of the byte at physical address PHYS. */
+static int cmd_devmem_xor(const char *physstr)
+{
+	off_t phys = strtoull(physstr, NULL, 0);
+	int fd = open("/dev/mem", O_RDWR | O_SYNC);
+	unsigned char b;
+
+	if (fd < 0)
+		die("open /dev/mem");
+	if (pread(fd, &b, 1, phys) != 1) {
+		printf("%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	b ^= 0xff;
+	if (pwrite(fd, &b, 1, phys) != 1) {
+		printf("%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
+
+/* ---- selftest ------------------------------------------------------------- */
+
+static const char *ename(int err)
+{
+	const char *s;
+
+	if (!err)
+		return "0";
+	s = strerrorname_np(-err);
+	return s ? s : "?";
+}
+
+static void expect(const char *name, int got, int want)
+{
+	result(got == want, name, "got %s, expected %s", ename(got), ename(want));
+}
+
+static void t_garbage_cmds(int fd)
+{
+	char buf[4096];
+
+	memset(buf, 0, sizeof(buf));
+	expect("unknown-nr", xioctl(fd, _IO(PKRAM_IOC_MAGIC, 0x7f), buf), -ENOTTY);
+	expect("unknown-magic", xioctl(fd, 0x12345678, buf), -ENOTTY);
+	expect("wrong-size", xioctl(fd, _IOWR(PKRAM_IOC_MAGIC, 0x01, char[16]), buf), -ENOTTY);
+	expect("wrong-dir", xioctl(fd, _IO(PKRAM_IOC_MAGIC, 0x02), buf), -ENOTTY);
+	expect("efault-attach", xioctl(fd, PKRAM_IOC_ATTACH, (void *)1), -EFAULT);
+	expect("efault-stat", xioctl(fd, PKRAM_IOC_STAT, NULL), -EFAULT);
+	expect("efault-version", xioctl(fd, PKRAM_IOC_VERSION, (void *)8), -EFAULT);
+	expect("efault-list", xioctl(fd, PKRAM_IOC_LIST, (void *)-4096L), -EFAULT);
+	expect("efault-destroy", xioctl(fd, PKRAM_IOC_DESTROY, (void *)1), -EFAULT);
+}
+
+static void t_names(int fd)
+{
+	static const char *const bad[] = { "", ".hidden", "a/b", "a b", "\xc3\xa9", "x\n", "a:b" };
+	struct pkram_attach a;
+	char n[160];
+	size_t i;
+	int ok = 1, ret;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ret = attach(fd, bad[i], PKRAM_ATTACH_CREATE, NULL);
+		if (ret != -EINVAL) {
+			ok = 0;
+			printf("# name %zu: %s\n", i, ename(ret));
+		}
+	}
+	result(ok, "bad-names", "a bad name was not rejected with EINVAL");
+
+	memset(&a, 'a', sizeof(a));	/* 128 bytes, no NUL */
+	a.flags = PKRAM_ATTACH_CREATE;
+	expect("name-unterminated", xioctl(fd, PKRAM_IOC_ATTACH, &a), -EINVAL);
+	memset(n, 'b', sizeof(n));
+	n[127] = '\0';			/* 127 bytes: the longest valid name */
+	{
+		int fd2 = open_dev();
+
+		expect("name-127", attach(fd2, n, PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL), 0);
+		close(fd2);
+		expect("name-127-destroy", destroy(fd, n), 0);
+	}
+	expect("destroy-bad-name", destroy(fd, ".x"), -EINVAL);
+	expect("bad-flags", attach(fd, "ok", 0x4, NULL), -EINVAL);
+	expect("excl-without-create", attach(fd, "ok", PKRAM_ATTACH_EXCL, NULL), -EINVAL);
+	{
+		struct pkram_node_info info;
+
+		memset(&info, 0, sizeof(info));
+		strcpy(info.name, "ok");
+		info.reserved = 1;
+		expect("stat-reserved", xioctl(fd, PKRAM_IOC_STAT, &info), -EINVAL);
+	}
+}
+
+static void t_unattached(int fd)
+{
+	void *p;
+
+	expect("resize-unattached", resize(fd, 1), -EBADFD);
+	expect("preserve-unattached", xioctl(fd, PKRAM_IOC_PRESERVE, NULL), -EBADFD);
+	expect("unpreserve-unattached", xioctl(fd, PKRAM_IOC_UNPRESERVE, NULL), -EBADFD);
+	p = mmap(NULL, FRAME, PROT_READ, MAP_SHARED, fd, 0);
+	expect("mmap-unattached", p == MAP_FAILED ? -errno : 0, -EBADFD);
+	if (p != MAP_FAILED)
+		munmap(p, FRAME);
+	expect("attach-enoent", attach(fd, "st-missing", 0, NULL), -ENOENT);
+	{
+		struct pkram_node_info info;
+
+		expect("stat-enoent", stat_node(fd, "st-missing", &info), -ENOENT);
+	}
+	expect("destroy-enoent", destroy(fd, "st-missing"), -ENOENT);
+}
+
+static void t_attach_rules(void)
+{
+	struct pkram_attach a;
+	struct pkram_resize r = { .nr_frames = 1, .reserved = 7 };
+	int fd1 = open_dev(), fd2 = open_dev(), fd3;
+
+	expect("create", attach(fd1, "st-a", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, &a), 0);
+	result(a.created == 1 && a.nr_frames == 0 && a.state == PKRAM_STATE_ACTIVE,
+	       "create-out", "created=%u nr=%u state=%u", a.created, a.nr_frames, a.state);
+	expect("reattach-same-fd", attach(fd1, "st-b", PKRAM_ATTACH_CREATE, NULL), -EINVAL);
+	expect("excl-exists", attach(fd2, "st-a", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL), -EEXIST);
+	expect("second-attacher", attach(fd2, "st-a", 0, NULL), -EBUSY);
+	expect("second-attacher-create", attach(fd2, "st-a", PKRAM_ATTACH_CREATE, NULL), -EBUSY);
+	expect("destroy-attached", destroy(fd2, "st-a"), -EBUSY);
+	expect("resize-reserved", xioctl(fd1, PKRAM_IOC_RESIZE, &r), -EINVAL);
+	close(fd1);
+	fd3 = open_dev();
+	expect("attach-after-close", attach(fd3, "st-a", 0, &a), 0);
+	result(a.created == 0, "attach-existing-out", "created=%u", a.created);
+	close(fd3);
+	expect("destroy", destroy(fd2, "st-a"), 0);
+	close(fd2);
+}
+
+static void t_enospc(int fd0)
+{
+	struct pkram_version v;
+	int fd = open_dev();
+
+	version(fd0, &v);
+	attach(fd, "st-big", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	expect("resize-huge", resize(fd, 0xffffffffu), -ENOSPC);
+	expect("resize-region+1", resize(fd, v.data_frames + 1), -ENOSPC);
+	expect("resize-all-free", resize(fd, v.free_frames), 0);
+	expect("resize-free+1", resize(fd, v.free_frames + 1), -ENOSPC);
+	{
+		struct pkram_version w;
+
+		version(fd0, &w);
+		result(w.free_frames == 0, "free-zero", "free_frames=%u", w.free_frames);
+	}
+	expect("shrink-to-1", resize(fd, 1), 0);
+	close(fd);
+	expect("destroy-big", destroy(fd0, "st-big"), 0);
+}
+
+static int map_err(int fd, size_t len, off_t off, int flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, off);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	munmap(p, len);
+	return 0;
+}
+
+static void t_mmap(int fd0)
+{
+	int fd = open_dev(), ok;
+	unsigned char *p;
+	pid_t pid;
+
+	attach(fd, "st-map", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	expect("mmap-empty", map_err(fd, FRAME, 0, MAP_SHARED), -EINVAL);
+	resize(fd, 2);
+	expect("mmap-beyond-len", map_err(fd, 3 * FRAME, 0, MAP_SHARED), -EINVAL);
+	expect("mmap-beyond-off", map_err(fd, 4096, 2 * FRAME, MAP_SHARED), -EINVAL);
+	expect("mmap-straddle-end", map_err(fd, 2 * 4096, 2 * FRAME - 4096, MAP_SHARED), -EINVAL);
+	expect("mmap-huge-off", map_err(fd, 4096, (off_t)1 << 62, MAP_SHARED), -EINVAL);
+	expect("mmap-private", map_err(fd, FRAME, 0, MAP_PRIVATE), -EINVAL);
+	expect("mmap-offset", map_err(fd, FRAME, FRAME - 8192, MAP_SHARED), 0);
+
+	p = map_node(fd, 2 * FRAME);
+	ok = p[0] == 0 && p[2 * FRAME - 1] == 0;
+	p[0] = 0xa5;
+	p[2 * FRAME - 1] = 0x5a;
+	result(ok, "new-frames-zero", "fresh node not zeroed");
+	expect("shrink-while-mapped", resize(fd, 1), -EBUSY);
+	expect("grow-while-mapped", resize(fd, 3), 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(p[0] == 0xa5 ? 0 : 1);
+	{
+		int st;
+
+		waitpid(pid, &st, 0);
+		result(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork-shares", "child saw other data");
+	}
+	munmap(p + 4096, 4096);		/* split the VMA in three */
+	expect("shrink-after-split", resize(fd, 1), -EBUSY);
+	munmap(p, 4096);
+	munmap(p + 8192, 2 * FRAME - 8192);
+	expect("shrink-after-unmap", resize(fd, 1), 0);
+	p = map_node(fd, FRAME);
+	result(p[0] == 0xa5, "shrink-keeps-head", "first byte %#x", p[0]);
+	munmap(p, FRAME);
+	expect("preserve", xioctl(fd, PKRAM_IOC_PRESERVE, NULL), 0);
+	expect("resize-preserved", resize(fd, 2), -EBUSY);
+	{
+		struct pkram_node_info info;
+
+		stat_node(fd0, "st-map", &info);
+		result(info.state == PKRAM_STATE_PRESERVED && info.attached == 1 && info.nr_frames == 1,
+		       "stat-preserved", "state=%u attached=%u nr=%u", info.state, info.attached, info.nr_frames);
+	}
+	expect("unpreserve", xioctl(fd, PKRAM_IOC_UNPRESERVE, NULL), 0);
+	expect("grow-again", resize(fd, 2), 0);
+	p = map_node(fd, 2 * FRAME);
+	result(p[0] == 0xa5 && p[FRAME] == 0 && p[2 * FRAME - 1] == 0, "regrow-zeroed",
+	       "bytes %#x %#x %#x", p[0], p[FRAME], p[2 * FRAME - 1]);
+	munmap(p, 2 * FRAME);
+	close(fd);
+	expect("destroy-map", destroy(fd0, "st-map"), 0);
+}
+
+/*
+ * get_user_pages on the mapping: FUSE copies replies from (and requests
+ * into) the daemon's buffers that way, so replying straight from arena
+ * memory needs it.  vmsplice() into a pipe is the simplest GUP user.
+ */
+static void t_gup(int fd0)
+{
+	int fd = open_dev(), p[2], ok;
+	struct iovec iov;
+	unsigned char *m, buf[4096];
+	ssize_t n;
+
+	attach(fd, "st-gup", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fd, 1);
+	m = map_node(fd, FRAME);
+	memset(m + 8192, 0x3c, 4096);
+	if (pipe(p))
+		die("pipe");
+	iov.iov_base = m + 8192;
+	iov.iov_len = 4096;
+	n = vmsplice(p[1], &iov, 1, 0);
+	expect("gup-vmsplice", n == 4096 ? 0 : -errno, 0);
+	ok = n == 4096 && read(p[0], buf, sizeof(buf)) == 4096 && buf[0] == 0x3c && buf[4095] == 0x3c;
+	result(ok, "gup-data", "pipe did not return the mapped bytes");
+	close(p[0]);
+	close(p[1]);
+	munmap(m, FRAME);
+	close(fd);
+	destroy(fd0, "st-gup");
+}
+
+/* Faults in one process while the node's frame array grows in another. */
+static void t_race(int fd0)
+{
+	struct pkram_version v;
+	int fd = open_dev(), st, i, ok = 1;
+	volatile unsigned char *m;
+	pid_t pid;
+
+	attach(fd, "st-race", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fd, 1);
+	m = map_node(fd, FRAME);
+	pid = fork();
+	if (pid == 0) {
+		for (i = 0; i < 300; i++) {
+			madvise((void *)m, FRAME, MADV_DONTNEED);
+			m[(i * 4096) % FRAME] = (unsigned char)i;
+			if (m[(i * 4096) % FRAME] != (unsigned char)i)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	version(fd0, &v);
+	for (i = 2; i <= (int)v.free_frames + 1; i++)
+		if (resize(fd, i))
+			ok = 0;
+	waitpid(pid, &st, 0);
+	result(ok && WIFEXITED(st) && WEXITSTATUS(st) == 0, "fault-vs-grow",
+	       "grow ok=%d child status %#x", ok, st);
+	munmap((void *)m, FRAME);
+	close(fd);
+	destroy(fd0, "st-race");
+}
+
+static void t_list(int fd)
+{
+	struct pkram_node_info buf[4];
+	struct pkram_list l = { .entries = (uintptr_t)buf, .capacity = 0 };
+	struct pkram_version v;
+	int fds[3], i;
+	char name[16];
+
+	for (i = 0; i < 3; i++) {
+		fds[i] = open_dev();
+		snprintf(name, sizeof(name), "st-l%d", i);
+		attach(fds[i], name, PKRAM_ATTACH_CREATE, NULL);
+	}
+	version(fd, &v);
+	expect("list-short", xioctl(fd, PKRAM_IOC_LIST, &l), -E2BIG);
+	result(l.count == v.nr_nodes, "list-short-count", "count=%u nr_nodes=%u", l.count, v.nr_nodes);
+	l.capacity = v.nr_nodes;
+	expect("list-exact", v.nr_nodes <= 4 ? xioctl(fd, PKRAM_IOC_LIST, &l) : -E2BIG, 0);
+	l.capacity = 4;
+	l.entries = 1;
+	expect("list-efault", xioctl(fd, PKRAM_IOC_LIST, &l), -EFAULT);
+	for (i = 0; i < 3; i++) {
+		close(fds[i]);
+		snprintf(name, sizeof(name), "st-l%d", i);
+		destroy(fd, name);
+	}
+}
+
+static void t_table_full(int fd)
+{
+	struct pkram_version v;
+	char name[32];
+	int i, n = 0, ret = 0;
+
+	version(fd, &v);
+	for (i = 0; i < 1000; i++) {
+		int f = open_dev();
+
+		snprintf(name, sizeof(name), "st-full-%d", i);
+		ret = attach(f, name, PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+		close(f);
+		if (ret)
+			break;
+		n++;
+	}
+	expect("table-full", ret, -ENOSPC);
+	result(n + v.nr_nodes == v.max_nodes, "table-size", "created %d + %u existing, max %u",
+	       n, v.nr_nodes, v.max_nodes);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "st-full-%d", i);
+		destroy(fd, name);
+	}
+}
+
+/* Random commands and random argument bytes: must fail cleanly, never oops. */
+static void t_fuzz(int fd0)
+{
+	static unsigned char buf[8192];
+	static const unsigned long real[] = {
+		PKRAM_IOC_VERSION, PKRAM_IOC_ATTACH, PKRAM_IOC_RESIZE,
+		PKRAM_IOC_DESTROY, PKRAM_IOC_LIST, PKRAM_IOC_STAT,
+	};
+	struct pkram_node_info nodes[256];
+	struct pkram_list l = { .entries = (uintptr_t)nodes, .capacity = 256 };
+	uint64_t s = 42;
+	unsigned long cmd;
+	int i, j, fd;
+
+	for (i = 0; i < 4000; i++) {
+		fd = open_dev();
+		for (j = 0; j < (int)sizeof(buf); j += 8) {
+			uint64_t x = splitmix(s++);
+
+			memcpy(buf + j, &x, 8);
+		}
+		if (i % 2)
+			cmd = real[splitmix(s++) % 6];
+		else
+			cmd = (unsigned long)splitmix(s++) & 0xffffffffu;
+		if (i % 4 == 1)	/* valid-looking names now and then */
+			memcpy(buf, "fz", 3);
+		ioctl(fd, cmd, buf);
+		close(fd);
+	}
+	/* clean up whatever the fuzzer managed to create */
+	if (!xioctl(fd0, PKRAM_IOC_LIST, &l))
+		for (i = 0; i < (int)l.count; i++)
+			if (!strncmp(nodes[i].name, "fz", 2))
+				destroy(fd0, nodes[i].name);
+	result(1, "fuzz", "");
+}
+
+static int cmd_selftest(const char *pfx)
+{
+	struct pkram_version v;
+	int fd = open_dev();
+
+	prefix = pfx;
+	expect("version", version(fd, &v), 0);
+	result(v.uapi_version == PKRAM_UAPI_VERSION && v.frame_size == PKRAM_FRAME_SIZE,
+	       "version-fields", "uapi=%u frame_size=%u", v.uapi_version, v.frame_size);
+	t_garbage_cmds(fd);
+	t_names(fd);
+	t_unattached(fd);
+	t_attach_rules();
+	t_enospc(fd);
+	t_mmap(fd);
+	t_gup(fd);
+	t_race(fd);
+	t_list(fd);
+	t_table_full(fd);
+	t_fuzz(fd);
+	{
+		struct pkram_version w;
+
+		version(fd, &w);
+		result(w.nr_nodes == v.nr_nodes && w.free_frames == v.free_frames, "no-leak",
+		       "nodes %u->%u free %u->%u", v.nr_nodes, w.nr_nodes, v.free_frames, w.free_frames);
+	}
+	return failures ? 1 : 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: pkram-test version | list | create NAME FRAMES | resize NAME FRAMES\n"
+		"       | fill NAME SEED | verify NAME SEED | zero NAME | hash NAME\n"
+		"       | preserve NAME | unpreserve NAME | stat NAME | destroy NAME\n"
+		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *c = argc > 1 ? argv[1] : "";
+
+	if (argc == 2 && !strcmp(c, "version"))
+		return cmd_version();
+	if (argc == 2 && !strcmp(c, "list"))
+		return cmd_list();
+	if (argc == 2 && !strcmp(c, "open-as-nobody"))
+		return cmd_open_as_nobody();
+	if (argc == 3 && !strcmp(c, "devmem-xor"))
+		return cmd_devmem_xor(argv[2]);
+	if (argc == 3 && !strcmp(c, "selftest"))
+		return cmd_selftest(argv[2]);
+	if (argc == 3 && !strcmp(c, "stat"))
+		return cmd_stat(argv[2]);
+	if (argc == 3 && !strcmp(c, "destroy"))
+		return cmd_destroy(argv[2]);
+	if (argc == 3 && !strcmp(c, "preserve"))
+		return cmd_state(argv[2], PKRAM_IOC_PRESERVE);
+	if (argc == 3 && !strcmp(c, "unpreserve"))
+		return cmd_state(argv[2], PKRAM_IOC_UNPRESERVE);
+	if (argc == 3 && (!strcmp(c, "zero") || !strcmp(c, "hash")))
+		return cmd_data(c, argv[2], NULL);
+	if (argc == 4 && (!strcmp(c, "fill") || !strcmp(c, "verify")))
+		return cmd_data(c, argv[2], argv[3]);
+	if (argc == 4 && !strcmp(c, "create"))
+		return cmd_create(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(c, "resize"))
+		return cmd_resize(argv[2], argv[3]);
+	return usage();
+}
