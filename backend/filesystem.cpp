@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <linux/xattr.h>
 #include <mutex>
+#include <optional>
 #include <unistd.h>
 #include <vector>
 
@@ -131,14 +132,46 @@ Result<Inode *> Filesystem::new_inode(Inode &parent, uint32_t mode, const Caller
   return raw;
 }
 
-void Filesystem::drop_inode_if_unused(Inode &inode) {
-  if (inode.nlink != 0 || inode.nlookup.load() != 0 || inode.nopen.load() != 0 ||
-      inode.ino == kRootIno)
+void Filesystem::release_if_dead(Inode &inode) {
+  if (inode.nlink != 0 || inode.nopen.load() != 0 || !inode.charged || inode.ino == kRootIno)
     return;
   if (inode.is_reg())
     free_data(inode, 0, UINT64_MAX >> kBlockShift);
   unreserve_inode();
+  inode.charged = false;
+}
+
+void Filesystem::drop_inode_if_unused(Inode &inode) {
+  release_if_dead(inode);
+  if (inode.nlink != 0 || inode.nlookup.load() != 0 || inode.nopen.load() != 0 ||
+      inode.ino == kRootIno)
+    return;
   inodes_.erase(inode.ino);
+}
+
+bool Filesystem::drop_privileges_locked(Inode &inode, const Caller &who) {
+  // The VFS rule (setattr_should_drop_suidgid): suid always goes; sgid goes when group-exec
+  // is set or the caller is not in the file's group; neither when the caller has CAP_FSETID.
+  if (!inode.is_reg() || !(inode.mode & (S_ISUID | S_ISGID)))
+    return false;
+  const Credentials creds = who.credentials();
+  if (creds.cap_fsetid)
+    return false;
+  uint32_t kill = inode.mode & S_ISUID;
+  if (inode.mode & S_ISGID) {
+    const bool in_group = inode.gid == who.gid || std::find(creds.groups.begin(),
+                                                            creds.groups.end(),
+                                                            inode.gid) != creds.groups.end();
+    if ((inode.mode & S_IXGRP) || !in_group)
+      kill |= S_ISGID;
+  }
+  inode.mode &= ~kill;
+  return kill != 0;
+}
+
+void Filesystem::notify_attributes_changed(uint64_t ino) {
+  if (attributes_changed_)
+    attributes_changed_(ino);
 }
 
 void Filesystem::free_data(Inode &inode, uint64_t first_block, uint64_t end_block) {
@@ -502,7 +535,7 @@ Result<struct stat> Filesystem::getattr(uint64_t ino) {
   return stat_of(*inode);
 }
 
-Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a) {
+Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Caller &who) {
   std::shared_lock lock(tree_);
   Inode *inode = find(ino);
   if (!inode)
@@ -515,6 +548,11 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a) {
       return Errno{EINVAL};
     if (auto r = truncate_locked(*inode, a.size); !r)
       return Errno{r.error()};
+    if (a.valid & SetAttr::kThroughFile)
+      touch_mc(*inode);
+    // Kernel FUSE drops sgid only together with group-exec; the VFS also when the caller is
+    // outside the group. The reply carries the result to the kernel.
+    drop_privileges_locked(*inode, who);
   }
   const timespec t = now();
   if (a.valid & SetAttr::kMode)
@@ -535,9 +573,10 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a) {
   constexpr uint32_t kChangesCtime = SetAttr::kMode | SetAttr::kUid | SetAttr::kGid |
                                      SetAttr::kAtime | SetAttr::kAtimeNow | SetAttr::kMtime |
                                      SetAttr::kMtimeNow;
+  // chown(f, -1, -1) arrives with nothing to set; tmpfs still stamps ctime for it.
   if (a.valid & SetAttr::kCtime)
     inode->ctime = a.ctime;
-  else if (a.valid & kChangesCtime)
+  else if ((a.valid & kChangesCtime) || a.valid == 0)
     inode->ctime = t;
   return stat_of(*inode);
 }
@@ -559,7 +598,7 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
   return {};
 }
 
-Result<std::string> Filesystem::getxattr(uint64_t ino, std::string_view name, bool privileged) {
+Result<std::string> Filesystem::getxattr(uint64_t ino, std::string_view name) {
   if (auto r = check_xattr_name(name); !r)
     return Errno{r.error()};
   std::shared_lock lock(tree_);
@@ -567,24 +606,24 @@ Result<std::string> Filesystem::getxattr(uint64_t ino, std::string_view name, bo
   if (!inode)
     return Errno{ENOENT};
   std::shared_lock ilock(inode->lock);
-  if (name.starts_with(XATTR_TRUSTED_PREFIX) && !privileged)
-    return Errno{ENODATA};
   const std::string *value = inode->xattrs.get(name);
   if (!value)
     return Errno{ENODATA};
   return *value;
 }
 
-Result<std::string> Filesystem::listxattr(uint64_t ino, bool privileged) {
+Result<std::string> Filesystem::listxattr(uint64_t ino, const Caller &who) {
   std::shared_lock lock(tree_);
   Inode *inode = find(ino);
   if (!inode)
     return Errno{ENOENT};
   std::shared_lock ilock(inode->lock);
+  std::optional<bool> privileged; // asked only if there is a trusted.* name to hide
   std::string list;
   for (auto &[name, value] : inode->xattrs.items()) {
-    // As on tmpfs, trusted.* names are listed only to CAP_SYS_ADMIN.
     if (name.starts_with(XATTR_TRUSTED_PREFIX) && !privileged)
+      privileged = who.credentials().cap_sys_admin;
+    if (name.starts_with(XATTR_TRUSTED_PREFIX) && !*privileged)
       continue;
     list.append(name);
     list.push_back('\0');
@@ -609,12 +648,23 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Open files and data
 
-Result<void> Filesystem::open(uint64_t ino) {
-  std::shared_lock lock(tree_);
-  Inode *inode = find(ino);
-  if (!inode)
-    return Errno{ENOENT};
-  inode->nopen.fetch_add(1);
+Result<void> Filesystem::open(uint64_t ino, bool truncate, const Caller &who) {
+  bool dropped = false;
+  {
+    std::shared_lock lock(tree_);
+    Inode *inode = find(ino);
+    if (!inode)
+      return Errno{ENOENT};
+    inode->nopen.fetch_add(1);
+    if (truncate && inode->is_reg()) {
+      std::unique_lock ilock(inode->lock);
+      (void)truncate_locked(*inode, 0);
+      touch_mc(*inode); // even when it was empty already
+      dropped = drop_privileges_locked(*inode, who);
+    }
+  }
+  if (dropped)
+    notify_attributes_changed(ino);
   return {};
 }
 
@@ -712,17 +762,27 @@ Result<size_t> Filesystem::write_locked(Inode &inode, uint64_t offset, const voi
   return static_cast<size_t>(pos - offset);
 }
 
-Result<size_t> Filesystem::write(uint64_t ino, uint64_t offset, const void *buf, size_t size) {
-  std::shared_lock lock(tree_);
-  Inode *inode = find(ino);
-  if (!inode)
-    return Errno{ENOENT};
-  if (!inode->is_reg())
-    return Errno{EINVAL};
+Result<size_t> Filesystem::write(uint64_t ino, uint64_t offset, const void *buf, size_t size,
+                                 const Caller &who) {
   if (offset > static_cast<uint64_t>(LLONG_MAX) || size > LLONG_MAX - offset)
     return Errno{EFBIG};
-  std::unique_lock ilock(inode->lock);
-  return write_locked(*inode, offset, buf, size);
+  bool dropped = false;
+  Result<size_t> written = Errno{ENOENT};
+  {
+    std::shared_lock lock(tree_);
+    Inode *inode = find(ino);
+    if (!inode)
+      return Errno{ENOENT};
+    if (!inode->is_reg())
+      return Errno{EINVAL};
+    std::unique_lock ilock(inode->lock);
+    written = write_locked(*inode, offset, buf, size);
+    if (written && *written)
+      dropped = drop_privileges_locked(*inode, who);
+  }
+  if (dropped)
+    notify_attributes_changed(ino);
+  return written;
 }
 
 void Filesystem::zero_range_locked(Inode &inode, uint64_t offset, uint64_t length) {
@@ -739,8 +799,13 @@ void Filesystem::zero_range_locked(Inode &inode, uint64_t offset, uint64_t lengt
 }
 
 Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
-  if (size == inode.size)
+  // At the same size tmpfs still runs its page truncation, which stamps the times when the
+  // file holds any blocks (ftruncate and O_TRUNC stamp them anyway, see their callers).
+  if (size == inode.size) {
+    if (inode.extents.allocated_blocks())
+      touch_mc(inode);
     return {};
+  }
   if (size < inode.size) {
     free_data(inode, blocks_for(size), UINT64_MAX >> kBlockShift);
     // Bytes past EOF in the last block must read as zero if the file grows again.
@@ -761,7 +826,12 @@ Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t e
   for (uint64_t fb = first; fb < end;) {
     auto m = inode.extents.find(fb);
     if (m.mapped) {
-      fb += m.count;
+      // tmpfs turns blocks that an earlier fallocate left unwritten into data when a later
+      // fallocate covers them again.
+      const uint64_t n = std::min(end - fb, m.count);
+      if (m.unwritten)
+        inode.extents.mark_written(fb, fb + n);
+      fb += n;
       continue;
     }
     const auto prev = fb ? inode.extents.find(fb - 1) : ExtentMap::Lookup{};
@@ -784,7 +854,8 @@ Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t e
   return {};
 }
 
-Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length,
+                                   const Caller &who) {
   // Like tmpfs: no FALLOC_FL_ZERO_RANGE, COLLAPSE_RANGE or INSERT_RANGE.
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
     return Errno{EOPNOTSUPP};
@@ -794,26 +865,37 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     return Errno{EINVAL};
   if (offset > static_cast<uint64_t>(LLONG_MAX) || length > LLONG_MAX - offset)
     return Errno{EFBIG};
-  std::shared_lock lock(tree_);
-  Inode *inode = find(ino);
-  if (!inode)
-    return Errno{ENOENT};
-  if (!inode->is_reg())
-    return Errno{inode->is_dir() ? EISDIR : ENODEV};
-  std::unique_lock ilock(inode->lock);
-  const uint64_t end = offset + length;
-  if (mode & FALLOC_FL_PUNCH_HOLE) {
-    const uint64_t first_whole = blocks_for(offset), end_whole = end >> kBlockShift;
-    zero_range_locked(*inode, offset, std::min(end, first_whole << kBlockShift) - offset);
-    if (end_whole >= first_whole) {
-      zero_range_locked(*inode, end_whole << kBlockShift, end - (end_whole << kBlockShift));
-      free_data(*inode, first_whole, end_whole);
-    }
-    touch_mc(*inode);
-    return {};
+  bool dropped = false;
+  Result<void> done;
+  {
+    std::shared_lock lock(tree_);
+    Inode *inode = find(ino);
+    if (!inode)
+      return Errno{ENOENT};
+    if (!inode->is_reg())
+      return Errno{inode->is_dir() ? EISDIR : ENODEV};
+    std::unique_lock ilock(inode->lock);
+    if (mode & FALLOC_FL_PUNCH_HOLE)
+      punch_hole_locked(*inode, offset, offset + length);
+    else
+      done = allocate_range(*inode, offset >> kBlockShift, blocks_for(offset + length),
+                            mode & FALLOC_FL_KEEP_SIZE, offset + length);
+    if (done)
+      dropped = drop_privileges_locked(*inode, who);
   }
-  return allocate_range(*inode, offset >> kBlockShift, blocks_for(end),
-                        mode & FALLOC_FL_KEEP_SIZE, end);
+  if (dropped)
+    notify_attributes_changed(ino);
+  return done;
+}
+
+void Filesystem::punch_hole_locked(Inode &inode, uint64_t offset, uint64_t end) {
+  const uint64_t first_whole = blocks_for(offset), end_whole = end >> kBlockShift;
+  zero_range_locked(inode, offset, std::min(end, first_whole << kBlockShift) - offset);
+  if (end_whole >= first_whole) {
+    zero_range_locked(inode, end_whole << kBlockShift, end - (end_whole << kBlockShift));
+    free_data(inode, first_whole, end_whole);
+  }
+  touch_mc(inode);
 }
 
 Result<uint64_t> Filesystem::lseek(uint64_t ino, int64_t offset, int whence) {
@@ -842,7 +924,7 @@ Result<uint64_t> Filesystem::lseek(uint64_t ino, int64_t offset, int whence) {
 }
 
 Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
-                                           uint64_t off_out, size_t len) {
+                                           uint64_t off_out, size_t len, const Caller &who) {
   // Through a bounce buffer, like the kernel's splice fallback that tmpfs uses: holes in the
   // source become written zeros in the destination.
   struct Collect final : ReadSink {
@@ -863,7 +945,7 @@ Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
       return done ? Result<size_t>(done) : Errno{r.error()};
     if (chunk.bytes.empty())
       break;
-    auto w = write(ino_out, off_out + done, chunk.bytes.data(), chunk.bytes.size());
+    auto w = write(ino_out, off_out + done, chunk.bytes.data(), chunk.bytes.size(), who);
     if (!w)
       return done ? Result<size_t>(done) : Errno{w.error()};
     done += *w;

@@ -10,6 +10,7 @@
 #include "inode.h"
 #include "result.h"
 
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <span>
@@ -19,6 +20,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unordered_map>
+#include <vector>
 
 namespace pkramfs {
 
@@ -32,10 +34,19 @@ struct FsConfig {
   uint32_t root_gid = 0;
 };
 
-// Who asks: the filesystem uid and gid of the calling process.
+// What the kernel does not put in a request but some tmpfs rules depend on.
+struct Credentials {
+  std::vector<uint32_t> groups; // supplementary groups
+  bool cap_fsetid = false;      // keeps suid/sgid on write and truncate
+  bool cap_sys_admin = false;   // sees trusted.* xattrs in listings
+};
+
+// Who asks: the filesystem uid and gid of the calling process, and a way to look up the rest
+// only when a rule needs it (it costs a read of /proc).
 struct Caller {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  std::function<Credentials()> credentials = [] { return Credentials{}; };
 };
 
 struct SetAttr {
@@ -49,6 +60,7 @@ struct SetAttr {
     kAtimeNow = 1 << 6,
     kMtimeNow = 1 << 7,
     kCtime = 1 << 8,
+    kThroughFile = 1 << 9, // ftruncate rather than truncate: stamps times even at the same size
   };
   uint32_t valid = 0;
   uint32_t mode = 0;
@@ -102,23 +114,34 @@ public:
 
   // Attributes.
   Result<struct stat> getattr(uint64_t ino);
-  Result<struct stat> setattr(uint64_t ino, const SetAttr &attr);
+  Result<struct stat> setattr(uint64_t ino, const SetAttr &attr, const Caller &who);
   Result<void> setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
-  Result<std::string> getxattr(uint64_t ino, std::string_view name, bool privileged);
-  Result<std::string> listxattr(uint64_t ino, bool privileged);
+  Result<std::string> getxattr(uint64_t ino, std::string_view name);
+  // trusted.* names are listed only to callers with CAP_SYS_ADMIN, as on tmpfs.
+  Result<std::string> listxattr(uint64_t ino, const Caller &who);
   Result<void> removexattr(uint64_t ino, std::string_view name);
 
   // Open files and data.
   Result<struct stat> create(uint64_t parent, std::string_view name, uint32_t mode,
                              const Caller &who);
-  Result<void> open(uint64_t ino);
+  // `truncate` is O_TRUNC: empty the file, set mtime and ctime, drop suid/sgid as the kernel
+  // would for this caller.
+  Result<void> open(uint64_t ino, bool truncate, const Caller &who);
   void release(uint64_t ino);
   Result<void> read(uint64_t ino, uint64_t offset, uint64_t size, ReadSink &sink);
-  Result<size_t> write(uint64_t ino, uint64_t offset, const void *buf, size_t size);
-  Result<void> fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
+  Result<size_t> write(uint64_t ino, uint64_t offset, const void *buf, size_t size,
+                       const Caller &who);
+  Result<void> fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length,
+                         const Caller &who);
+
+  // Called, outside every lock, when the daemon changed attributes that the kernel caches and
+  // does not expect to change (the suid/sgid bits the kernel leaves for the daemon to drop).
+  void on_attributes_changed(std::function<void(uint64_t ino)> callback) {
+    attributes_changed_ = std::move(callback);
+  }
   Result<uint64_t> lseek(uint64_t ino, int64_t offset, int whence);
   Result<size_t> copy_file_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
-                                 uint64_t off_out, size_t len);
+                                 uint64_t off_out, size_t len, const Caller &who);
 
   struct statvfs statfs() const;
   uint64_t inode_count() const;
@@ -128,6 +151,9 @@ private:
   Result<Inode *> find_dir(uint64_t ino) const;
   Result<Inode *> new_inode(Inode &parent, uint32_t mode, const Caller &who);
   void drop_inode_if_unused(Inode &inode);
+  void release_if_dead(Inode &inode);
+  bool drop_privileges_locked(Inode &inode, const Caller &who);
+  void notify_attributes_changed(uint64_t ino);
   void free_data(Inode &inode, uint64_t first_block, uint64_t end_block);
   void attach(Inode &parent, std::string_view name, Inode &child);
   void detach_nondir(Inode &parent, std::string_view name, Inode &child);
@@ -142,6 +168,7 @@ private:
   Result<void> allocate_range(Inode &inode, uint64_t first, uint64_t end, bool keep_size,
                               uint64_t new_size);
   void zero_range_locked(Inode &inode, uint64_t offset, uint64_t length);
+  void punch_hole_locked(Inode &inode, uint64_t offset, uint64_t end);
   struct stat stat_of(const Inode &inode) const;
   bool reserve_inode();
   void unreserve_inode();
@@ -152,6 +179,7 @@ private:
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
   uint64_t next_ino_ = kRootIno + 1;
   std::atomic<uint64_t> used_inodes_{0};
+  std::function<void(uint64_t)> attributes_changed_;
 };
 
 } // namespace pkramfs

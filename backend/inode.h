@@ -29,6 +29,9 @@ struct Inode {
   // lives on until both drop to zero.
   std::atomic<uint64_t> nlookup{0};
   std::atomic<uint32_t> nopen{0};
+  // Whether the inode still holds its nr_inodes slot and its data: both go back as soon as it
+  // is unlinked and closed, like tmpfs, even while the kernel still remembers the inode.
+  bool charged = true;
 
   uint64_t parent = 0;                  // directories: the inode ".." names
   std::unique_ptr<Directory> dir;       // directories

@@ -46,7 +46,8 @@ Result<uint64_t> parse_size(std::string_view text, uint64_t total_ram) {
   if (rest == "%") {
     if (*value > 100)
       return Errno{ERANGE};
-    return total_ram / 100 * *value;
+    // As tmpfs computes it: bytes first, rounded up to whole blocks by the caller.
+    return total_ram * *value / 100;
   }
   return apply_suffix(*value, rest);
 }

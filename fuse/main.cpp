@@ -85,12 +85,19 @@ std::unique_ptr<FrameSource> make_frame_source(const Options &opt, uint64_t fram
 
 std::string fuse_option_string(const Options &opt) {
   std::string s = "default_permissions";
-  bool fsname = false, subtype = false;
+  bool fsname = false, subtype = false, dev = false, suid = false;
   for (const std::string &o : opt.fuse_options) {
     s += "," + o;
     fsname |= o.starts_with("fsname=");
     subtype |= o.starts_with("subtype=");
+    dev |= o == "dev" || o == "nodev";
+    suid |= o == "suid" || o == "nosuid";
   }
+  // libfuse mounts nodev,nosuid unless told otherwise; tmpfs allows both.
+  if (!dev)
+    s += ",dev";
+  if (!suid)
+    s += ",suid";
   if (!fsname)
     s += ",fsname=" + (opt.node.empty() ? std::string("pkramfs") : opt.node);
   if (!subtype)
@@ -123,9 +130,6 @@ int main(int argc, char **argv) {
     die(error);
   }
   setup_logging(opt);
-  if (!opt.node.empty() && !valid_node_name(opt.node))
-    die("bad node name '" + opt.node +
-        "'; use 1-127 characters from A-Z a-z 0-9 . _ - not starting with '.'");
   check_mountpoint(opt.mountpoint);
   check_fuse_device();
 
@@ -163,6 +167,8 @@ int main(int argc, char **argv) {
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
+  fs.on_attributes_changed(
+      [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
   if (fuse_set_signal_handlers(se) != 0)
     die("cannot install signal handlers");
   if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)

@@ -3,9 +3,11 @@
 // dropped in forget.
 #include "operations.h"
 
+#include "credentials.h"
 #include "filesystem.h"
 
 #include <cerrno>
+#include <fcntl.h>
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 #include <vector>
@@ -20,7 +22,8 @@ Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_u
 
 Caller caller_of(fuse_req_t req) {
   const fuse_ctx *ctx = fuse_req_ctx(req);
-  return {ctx->uid, ctx->gid};
+  const pid_t tid = ctx->pid;
+  return {ctx->uid, ctx->gid, [tid] { return read_credentials(tid); }};
 }
 
 void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
@@ -42,8 +45,12 @@ void op_init(void *, fuse_conn_info *conn) {
   conn->max_write = 1 << 20;
   // The kernel clears suid/sgid on write and chown itself, exactly as for tmpfs.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
-  // O_TRUNC arrives as a setattr, and nobody else changes data behind the kernel's back.
-  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_AUTO_INVAL_DATA);
+  // Nobody else changes data behind the kernel's back.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // O_TRUNC comes with the open: the kernel sends no truncate for an already empty file, yet
+  // tmpfs stamps mtime and ctime on every O_TRUNC.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+    conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -83,7 +90,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
     fuse_reply_attr(req, &*r, kTimeout);
 }
 
-void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, fuse_file_info *) {
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                fuse_file_info *fi) {
   SetAttr a;
   const std::pair<int, uint32_t> bits[] = {
       {FUSE_SET_ATTR_MODE, SetAttr::kMode},         {FUSE_SET_ATTR_UID, SetAttr::kUid},
@@ -94,6 +102,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, f
   for (auto [fuse_bit, our_bit] : bits)
     if (to_set & fuse_bit)
       a.valid |= our_bit;
+  if (fi)
+    a.valid |= SetAttr::kThroughFile;
   a.mode = attr->st_mode;
   a.uid = attr->st_uid;
   a.gid = attr->st_gid;
@@ -101,7 +111,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, f
   a.atime = attr->st_atim;
   a.mtime = attr->st_mtim;
   a.ctime = attr->st_ctim;
-  auto r = fs_of(req).setattr(ino, a);
+  auto r = fs_of(req).setattr(ino, a, caller_of(req));
   if (!r)
     fuse_reply_err(req, r.error());
   else
@@ -146,7 +156,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
-  if (auto r = fs_of(req).open(ino); !r) {
+  if (auto r = fs_of(req).open(ino, fi->flags & O_TRUNC, caller_of(req)); !r) {
     fuse_reply_err(req, r.error());
     return;
   }
@@ -189,7 +199,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               fuse_file_info *) {
-  auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size);
+  auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size, caller_of(req));
   if (!r)
     fuse_reply_err(req, r.error());
   else
@@ -286,11 +296,11 @@ void reply_xattr_value(fuse_req_t req, const Result<std::string> &r, size_t size
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  reply_xattr_value(req, fs_of(req).getxattr(ino, name, fuse_req_ctx(req)->uid == 0), size);
+  reply_xattr_value(req, fs_of(req).getxattr(ino, name), size);
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  reply_xattr_value(req, fs_of(req).listxattr(ino, fuse_req_ctx(req)->uid == 0), size);
+  reply_xattr_value(req, fs_of(req).listxattr(ino, caller_of(req)), size);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
@@ -304,7 +314,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
     return;
   }
   reply_status(req, fs_of(req).fallocate(ino, mode, static_cast<uint64_t>(offset),
-                                         static_cast<uint64_t>(length)));
+                                         static_cast<uint64_t>(length), caller_of(req)));
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info *) {
@@ -318,7 +328,7 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info *,
                         fuse_ino_t ino_out, off_t off_out, fuse_file_info *, size_t len, int) {
   auto r = fs_of(req).copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
-                                      static_cast<uint64_t>(off_out), len);
+                                      static_cast<uint64_t>(off_out), len, caller_of(req));
   if (!r)
     fuse_reply_err(req, r.error());
   else

@@ -60,6 +60,11 @@ bool parse_u32(const std::string &text, int base, uint32_t &out) {
 bool apply_setting(const std::string &key, const std::string &value, Options &out,
                    std::string &error) {
   if (key == "pkram") {
+    if (!valid_node_name(value)) {
+      error = "bad node name '" + value +
+              "'; use 1-127 characters from A-Z a-z 0-9 . _ - not starting with '.'";
+      return false;
+    }
     out.node = value;
   } else if (key == "backend") {
     if (value == "auto")
@@ -167,6 +172,15 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");
 
+  // CLI11 would take the next argument as the value of "--size=": refuse it here instead.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.starts_with("--") && arg.ends_with("=")) {
+      error = "option " + std::string(arg.substr(0, arg.size() - 1)) +
+              " needs a value; write " + std::string(arg) + "VALUE";
+      return false;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &) {
@@ -198,7 +212,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   if (positional.size() == 2)
     settings.try_emplace("pkram", positional[0]);
 
-  out.size_bytes = total_ram() / 2;
+  // tmpfs's defaults: half the RAM pages for both.
+  out.size_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) / 2 *
+                   static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   out.nr_inodes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) / 2;
   for (auto &[key, value] : settings)
     if (!apply_setting(key, value, out, error))
