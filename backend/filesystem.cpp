@@ -135,8 +135,7 @@ Result<Inode *> Filesystem::new_inode(Inode &parent, uint32_t mode, const Caller
 void Filesystem::release_if_dead(Inode &inode) {
   if (inode.nlink != 0 || inode.nopen.load() != 0 || !inode.charged || inode.ino == kRootIno)
     return;
-  if (inode.is_reg())
-    free_data(inode, 0, UINT64_MAX >> kBlockShift);
+  free_data(inode, 0, UINT64_MAX >> kBlockShift);
   unreserve_inode();
   inode.charged = false;
 }
@@ -188,10 +187,7 @@ struct stat Filesystem::stat_of(const Inode &i) const {
   st.st_rdev = i.rdev;
   st.st_size = static_cast<off_t>(i.size);
   st.st_blksize = kBlockSize;
-  uint64_t blocks = i.extents.allocated_blocks();
-  if (i.is_symlink() && i.target.size() >= kShortSymlinkLen)
-    blocks = 1;
-  st.st_blocks = static_cast<blkcnt_t>(blocks * (kBlockSize / 512));
+  st.st_blocks = static_cast<blkcnt_t>(i.extents.allocated_blocks() * (kBlockSize / 512));
   st.st_atim = i.atime;
   st.st_mtim = i.mtime;
   st.st_ctim = i.ctime;
@@ -256,9 +252,19 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     return Errno{ENOENT};
   if (dir.dir->find(name))
     return Errno{EEXIST};
+  // A long symlink target takes a block of the arena, charged against size= as on tmpfs.
+  BlockRun target_block;
+  if (S_ISLNK(mode) && target.size() >= kShortSymlinkLen) {
+    auto run = arena_->allocate(1, UINT64_MAX);
+    if (!run)
+      return Errno{run.error()};
+    target_block = *run;
+  }
   auto made = new_inode(dir, mode, who);
-  if (!made)
+  if (!made) {
+    arena_->free(target_block);
     return Errno{made.error()};
+  }
   Inode &inode = **made;
   if (S_ISDIR(mode)) {
     inode.dir = std::make_unique<Directory>();
@@ -270,6 +276,10 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
   if (S_ISLNK(mode)) {
     inode.target.assign(target);
     inode.size = target.size();
+    if (target_block.count) {
+      std::memcpy(arena_->block(target_block.start), target.data(), target.size());
+      inode.extents.insert(0, target_block, false);
+    }
   }
   if (S_ISCHR(mode) || S_ISBLK(mode))
     inode.rdev = rdev;
@@ -498,6 +508,7 @@ Result<std::string> Filesystem::readlink(uint64_t ino) {
     return Errno{ENOENT};
   if (!inode->is_symlink())
     return Errno{EINVAL};
+  touch_atime(*inode);
   return inode->target;
 }
 
@@ -520,6 +531,7 @@ Result<void> Filesystem::readdir(uint64_t ino, uint64_t offset, bool plus, DirSi
       child->nlookup.fetch_add(1);
     return true;
   });
+  touch_atime(d);
   return {};
 }
 
@@ -687,7 +699,6 @@ Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, Read
     return Errno{ENOENT};
   if (inode->is_dir())
     return Errno{EISDIR};
-  bool touch_atime;
   {
     std::shared_lock ilock(inode->lock);
     const uint64_t end = std::min(inode->size, offset + std::min(size, UINT64_MAX - offset));
@@ -710,19 +721,28 @@ Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, Read
       pos += n;
     }
     sink.deliver(iov);
-    // relatime: the first read after a change, or once a day.
-    touch_atime = !older(inode->mtime, inode->atime) || !older(inode->ctime, inode->atime) ||
-                  now().tv_sec - inode->atime.tv_sec >= 24 * 3600;
   }
-  if (touch_atime) {
-    std::unique_lock ilock(inode->lock);
-    inode->atime = now();
-  }
+  touch_atime(*inode);
   return {};
+}
+
+void Filesystem::touch_atime(Inode &inode) {
+  // relatime: the first access after a change, or once a day. The kernel leaves atime of FUSE
+  // inodes to us (S_NOATIME).
+  {
+    std::shared_lock ilock(inode.lock);
+    if (older(inode.mtime, inode.atime) && older(inode.ctime, inode.atime) &&
+        now().tv_sec - inode.atime.tv_sec < 24 * 3600)
+      return;
+  }
+  std::unique_lock ilock(inode.lock);
+  inode.atime = now();
 }
 
 Result<size_t> Filesystem::write_locked(Inode &inode, uint64_t offset, const void *buf,
                                         size_t size) {
+  if (size == 0)
+    return size_t{0};
   const auto *src = static_cast<const std::byte *>(buf);
   const uint64_t end = offset + size;
   uint64_t pos = offset;
@@ -819,8 +839,8 @@ Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
 
 Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t end,
                                         bool keep_size, uint64_t new_size) {
-  // tmpfs refuses a range larger than the free space up front, allocated or not.
-  if (end - first > arena_->limit_blocks() - arena_->used_blocks())
+  // tmpfs refuses a range larger than the whole filesystem up front, allocated or not.
+  if (end - first > arena_->limit_blocks())
     return Errno{ENOSPC};
   std::vector<std::pair<uint64_t, BlockRun>> added;
   for (uint64_t fb = first; fb < end;) {

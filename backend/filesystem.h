@@ -168,6 +168,7 @@ private:
   Result<void> allocate_range(Inode &inode, uint64_t first, uint64_t end, bool keep_size,
                               uint64_t new_size);
   void zero_range_locked(Inode &inode, uint64_t offset, uint64_t length);
+  void touch_atime(Inode &inode);
   void punch_hole_locked(Inode &inode, uint64_t offset, uint64_t end);
   struct stat stat_of(const Inode &inode) const;
   bool reserve_inode();
