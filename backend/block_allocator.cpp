@@ -89,8 +89,7 @@ void BlockAllocator::free(BlockRun run) {
 }
 
 bool BlockAllocator::claim(BlockRun run) {
-  if (run.start + run.count > frame_used_.size() * kBlocksPerFrame ||
-      used_ + run.count > limit_)
+  if (run.start + run.count > frame_used_.size() * kBlocksPerFrame || used_ + run.count > limit_)
     return false;
   for (uint64_t b = run.start; b < run.start + run.count; ++b)
     if (is_used(b))

@@ -35,9 +35,7 @@ public:
   }
 
   // Points an existing name at another inode, keeping its position (rename over, exchange).
-  void repoint(std::string_view name, uint64_t ino) {
-    by_cookie_.at(by_name_.at(name)).ino = ino;
-  }
+  void repoint(std::string_view name, uint64_t ino) { by_cookie_.at(by_name_.at(name)).ino = ino; }
 
   bool remove(std::string_view name) {
     auto it = by_name_.find(name);

@@ -13,8 +13,7 @@ ExtentMap::Lookup ExtentMap::find(uint64_t fblock) const {
     if (off < prev->second.count)
       return {true, prev->second.block + off, prev->second.count - off, prev->second.unwritten};
   }
-  const uint64_t gap =
-      it == map_.end() ? std::numeric_limits<uint64_t>::max() : it->first - fblock;
+  const uint64_t gap = it == map_.end() ? std::numeric_limits<uint64_t>::max() : it->first - fblock;
   return {false, 0, gap, false};
 }
 

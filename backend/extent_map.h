@@ -21,8 +21,8 @@ class ExtentMap {
 public:
   struct Lookup {
     bool mapped = false;
-    uint64_t block = 0;  // arena block for the looked-up file block, when mapped
-    uint64_t count = 0;  // blocks until the mapping changes (UINT64_MAX for the trailing hole)
+    uint64_t block = 0; // arena block for the looked-up file block, when mapped
+    uint64_t count = 0; // blocks until the mapping changes (UINT64_MAX for the trailing hole)
     bool unwritten = false;
   };
 

@@ -158,9 +158,9 @@ bool Filesystem::drop_privileges_locked(Inode &inode, const Caller &who) {
     return false;
   uint32_t kill = inode.mode & S_ISUID;
   if (inode.mode & S_ISGID) {
-    const bool in_group = inode.gid == who.gid || std::find(creds.groups.begin(),
-                                                            creds.groups.end(),
-                                                            inode.gid) != creds.groups.end();
+    const bool in_group =
+        inode.gid == who.gid ||
+        std::find(creds.groups.begin(), creds.groups.end(), inode.gid) != creds.groups.end();
     if ((inode.mode & S_IXGRP) || !in_group)
       kill |= S_ISGID;
   }
@@ -238,9 +238,9 @@ void Filesystem::attach(Inode &parent, std::string_view name, Inode &child) {
   touch_mc(parent);
 }
 
-Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view name,
-                                          uint32_t mode, uint64_t rdev, std::string_view target,
-                                          const Caller &who, bool open) {
+Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view name, uint32_t mode,
+                                          uint64_t rdev, std::string_view target, const Caller &who,
+                                          bool open) {
   if (name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
   std::unique_lock lock(tree_);
@@ -411,9 +411,8 @@ bool Filesystem::is_ancestor(uint64_t ancestor, const Inode &dir) const {
   }
 }
 
-Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name,
-                                uint64_t new_parent_ino, std::string_view new_name,
-                                unsigned flags) {
+Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint64_t new_parent_ino,
+                                std::string_view new_name, unsigned flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
     return Errno{EINVAL};
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
@@ -809,9 +808,9 @@ void Filesystem::zero_range_locked(Inode &inode, uint64_t offset, uint64_t lengt
   for (uint64_t pos = offset, end = offset + length; pos < end;) {
     const auto m = inode.extents.find(pos >> kBlockShift);
     const uint64_t in_block = pos & (kBlockSize - 1);
-    const uint64_t n =
-        m.count > (UINT64_MAX >> kBlockShift) ? end - pos
-                                              : std::min(end - pos, (m.count << kBlockShift) - in_block);
+    const uint64_t n = m.count > (UINT64_MAX >> kBlockShift)
+                           ? end - pos
+                           : std::min(end - pos, (m.count << kBlockShift) - in_block);
     if (m.mapped && !m.unwritten)
       std::memset(arena_->block(m.block) + in_block, 0, n);
     pos += n;
@@ -837,8 +836,8 @@ Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
   return {};
 }
 
-Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t end,
-                                        bool keep_size, uint64_t new_size) {
+Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t end, bool keep_size,
+                                        uint64_t new_size) {
   // tmpfs refuses a range larger than the whole filesystem up front, allocated or not.
   if (end - first > arena_->limit_blocks())
     return Errno{ENOSPC};

@@ -57,7 +57,8 @@ private:
 
 class ShmFrameSource final : public FrameSource {
 public:
-  ShmFrameSource(UniqueFd fd, std::string path, std::byte *base, uint64_t frames, uint64_t file_bytes)
+  ShmFrameSource(UniqueFd fd, std::string path, std::byte *base, uint64_t frames,
+                 uint64_t file_bytes)
       : fd_(std::move(fd)), path_(std::move(path)), base_(base), frames_(frames),
         file_bytes_(file_bytes) {}
   ~ShmFrameSource() override { munmap(base_, frames_ * kFrameSize); }
@@ -112,14 +113,14 @@ bool hugetlb_pool_can_hold(uint64_t frames) {
 Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t frames) {
   const uint64_t bytes = frames * kFrameSize;
   if (hugetlb_pool_can_hold(frames)) {
-    void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
-                   -1, 0);
+    void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
     if (p != MAP_FAILED)
       return std::unique_ptr<FrameSource>(
           new AnonFrameSource(static_cast<std::byte *>(p), frames, true));
   }
-  std::byte *p = map_aligned(bytes, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
+  std::byte *p =
+      map_aligned(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
   if (!p)
     return Errno{errno ? errno : ENOMEM};
   madvise(p, bytes, MADV_HUGEPAGE);
@@ -137,8 +138,8 @@ Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std
   if (!p)
     return Errno{errno ? errno : ENOMEM};
   madvise(p, frames * kFrameSize, MADV_HUGEPAGE);
-  return std::unique_ptr<FrameSource>(new ShmFrameSource(std::move(fd), path, p, frames,
-                                                         static_cast<uint64_t>(st.st_size)));
+  return std::unique_ptr<FrameSource>(
+      new ShmFrameSource(std::move(fd), path, p, frames, static_cast<uint64_t>(st.st_size)));
 }
 
 } // namespace pkramfs

@@ -33,10 +33,10 @@ struct Inode {
   // is unlinked and closed, like tmpfs, even while the kernel still remembers the inode.
   bool charged = true;
 
-  uint64_t parent = 0;                  // directories: the inode ".." names
-  std::unique_ptr<Directory> dir;       // directories
-  std::string target;                   // symlinks
-  ExtentMap extents;                    // regular files
+  uint64_t parent = 0;            // directories: the inode ".." names
+  std::unique_ptr<Directory> dir; // directories
+  std::string target;             // symlinks
+  ExtentMap extents;              // regular files
   Xattrs xattrs;
 
   // Serialises data and attribute changes of a regular file against its readers.

@@ -23,13 +23,26 @@ Result<uint64_t> apply_suffix(uint64_t value, std::string_view suffix) {
     return Errno{EINVAL};
   int shift;
   switch (std::tolower(static_cast<unsigned char>(suffix[0]))) {
-  case 'k': shift = 10; break;
-  case 'm': shift = 20; break;
-  case 'g': shift = 30; break;
-  case 't': shift = 40; break;
-  case 'p': shift = 50; break;
-  case 'e': shift = 60; break;
-  default: return Errno{EINVAL};
+  case 'k':
+    shift = 10;
+    break;
+  case 'm':
+    shift = 20;
+    break;
+  case 'g':
+    shift = 30;
+    break;
+  case 't':
+    shift = 40;
+    break;
+  case 'p':
+    shift = 50;
+    break;
+  case 'e':
+    shift = 60;
+    break;
+  default:
+    return Errno{EINVAL};
   }
   if (value > (UINT64_MAX >> shift))
     return Errno{ERANGE};
@@ -64,8 +77,8 @@ bool valid_node_name(std::string_view name) {
   if (name.empty() || name.size() > kNodeNameMax || name[0] == '.')
     return false;
   for (char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return false;
   return true;
 }

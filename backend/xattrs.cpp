@@ -4,8 +4,7 @@
 
 namespace pkramfs {
 
-Result<void> Xattrs::set(std::string_view name, std::string_view value, bool create,
-                         bool replace) {
+Result<void> Xattrs::set(std::string_view name, std::string_view value, bool create, bool replace) {
   for (auto &[n, v] : items_) {
     if (n != name)
       continue;

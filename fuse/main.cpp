@@ -161,8 +161,8 @@ int main(int argc, char **argv) {
 
   const std::string fuse_opts = fuse_option_string(opt);
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()),
-                                  const_cast<char **>(fuse_argv.data()));
+  fuse_args args =
+      FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), const_cast<char **>(fuse_argv.data()));
   const fuse_lowlevel_ops ops = make_operations();
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)
@@ -173,8 +173,7 @@ int main(int argc, char **argv) {
     die("cannot install signal handlers");
   if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
     die("cannot mount on '" + opt.mountpoint + "'; see the message above");
-  spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node,
-                opt.mountpoint);
+  spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);
   if (fuse_daemonize(opt.foreground) != 0)
     die("cannot go to the background");
   if (!opt.foreground)

@@ -55,8 +55,8 @@ void op_init(void *, fuse_conn_info *conn) {
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
     conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
-  spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major,
-                conn->proto_minor, conn->max_write, conn->want);
+  spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major, conn->proto_minor,
+                conn->max_write, conn->want);
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -90,15 +90,17 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
     fuse_reply_attr(req, &*r, kTimeout);
 }
 
-void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                fuse_file_info *fi) {
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, fuse_file_info *fi) {
   SetAttr a;
-  const std::pair<int, uint32_t> bits[] = {
-      {FUSE_SET_ATTR_MODE, SetAttr::kMode},         {FUSE_SET_ATTR_UID, SetAttr::kUid},
-      {FUSE_SET_ATTR_GID, SetAttr::kGid},           {FUSE_SET_ATTR_SIZE, SetAttr::kSize},
-      {FUSE_SET_ATTR_ATIME, SetAttr::kAtime},       {FUSE_SET_ATTR_MTIME, SetAttr::kMtime},
-      {FUSE_SET_ATTR_ATIME_NOW, SetAttr::kAtimeNow}, {FUSE_SET_ATTR_MTIME_NOW, SetAttr::kMtimeNow},
-      {FUSE_SET_ATTR_CTIME, SetAttr::kCtime}};
+  const std::pair<int, uint32_t> bits[] = {{FUSE_SET_ATTR_MODE, SetAttr::kMode},
+                                           {FUSE_SET_ATTR_UID, SetAttr::kUid},
+                                           {FUSE_SET_ATTR_GID, SetAttr::kGid},
+                                           {FUSE_SET_ATTR_SIZE, SetAttr::kSize},
+                                           {FUSE_SET_ATTR_ATIME, SetAttr::kAtime},
+                                           {FUSE_SET_ATTR_MTIME, SetAttr::kMtime},
+                                           {FUSE_SET_ATTR_ATIME_NOW, SetAttr::kAtimeNow},
+                                           {FUSE_SET_ATTR_MTIME_NOW, SetAttr::kMtimeNow},
+                                           {FUSE_SET_ATTR_CTIME, SetAttr::kCtime}};
   for (auto [fuse_bit, our_bit] : bits)
     if (to_set & fuse_bit)
       a.valid |= our_bit;
@@ -278,8 +280,8 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &st);
 }
 
-void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                 size_t size, int flags) {
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                 int flags) {
   reply_status(req, fs_of(req).setxattr(ino, name, std::string_view(value, size), flags));
 }
 

@@ -13,21 +13,30 @@ namespace pkramfs {
 namespace {
 
 // Mount options the kernel or libfuse understand; passed on unchanged.
-const std::set<std::string> kFuseFlags = {
-    "allow_other", "allow_root", "auto_unmount", "default_permissions", "ro", "rw",
-    "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime", "relatime",
-    "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime",
-    "nolazytime", "sync", "async", "dirsync"};
+const std::set<std::string> kFuseFlags = {"allow_other",  "allow_root",
+                                          "auto_unmount", "default_permissions",
+                                          "ro",           "rw",
+                                          "suid",         "nosuid",
+                                          "dev",          "nodev",
+                                          "exec",         "noexec",
+                                          "atime",        "noatime",
+                                          "relatime",     "norelatime",
+                                          "strictatime",  "nostrictatime",
+                                          "diratime",     "nodiratime",
+                                          "lazytime",     "nolazytime",
+                                          "sync",         "async",
+                                          "dirsync"};
 const std::set<std::string> kFuseKeys = {"fsname", "subtype", "max_read"};
 // Options that mean something to mount(8) or fstab only.
-const std::set<std::string> kIgnored = {"defaults", "auto", "noauto", "nofail", "_netdev",
-                                        "user", "users", "nouser", "owner", "group"};
+const std::set<std::string> kIgnored = {"defaults", "auto",  "noauto", "nofail", "_netdev",
+                                        "user",     "users", "nouser", "owner",  "group"};
 // Our own settings, as -o key=value; the long option of the same meaning wins.
-const std::set<std::string> kOwnKeys = {"pkram", "backend", "size", "nr_inodes", "mode",
-                                        "uid", "gid", "shm_dir", "run_dir"};
+const std::set<std::string> kOwnKeys = {"pkram", "backend", "size",    "nr_inodes", "mode",
+                                        "uid",   "gid",     "shm_dir", "run_dir"};
 
 uint64_t total_ram() {
-  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+         static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 std::vector<std::string> split_commas(const std::string &s) {
@@ -89,7 +98,8 @@ bool apply_setting(const std::string &key, const std::string &value, Options &ou
   } else if (key == "nr_inodes") {
     auto n = parse_count(value);
     if (!n) {
-      error = "bad nr_inodes '" + value + "'; give a count with an optional k/m/g suffix "
+      error = "bad nr_inodes '" + value +
+              "'; give a count with an optional k/m/g suffix "
               "(100k), or 0 for no limit";
       return false;
     }
@@ -154,8 +164,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   add("--pkram", "pkram", "node NAME to mount (restored if it holds a tree)");
   add("--backend", "backend", "frame source: auto, shm or anon (default auto)");
   add("--size", "size", "size limit: bytes with k/m/g/t suffix or N% of RAM (default 50%)");
-  add("--nr-inodes", "nr_inodes", "inode limit, k/m/g suffix allowed, 0 = none (default: "
-                                  "half the RAM pages, like tmpfs)");
+  add("--nr-inodes", "nr_inodes",
+      "inode limit, k/m/g suffix allowed, 0 = none (default: "
+      "half the RAM pages, like tmpfs)");
   add("--mode", "mode", "octal mode of the root directory (default 1777)");
   add("--uid", "uid", "owner of the root directory (default 0)");
   add("--gid", "gid", "group of the root directory (default 0)");
@@ -176,8 +187,8 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg.starts_with("--") && arg.ends_with("=")) {
-      error = "option " + std::string(arg.substr(0, arg.size() - 1)) +
-              " needs a value; write " + std::string(arg) + "VALUE";
+      error = "option " + std::string(arg.substr(0, arg.size() - 1)) + " needs a value; write " +
+              std::string(arg) + "VALUE";
       return false;
     }
   }

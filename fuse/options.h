@@ -11,10 +11,10 @@ namespace pkramfs {
 enum class BackendKind { kAuto, kShm, kAnon };
 
 struct Options {
-  std::string node;                 // --pkram=NAME or the first positional argument
+  std::string node; // --pkram=NAME or the first positional argument
   BackendKind backend = BackendKind::kAuto;
-  uint64_t size_bytes = 0;          // arena size limit, rounded up to 4 KiB blocks
-  uint64_t nr_inodes = 0;           // 0: unlimited
+  uint64_t size_bytes = 0; // arena size limit, rounded up to 4 KiB blocks
+  uint64_t nr_inodes = 0;  // 0: unlimited
   uint32_t mode = 01777;
   uint32_t uid = 0;
   uint32_t gid = 0;
