@@ -4,23 +4,25 @@
 
 namespace pkramfs {
 
-Arena::Arena(std::unique_ptr<FrameSource> source, uint64_t limit_blocks)
-    : source_(std::move(source)), base_(source_->base()), limit_(limit_blocks),
-      blocks_(limit_blocks) {}
+Arena::Arena(FrameSource &source, uint64_t first_frame, uint64_t limit_blocks)
+    : source_(source), base_(source.base()), first_block_(first_frame * kBlocksPerFrame),
+      limit_(limit_blocks), blocks_(limit_blocks) {}
 
 Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
   std::lock_guard lock(mu_);
-  const BlockRun run = blocks_.allocate(want, hint);
+  const uint64_t local_hint = hint >= first_block_ ? hint - first_block_ : UINT64_MAX;
+  BlockRun run = blocks_.allocate(want, local_hint);
   if (run.count == 0)
     return Errno{ENOSPC};
   const uint64_t frame = run.start / kBlocksPerFrame;
   if (blocks_.frame_used(frame) == run.count) {
-    if (auto r = source_->acquire(frame); !r) {
+    if (auto r = source_.acquire(first_block_ / kBlocksPerFrame + frame); !r) {
       blocks_.free(run);
       return Errno{r.error() == ENOMEM ? ENOSPC : r.error()};
     }
   }
   used_.store(blocks_.used_blocks(), std::memory_order_relaxed);
+  run.start += first_block_;
   return run;
 }
 
@@ -28,13 +30,25 @@ void Arena::free(BlockRun run) {
   if (run.count == 0)
     return;
   std::lock_guard lock(mu_);
+  run.start -= first_block_;
   blocks_.free(run);
   const uint64_t first = run.start / kBlocksPerFrame;
   const uint64_t last = (run.start + run.count - 1) / kBlocksPerFrame;
   for (uint64_t f = first; f <= last; ++f)
     if (blocks_.frame_used(f) == 0)
-      source_->release(f);
+      source_.release(first_block_ / kBlocksPerFrame + f);
   used_.store(blocks_.used_blocks(), std::memory_order_relaxed);
+}
+
+bool Arena::claim(BlockRun run) {
+  std::lock_guard lock(mu_);
+  if (run.start < first_block_ || run.count == 0)
+    return false;
+  run.start -= first_block_;
+  if (!blocks_.claim(run))
+    return false;
+  used_.store(blocks_.used_blocks(), std::memory_order_relaxed);
+  return true;
 }
 
 } // namespace pkramfs

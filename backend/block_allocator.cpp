@@ -89,7 +89,8 @@ void BlockAllocator::free(BlockRun run) {
 }
 
 bool BlockAllocator::claim(BlockRun run) {
-  if (run.start + run.count > frame_used_.size() * kBlocksPerFrame || used_ + run.count > limit_)
+  const uint64_t total = frame_used_.size() * kBlocksPerFrame;
+  if (run.count > total || run.start > total - run.count || run.count > limit_ - used_)
     return false;
   for (uint64_t b = run.start; b < run.start + run.count; ++b)
     if (is_used(b))

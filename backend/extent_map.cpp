@@ -48,6 +48,8 @@ ExtentMap::Map::iterator ExtentMap::merge_with_prev(Map::iterator it) {
 void ExtentMap::insert(uint64_t fblock, BlockRun run, bool unwritten) {
   assert(run.count > 0);
   assert(!find(fblock).mapped);
+  if (log_)
+    log_->push_back({ExtentChange::kInsert, unwritten, fblock, run.start, run.count});
   auto it = map_.emplace(fblock, Extent{run.start, run.count, unwritten}).first;
   allocated_ += run.count;
   it = merge_with_prev(it);
@@ -57,6 +59,8 @@ void ExtentMap::insert(uint64_t fblock, BlockRun run, bool unwritten) {
 void ExtentMap::mark_written(uint64_t first, uint64_t end) {
   if (first >= end)
     return;
+  if (log_)
+    log_->push_back({ExtentChange::kWritten, 0, first, end, 0});
   split_at(first);
   split_at(end);
   auto it = map_.lower_bound(first);

@@ -8,8 +8,19 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace pkramfs {
+
+// One change to an extent map, as the journal records it.
+struct ExtentChange {
+  enum Kind : uint32_t { kInsert = 1, kRemove = 2, kWritten = 3 };
+  uint32_t kind = 0;
+  uint32_t unwritten = 0;
+  uint64_t a = 0; // insert: file block; remove/written: first file block
+  uint64_t b = 0; // insert: arena block; remove/written: end file block
+  uint64_t c = 0; // insert: count
+};
 
 struct Extent {
   uint64_t block = 0; // first arena block
@@ -39,6 +50,11 @@ public:
   // First block >= fblock that is a hole or unwritten.
   uint64_t next_hole(uint64_t fblock) const;
 
+  // While set, every change is also appended to `log` (for the journal).
+  void record_into(std::vector<ExtentChange> *log) { log_ = log; }
+  // Applies a recorded change; `freed` receives runs a removal releases.
+  template <class F> void apply(const ExtentChange &c, F &&freed);
+
   uint64_t allocated_blocks() const { return allocated_; }
   bool empty() const { return map_.empty(); }
   const std::map<uint64_t, Extent> &extents() const { return map_; }
@@ -52,11 +68,28 @@ private:
 
   Map map_;
   uint64_t allocated_ = 0;
+  std::vector<ExtentChange> *log_ = nullptr;
 };
+
+template <class F> void ExtentMap::apply(const ExtentChange &c, F &&freed) {
+  switch (c.kind) {
+  case ExtentChange::kInsert:
+    insert(c.a, BlockRun{c.b, c.c}, c.unwritten != 0);
+    break;
+  case ExtentChange::kRemove:
+    remove(c.a, c.b, freed);
+    break;
+  case ExtentChange::kWritten:
+    mark_written(c.a, c.b);
+    break;
+  }
+}
 
 template <class F> void ExtentMap::remove(uint64_t first, uint64_t end, F &&freed) {
   if (first >= end)
     return;
+  if (log_)
+    log_->push_back({ExtentChange::kRemove, 0, first, end, 0});
   split_at(first);
   split_at(end);
   auto it = map_.lower_bound(first);

@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <linux/xattr.h>
 #include <mutex>
+#include <spdlog/spdlog.h>
 #include <optional>
 #include <unistd.h>
 #include <vector>
@@ -110,32 +111,18 @@ uint64_t Filesystem::inode_count() const {
   return inodes_.size();
 }
 
-Result<Inode *> Filesystem::new_inode(Inode &parent, uint32_t mode, const Caller &who) {
-  if (!reserve_inode())
-    return Errno{ENOSPC};
-  auto inode = std::make_unique<Inode>();
-  inode->ino = next_ino_++;
-  inode->uid = who.uid;
-  // A setgid directory hands its group, and for directories the setgid bit, to new entries.
-  // The VFS has already stripped S_ISGID where the caller may not keep it.
-  if (parent.mode & S_ISGID) {
-    inode->gid = parent.gid;
-    if (S_ISDIR(mode))
-      mode |= S_ISGID;
-  } else {
-    inode->gid = who.gid;
-  }
-  inode->mode = mode;
-  inode->atime = inode->mtime = inode->ctime = now();
-  Inode *raw = inode.get();
-  inodes_.emplace(raw->ino, std::move(inode));
-  return raw;
-}
-
 void Filesystem::release_if_dead(Inode &inode) {
   if (inode.nlink != 0 || inode.nopen.load() != 0 || !inode.charged || inode.ino == kRootIno)
     return;
+  // Logged first: once its blocks are free another file may take them.
+  if (auto logged = log_record(PKRAMFS_JREC_RELEASE, ReleaseRecord{inode.ino}); !logged)
+    spdlog::error("journal: cannot record the release of inode {}", inode.ino);
+  apply_release(inode);
+}
+
+void Filesystem::apply_release(Inode &inode) {
   free_data(inode, 0, UINT64_MAX >> kBlockShift);
+  release_pending();
   unreserve_inode();
   inode.charged = false;
 }
@@ -173,8 +160,32 @@ void Filesystem::notify_attributes_changed(uint64_t ino) {
     attributes_changed_(ino);
 }
 
+// Freed blocks wait in `pending_frees` until the operation's journal record is written, so
+// that no other operation can take them and be logged first.
+namespace {
+thread_local std::vector<BlockRun> pending_frees;
+}
+
 void Filesystem::free_data(Inode &inode, uint64_t first_block, uint64_t end_block) {
-  inode.extents.remove(first_block, end_block, [&](BlockRun run) { arena_->free(run); });
+  inode.extents.remove(first_block, end_block,
+                       [&](BlockRun run) { pending_frees.push_back(run); });
+}
+
+void Filesystem::release_pending() {
+  for (const BlockRun &run : pending_frees)
+    arena_->free(run);
+  pending_frees.clear();
+}
+
+Result<void> Filesystem::log_inode(const Inode &i, std::vector<ExtentChange> &&changes) {
+  InodeRecord r{i.ino, i.mode, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime,
+                std::move(changes)};
+  auto logged = log_record(PKRAMFS_JREC_INODE, r);
+  if (!logged)
+    spdlog::error("journal: cannot record a change of inode {}: {}", i.ino,
+                  std::strerror(logged.error()));
+  release_pending();
+  return logged;
 }
 
 struct stat Filesystem::stat_of(const Inode &i) const {
@@ -228,14 +239,14 @@ void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
     drop_inode_if_unused(*inode);
 }
 
-void Filesystem::attach(Inode &parent, std::string_view name, Inode &child) {
+void Filesystem::attach(Inode &parent, std::string_view name, Inode &child, const timespec &t) {
   parent.dir->add(name, child.ino);
   parent.size += kBogoDirentSize;
   if (child.is_dir()) {
     parent.nlink++;
     child.parent = parent.ino;
   }
-  touch_mc(parent);
+  parent.mtime = parent.ctime = t;
 }
 
 Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view name, uint32_t mode,
@@ -243,7 +254,10 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
                                           bool open) {
   if (name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
+  maybe_checkpoint();
   std::unique_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   auto parent = find_dir(parent_ino);
   if (!parent)
     return Errno{parent.error()};
@@ -252,42 +266,68 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     return Errno{ENOENT};
   if (dir.dir->find(name))
     return Errno{EEXIST};
+  CreateRecord r;
+  r.parent = parent_ino;
+  r.ino = next_ino_;
+  r.uid = who.uid;
+  // A setgid directory hands its group, and for directories the setgid bit, to new entries.
+  // The VFS has already stripped S_ISGID where the caller may not keep it.
+  r.gid = (dir.mode & S_ISGID) ? dir.gid : who.gid;
+  r.mode = mode | ((dir.mode & S_ISGID) && S_ISDIR(mode) ? S_ISGID : 0);
+  r.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+  r.time = now();
+  r.name.assign(name);
+  r.target.assign(target);
+  if (!reserve_inode())
+    return Errno{ENOSPC};
   // A long symlink target takes a block of the arena, charged against size= as on tmpfs.
-  BlockRun target_block;
   if (S_ISLNK(mode) && target.size() >= kShortSymlinkLen) {
     auto run = arena_->allocate(1, UINT64_MAX);
-    if (!run)
+    if (!run) {
+      unreserve_inode();
       return Errno{run.error()};
-    target_block = *run;
+    }
+    r.target_block = *run;
+    std::memcpy(arena_->block(run->start), target.data(), target.size());
   }
-  auto made = new_inode(dir, mode, who);
-  if (!made) {
-    arena_->free(target_block);
-    return Errno{made.error()};
+  if (auto logged = log_record(PKRAMFS_JREC_CREATE, r); !logged) {
+    arena_->free(r.target_block);
+    unreserve_inode();
+    return Errno{logged.error()};
   }
-  Inode &inode = **made;
-  if (S_ISDIR(mode)) {
+  Inode &inode = apply_create(r);
+  inode.nlookup.fetch_add(1);
+  if (open)
+    inode.nopen.fetch_add(1);
+  return stat_of(inode);
+}
+
+Inode &Filesystem::apply_create(const CreateRecord &r) {
+  auto made = std::make_unique<Inode>();
+  Inode &inode = *made;
+  inode.ino = r.ino;
+  inode.mode = r.mode;
+  inode.uid = r.uid;
+  inode.gid = r.gid;
+  inode.rdev = r.rdev;
+  inode.atime = inode.mtime = inode.ctime = r.time;
+  if (S_ISDIR(r.mode)) {
     inode.dir = std::make_unique<Directory>();
     inode.nlink = 2;
     inode.size = 2 * kBogoDirentSize;
   } else {
     inode.nlink = 1;
   }
-  if (S_ISLNK(mode)) {
-    inode.target.assign(target);
-    inode.size = target.size();
-    if (target_block.count) {
-      std::memcpy(arena_->block(target_block.start), target.data(), target.size());
-      inode.extents.insert(0, target_block, false);
-    }
+  if (S_ISLNK(r.mode)) {
+    inode.target = r.target;
+    inode.size = r.target.size();
+    if (r.target_block.count)
+      inode.extents.insert(0, r.target_block, false);
   }
-  if (S_ISCHR(mode) || S_ISBLK(mode))
-    inode.rdev = rdev;
-  attach(dir, name, inode);
-  inode.nlookup.fetch_add(1);
-  if (open)
-    inode.nopen.fetch_add(1);
-  return stat_of(inode);
+  next_ino_ = std::max(next_ino_, r.ino + 1);
+  inodes_.emplace(r.ino, std::move(made));
+  attach(*find(r.parent), r.name, inode, r.time);
+  return inode;
 }
 
 Result<struct stat> Filesystem::mknod(uint64_t parent, std::string_view name, uint32_t mode,
@@ -328,7 +368,10 @@ Result<struct stat> Filesystem::create(uint64_t parent, std::string_view name, u
 Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::string_view name) {
   if (name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
+  maybe_checkpoint();
   std::unique_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   Inode *inode = find(ino);
   if (!inode)
     return Errno{ENOENT};
@@ -345,25 +388,49 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
   // tmpfs charges every extra link against nr_inodes, for the memory its dentry takes.
   if (!reserve_inode())
     return Errno{ENOSPC};
-  inode->nlink++;
-  inode->ctime = now();
-  attach(dir, name, *inode);
+  const LinkRecord r{ino, parent_ino, now(), std::string(name)};
+  if (auto logged = log_record(PKRAMFS_JREC_LINK, r); !logged) {
+    unreserve_inode();
+    return Errno{logged.error()};
+  }
+  apply_link(r);
   inode->nlookup.fetch_add(1);
   return stat_of(*inode);
 }
 
-void Filesystem::detach_nondir(Inode &parent, std::string_view name, Inode &child) {
+void Filesystem::apply_link(const LinkRecord &r) {
+  Inode &inode = *find(r.ino);
+  inode.nlink++;
+  inode.ctime = r.time;
+  attach(*find(r.parent), r.name, inode, r.time);
+}
+
+void Filesystem::detach_nondir(Inode &parent, std::string_view name, Inode &child,
+                               const timespec &t) {
   parent.dir->remove(name);
   parent.size -= kBogoDirentSize;
-  touch_mc(parent);
+  parent.mtime = parent.ctime = t;
   if (child.nlink > 1)
     unreserve_inode(); // the last link's share goes when the inode does
   child.nlink--;
-  child.ctime = parent.ctime;
+  child.ctime = t;
+}
+
+void Filesystem::detach_dir(Inode &parent, std::string_view name, Inode &child,
+                            const timespec &t) {
+  parent.dir->remove(name);
+  parent.size -= kBogoDirentSize;
+  parent.nlink--;
+  parent.mtime = parent.ctime = t;
+  child.nlink = 0;
+  child.ctime = t;
 }
 
 Result<void> Filesystem::unlink(uint64_t parent_ino, std::string_view name) {
+  maybe_checkpoint();
   std::unique_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   auto parent = find_dir(parent_ino);
   if (!parent)
     return Errno{parent.error()};
@@ -373,13 +440,19 @@ Result<void> Filesystem::unlink(uint64_t parent_ino, std::string_view name) {
   Inode *child = find(*child_ino);
   if (child->is_dir())
     return Errno{EISDIR};
-  detach_nondir(**parent, name, *child);
+  const RemoveRecord r{parent_ino, now(), std::string(name)};
+  if (auto logged = log_record(PKRAMFS_JREC_UNLINK, r); !logged)
+    return logged;
+  detach_nondir(**parent, name, *child, r.time);
   drop_inode_if_unused(*child);
   return {};
 }
 
 Result<void> Filesystem::rmdir(uint64_t parent_ino, std::string_view name) {
+  maybe_checkpoint();
   std::unique_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   auto parent = find_dir(parent_ino);
   if (!parent)
     return Errno{parent.error()};
@@ -392,12 +465,10 @@ Result<void> Filesystem::rmdir(uint64_t parent_ino, std::string_view name) {
     return Errno{ENOTDIR};
   if (!child->dir->empty())
     return Errno{ENOTEMPTY};
-  dir.dir->remove(name);
-  dir.size -= kBogoDirentSize;
-  dir.nlink--;
-  touch_mc(dir);
-  child->nlink = 0;
-  child->ctime = dir.ctime;
+  const RemoveRecord r{parent_ino, now(), std::string(name)};
+  if (auto logged = log_record(PKRAMFS_JREC_RMDIR, r); !logged)
+    return logged;
+  detach_dir(dir, name, *child, r.time);
   drop_inode_if_unused(*child);
   return {};
 }
@@ -419,85 +490,94 @@ Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint
     return Errno{EINVAL};
   if (new_name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
+  maybe_checkpoint();
   std::unique_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   auto old_dir = find_dir(parent_ino);
   if (!old_dir)
     return Errno{old_dir.error()};
   auto new_dir = find_dir(new_parent_ino);
   if (!new_dir)
     return Errno{new_dir.error()};
-  Inode &od = **old_dir, &nd = **new_dir;
-  if (flags & RENAME_EXCHANGE)
-    return rename_exchange(od, name, nd, new_name);
+  if (auto r = check_rename(**old_dir, name, **new_dir, new_name, flags); !r || *r)
+    return r ? Result<void>() : Errno{r.error()};
+  const RenameRecord r{parent_ino, new_parent_ino, flags, now(), std::string(name),
+                       std::string(new_name)};
+  if (auto logged = log_record(PKRAMFS_JREC_RENAME, r); !logged)
+    return logged;
+  if (Inode *victim = apply_rename(r))
+    drop_inode_if_unused(*victim);
+  return {};
+}
 
+// Checks a rename the way tmpfs and the VFS do. True: valid but nothing to do (same inode).
+Result<bool> Filesystem::check_rename(Inode &od, std::string_view name, Inode &nd,
+                                      std::string_view new_name, unsigned flags) const {
   auto src_ino = od.dir->find(name);
-  if (!src_ino)
+  auto dst_ino = nd.dir->find(new_name);
+  if (!src_ino || ((flags & RENAME_EXCHANGE) && !dst_ino))
     return Errno{ENOENT};
-  Inode *src = find(*src_ino);
   if (nd.nlink == 0)
     return Errno{ENOENT};
-  auto dst_ino = nd.dir->find(new_name);
   if (dst_ino && (flags & RENAME_NOREPLACE))
     return Errno{EEXIST};
+  if (dst_ino && *dst_ino == *src_ino)
+    return true;
+  const Inode *src = find(*src_ino);
+  const Inode *dst = dst_ino ? find(*dst_ino) : nullptr;
   if (src->is_dir() && is_ancestor(src->ino, nd))
     return Errno{EINVAL};
-  if (dst_ino) {
-    if (*dst_ino == *src_ino)
-      return {};
-    Inode *dst = find(*dst_ino);
+  if (flags & RENAME_EXCHANGE) {
+    if (dst->is_dir() && is_ancestor(dst->ino, od))
+      return Errno{EINVAL};
+    return false;
+  }
+  if (dst) {
     if (src->is_dir() && !dst->is_dir())
       return Errno{ENOTDIR};
     if (!src->is_dir() && dst->is_dir())
       return Errno{EISDIR};
     if (dst->is_dir() && !dst->dir->empty())
       return Errno{ENOTEMPTY};
-    if (dst->is_dir()) {
-      nd.dir->remove(new_name);
-      nd.size -= kBogoDirentSize;
-      nd.nlink--;
-      dst->nlink = 0;
-      dst->ctime = now();
-    } else {
-      detach_nondir(nd, new_name, *dst);
-    }
-    drop_inode_if_unused(*dst);
   }
-  od.dir->remove(name);
+  return false;
+}
+
+Inode *Filesystem::apply_rename(const RenameRecord &r) {
+  Inode &od = *find(r.parent), &nd = *find(r.new_parent);
+  Inode *src = find(*od.dir->find(r.name));
+  auto dst_ino = nd.dir->find(r.new_name);
+  Inode *dst = dst_ino ? find(*dst_ino) : nullptr;
+  if (r.flags & RENAME_EXCHANGE) {
+    od.dir->repoint(r.name, dst->ino);
+    nd.dir->repoint(r.new_name, src->ino);
+    if (src->is_dir() != dst->is_dir() && od.ino != nd.ino) {
+      Inode &gains = src->is_dir() ? nd : od;
+      Inode &loses = src->is_dir() ? od : nd;
+      gains.nlink++;
+      loses.nlink--;
+    }
+    if (src->is_dir())
+      src->parent = nd.ino;
+    if (dst->is_dir())
+      dst->parent = od.ino;
+    od.mtime = od.ctime = nd.mtime = nd.ctime = src->ctime = dst->ctime = r.time;
+    return nullptr;
+  }
+  if (dst) {
+    if (dst->is_dir())
+      detach_dir(nd, r.new_name, *dst, r.time);
+    else
+      detach_nondir(nd, r.new_name, *dst, r.time);
+  }
+  od.dir->remove(r.name);
   od.size -= kBogoDirentSize;
   if (src->is_dir())
     od.nlink--;
-  attach(nd, new_name, *src);
-  touch_mc(od);
-  src->ctime = od.ctime;
-  return {};
-}
-
-Result<void> Filesystem::rename_exchange(Inode &od, std::string_view name, Inode &nd,
-                                         std::string_view new_name) {
-  auto a_ino = od.dir->find(name);
-  auto b_ino = nd.dir->find(new_name);
-  if (!a_ino || !b_ino)
-    return Errno{ENOENT};
-  if (*a_ino == *b_ino)
-    return {};
-  Inode *a = find(*a_ino), *b = find(*b_ino);
-  if ((a->is_dir() && is_ancestor(a->ino, nd)) || (b->is_dir() && is_ancestor(b->ino, od)))
-    return Errno{EINVAL};
-  od.dir->repoint(name, b->ino);
-  nd.dir->repoint(new_name, a->ino);
-  if (a->is_dir() != b->is_dir() && od.ino != nd.ino) {
-    Inode &gains = a->is_dir() ? nd : od;
-    Inode &loses = a->is_dir() ? od : nd;
-    gains.nlink++;
-    loses.nlink--;
-  }
-  if (a->is_dir())
-    a->parent = nd.ino;
-  if (b->is_dir())
-    b->parent = od.ino;
-  touch_mc(od);
-  nd.mtime = nd.ctime = a->ctime = b->ctime = od.ctime;
-  return {};
+  attach(nd, r.new_name, *src, r.time);
+  od.mtime = od.ctime = src->ctime = r.time;
+  return dst;
 }
 
 Result<std::string> Filesystem::readlink(uint64_t ino) {
@@ -547,11 +627,15 @@ Result<struct stat> Filesystem::getattr(uint64_t ino) {
 }
 
 Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Caller &who) {
+  maybe_checkpoint();
   std::shared_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   Inode *inode = find(ino);
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
+  ChangeRecorder recorder(inode->extents);
   if (a.valid & SetAttr::kSize) {
     if (inode->is_dir())
       return Errno{EISDIR};
@@ -589,6 +673,8 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
     inode->ctime = a.ctime;
   else if ((a.valid & kChangesCtime) || a.valid == 0)
     inode->ctime = t;
+  if (auto logged = log_inode(*inode, recorder.take()); !logged)
+    return Errno{logged.error()};
   return stat_of(*inode);
 }
 
@@ -598,14 +684,23 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
     return r;
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
     return Errno{EINVAL};
+  maybe_checkpoint();
   std::shared_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   Inode *inode = find(ino);
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
-  if (auto r = inode->xattrs.set(name, value, flags & XATTR_CREATE, flags & XATTR_REPLACE); !r)
-    return r;
-  inode->ctime = now();
+  const bool exists = inode->xattrs.get(name) != nullptr;
+  if (exists && (flags & XATTR_CREATE))
+    return Errno{EEXIST};
+  if (!exists && (flags & XATTR_REPLACE))
+    return Errno{ENODATA};
+  const XattrRecord r{ino, now(), std::string(name), std::string(value)};
+  if (auto logged = log_record(PKRAMFS_JREC_XATTR_SET, r); !logged)
+    return logged;
+  apply_xattr(r, false);
   return {};
 }
 
@@ -645,15 +740,30 @@ Result<std::string> Filesystem::listxattr(uint64_t ino, const Caller &who) {
 Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   if (auto r = check_xattr_name(name); !r)
     return r;
+  maybe_checkpoint();
   std::shared_lock lock(tree_);
+  if (frozen_)
+    return Errno{EROFS};
   Inode *inode = find(ino);
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
-  if (auto r = inode->xattrs.remove(name); !r)
-    return r;
-  inode->ctime = now();
+  if (!inode->xattrs.get(name))
+    return Errno{ENODATA};
+  const XattrRecord r{ino, now(), std::string(name), {}};
+  if (auto logged = log_record(PKRAMFS_JREC_XATTR_REMOVE, r); !logged)
+    return logged;
+  apply_xattr(r, true);
   return {};
+}
+
+void Filesystem::apply_xattr(const XattrRecord &r, bool remove) {
+  Inode &inode = *find(r.ino);
+  if (remove)
+    (void)inode.xattrs.remove(r.name);
+  else
+    (void)inode.xattrs.set(r.name, r.value, false, false);
+  inode.ctime = r.ctime;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -661,18 +771,25 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
 
 Result<void> Filesystem::open(uint64_t ino, bool truncate, const Caller &who) {
   bool dropped = false;
+  if (truncate)
+    maybe_checkpoint();
   {
     std::shared_lock lock(tree_);
     Inode *inode = find(ino);
     if (!inode)
       return Errno{ENOENT};
-    inode->nopen.fetch_add(1);
+    if (truncate && frozen_)
+      return Errno{EROFS};
     if (truncate && inode->is_reg()) {
       std::unique_lock ilock(inode->lock);
+      ChangeRecorder recorder(inode->extents);
       (void)truncate_locked(*inode, 0);
       touch_mc(*inode); // even when it was empty already
       dropped = drop_privileges_locked(*inode, who);
+      if (auto logged = log_inode(*inode, recorder.take()); !logged)
+        return logged;
     }
+    inode->nopen.fetch_add(1);
   }
   if (dropped)
     notify_attributes_changed(ino);
@@ -734,8 +851,11 @@ void Filesystem::touch_atime(Inode &inode) {
         now().tv_sec - inode.atime.tv_sec < 24 * 3600)
       return;
   }
+  if (frozen_)
+    return;
   std::unique_lock ilock(inode.lock);
   inode.atime = now();
+  (void)log_inode(inode, {});
 }
 
 Result<size_t> Filesystem::write_locked(Inode &inode, uint64_t offset, const void *buf,
@@ -787,17 +907,24 @@ Result<size_t> Filesystem::write(uint64_t ino, uint64_t offset, const void *buf,
     return Errno{EFBIG};
   bool dropped = false;
   Result<size_t> written = Errno{ENOENT};
+  maybe_checkpoint();
   {
     std::shared_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
     Inode *inode = find(ino);
     if (!inode)
       return Errno{ENOENT};
     if (!inode->is_reg())
       return Errno{EINVAL};
     std::unique_lock ilock(inode->lock);
+    ChangeRecorder recorder(inode->extents);
     written = write_locked(*inode, offset, buf, size);
-    if (written && *written)
+    if (written && *written) {
       dropped = drop_privileges_locked(*inode, who);
+      if (auto logged = log_inode(*inode, recorder.take()); !logged)
+        return Errno{logged.error()};
+    }
   }
   if (dropped)
     notify_attributes_changed(ino);
@@ -886,14 +1013,18 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     return Errno{EFBIG};
   bool dropped = false;
   Result<void> done;
+  maybe_checkpoint();
   {
     std::shared_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
     Inode *inode = find(ino);
     if (!inode)
       return Errno{ENOENT};
     if (!inode->is_reg())
       return Errno{inode->is_dir() ? EISDIR : ENODEV};
     std::unique_lock ilock(inode->lock);
+    ChangeRecorder recorder(inode->extents);
     if (mode & FALLOC_FL_PUNCH_HOLE)
       punch_hole_locked(*inode, offset, offset + length);
     else
@@ -901,6 +1032,9 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
                             mode & FALLOC_FL_KEEP_SIZE, offset + length);
     if (done)
       dropped = drop_privileges_locked(*inode, who);
+    // Also after a failed allocation: it may have turned unwritten blocks into data.
+    if (auto logged = log_inode(*inode, recorder.take()); !logged && done)
+      return logged;
   }
   if (dropped)
     notify_attributes_changed(ino);

@@ -8,6 +8,8 @@
 
 #include "arena.h"
 #include "inode.h"
+#include "journal.h"
+#include "records.h"
 #include "result.h"
 
 #include <functional>
@@ -146,22 +148,68 @@ public:
   struct statvfs statfs() const;
   uint64_t inode_count() const;
 
+  // Persistence. With a journal attached, every mutation appends a record before it returns.
+  void attach_journal(Journal *journal, std::function<void()> checkpoint_when_full) {
+    journal_ = journal;
+    checkpoint_when_full_ = std::move(checkpoint_when_full);
+  }
+  // Serialises the whole tree as a checkpoint image and hands it to `store` while every
+  // operation waits, so that the image and the journal reset `store` does are one cut.
+  Result<void> checkpoint(uint64_t generation,
+                          const std::function<Result<void>(std::string_view image)> &store);
+  // Rebuilds the tree from a checkpoint image (replacing the empty root), then from journal
+  // records; finish_restore() drops what was unlinked but still open at the crash. On failure
+  // `why` names what is wrong.
+  Result<void> load_image(std::string_view image, std::string &why);
+  Result<void> replay(uint32_t type, std::string_view payload, std::string &why);
+  void finish_restore();
+  // Refuses every mutation with EROFS (preserve).
+  void set_frozen(bool frozen) { frozen_ = frozen; }
+  bool frozen() const { return frozen_; }
+
+  struct Usage {
+    uint64_t files = 0, directories = 0, others = 0, data_blocks = 0;
+  };
+  Usage usage() const;
+
 private:
+  // Collects the extent changes an operation makes, for its journal record.
+  class ChangeRecorder {
+  public:
+    explicit ChangeRecorder(ExtentMap &map) : map_(map) { map_.record_into(&changes_); }
+    ~ChangeRecorder() { map_.record_into(nullptr); }
+    std::vector<ExtentChange> take() { return std::move(changes_); }
+
+  private:
+    ExtentMap &map_;
+    std::vector<ExtentChange> changes_;
+  };
+
+  template <class R> Result<void> log_record(uint32_t type, const R &record);
+  Result<void> log_inode(const Inode &inode, std::vector<ExtentChange> &&changes);
+  void release_pending();
+  void maybe_checkpoint();
+  Inode &apply_create(const CreateRecord &r);
+  void apply_link(const LinkRecord &r);
+  Inode *apply_rename(const RenameRecord &r);
+  void apply_xattr(const XattrRecord &r, bool remove);
+  void apply_release(Inode &inode);
+  Result<bool> check_rename(Inode &od, std::string_view name, Inode &nd,
+                            std::string_view new_name, unsigned flags) const;
+  Result<void> replay_inode(const InodeRecord &r, std::string &why);
+  void detach_dir(Inode &parent, std::string_view name, Inode &child, const timespec &t);
   Inode *find(uint64_t ino) const;
   Result<Inode *> find_dir(uint64_t ino) const;
-  Result<Inode *> new_inode(Inode &parent, uint32_t mode, const Caller &who);
   void drop_inode_if_unused(Inode &inode);
   void release_if_dead(Inode &inode);
   bool drop_privileges_locked(Inode &inode, const Caller &who);
   void notify_attributes_changed(uint64_t ino);
   void free_data(Inode &inode, uint64_t first_block, uint64_t end_block);
-  void attach(Inode &parent, std::string_view name, Inode &child);
-  void detach_nondir(Inode &parent, std::string_view name, Inode &child);
+  void attach(Inode &parent, std::string_view name, Inode &child, const timespec &t);
+  void detach_nondir(Inode &parent, std::string_view name, Inode &child, const timespec &t);
   Result<struct stat> make_node(uint64_t parent, std::string_view name, uint32_t mode,
                                 uint64_t rdev, std::string_view target, const Caller &who,
                                 bool open);
-  Result<void> rename_exchange(Inode &old_dir, std::string_view name, Inode &new_dir,
-                               std::string_view new_name);
   bool is_ancestor(uint64_t ancestor, const Inode &dir) const;
   Result<void> truncate_locked(Inode &inode, uint64_t size);
   Result<size_t> write_locked(Inode &inode, uint64_t offset, const void *buf, size_t size);
@@ -181,6 +229,20 @@ private:
   uint64_t next_ino_ = kRootIno + 1;
   std::atomic<uint64_t> used_inodes_{0};
   std::function<void(uint64_t)> attributes_changed_;
+  Journal *journal_ = nullptr;
+  std::function<void()> checkpoint_when_full_;
+  std::atomic<bool> frozen_{false};
+  bool replaying_ = false;
 };
+
+template <class R> Result<void> Filesystem::log_record(uint32_t type, const R &record) {
+  if (!journal_ || replaying_)
+    return {};
+  thread_local std::string payload;
+  payload.clear();
+  Encoder e(payload);
+  encode(e, record);
+  return journal_->append(type, payload);
+}
 
 } // namespace pkramfs

@@ -2,6 +2,7 @@
 #include "arena.h"
 #include "filesystem.h"
 #include "geometry.h"
+#include "node.h"
 #include "node_lock.h"
 #include "operations.h"
 #include "options.h"
@@ -45,42 +46,99 @@ void check_fuse_device() {
         "); load the fuse module (modprobe fuse) or run where /dev/fuse is available");
 }
 
-std::unique_ptr<FrameSource> open_shm_node(const Options &opt, uint64_t frames) {
+// The storage behind a mount: a persistent node (shm) or volatile anonymous memory.
+struct Storage {
+  std::unique_ptr<Node> node;
+  std::unique_ptr<FrameSource> anon;
+  std::unique_ptr<Filesystem> fs;
+};
+
+FsConfig fs_config(const Options &opt, uint64_t max_inodes) {
+  FsConfig config;
+  config.max_inodes = max_inodes;
+  config.root_mode = opt.mode;
+  config.root_uid = opt.uid;
+  config.root_gid = opt.gid;
+  return config;
+}
+
+void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   if (auto r = ensure_private_dir(opt.shm_dir); !r)
     die("cannot use shm directory '" + opt.shm_dir + "' (" + why(r.error()) +
         "); it must be a directory owned by root and writable only by root");
   const std::string path = opt.shm_dir + "/" + opt.node;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    die("cannot open node file '" + path + "' (" + why(errno) + "); check --shm-dir");
-  // Until trees persist (issue 4), a mount starts from an empty node.
-  if (ftruncate(fd, 0) != 0)
-    die("cannot reset node file '" + path + "' (" + why(errno) + ")");
+  NodeParams params;
+  params.limit_blocks = limit_blocks;
+  params.max_inodes = opt.nr_inodes ? opt.nr_inodes : UINT64_MAX;
+  std::string problem;
+  auto node = Node::open_shm(path, params, problem);
+  if (!node && !problem.empty())
+    die("node '" + opt.node + "' (" + path + ") cannot be restored: " + problem +
+        "; it was left untouched: inspect it with pkramfs-ctl check " + opt.node +
+        " or remove it with pkramfs-ctl destroy " + opt.node);
+  if (!node)
+    die("cannot open node file '" + path + "' (" + why(node.error()) + "); check --shm-dir");
+  st.node = std::move(node.value());
+  Node &n = *st.node;
   struct statvfs vfs {};
-  if (fstatvfs(fd, &vfs) == 0 && vfs.f_blocks * vfs.f_frsize < frames * kFrameSize)
-    spdlog::warn("{} holds at most {} MiB, less than --size; writes fail with ENOSPC there",
+  if (statvfs(opt.shm_dir.c_str(), &vfs) == 0 &&
+      vfs.f_blocks * vfs.f_frsize < n.limit_blocks() * kBlockSize)
+    spdlog::warn("{} holds at most {} MiB, less than the node's size; writes fail with ENOSPC "
+                 "there",
                  opt.shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
-  auto source = make_shm_frame_source(fd, path, frames);
-  if (!source)
-    die("not enough address space for a " + std::to_string(frames * 2) + " MiB arena (" +
-        why(source.error()) + "); use a smaller --size");
-  return std::move(source.value());
+  auto arena = std::make_unique<Arena>(n.frames(), n.data_first_frame(), n.limit_blocks());
+  st.fs = std::make_unique<Filesystem>(std::move(arena), fs_config(opt, n.max_inodes()));
+  if (n.fresh()) {
+    if (auto r = n.checkpoint(*st.fs); !r)
+      die("cannot write the first checkpoint of node '" + opt.node + "' (" + why(r.error()) +
+          ")");
+  } else if (auto r = n.restore(*st.fs, problem); !r) {
+    die("node '" + opt.node + "' (" + path + ") cannot be restored: " + problem +
+        "; inspect it with pkramfs-ctl check " + opt.node + " or remove it with pkramfs-ctl "
+        "destroy " + opt.node);
+  }
+  n.set_state(PKRAMFS_STATE_DIRTY);
+  Filesystem &fs = *st.fs;
+  fs.attach_journal(&n.journal(), [&n, &fs] {
+    if (auto r = n.checkpoint(fs); !r)
+      spdlog::error("checkpoint failed ({}); the journal cannot be emptied",
+                    std::strerror(r.error()));
+  });
 }
 
-std::unique_ptr<FrameSource> make_frame_source(const Options &opt, uint64_t frames) {
+void open_storage(const Options &opt, Storage &st) {
+  const uint64_t limit_blocks = (opt.size_bytes + kBlockSize - 1) / kBlockSize;
   BackendKind kind = opt.backend;
   if (kind == BackendKind::kAuto)
     kind = opt.node.empty() ? BackendKind::kAnon : BackendKind::kShm;
   if (kind == BackendKind::kShm) {
     if (opt.node.empty())
       die("--backend=shm needs a node name; add --pkram=NAME");
-    return open_shm_node(opt, frames);
+    open_shm_storage(opt, limit_blocks, st);
+    return;
   }
+  const uint64_t frames = (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
   auto source = make_anon_frame_source(frames);
   if (!source)
     die("not enough memory for a " + std::to_string(frames * 2) + " MiB arena (" +
         why(source.error()) + "); use a smaller --size");
-  return std::move(source.value());
+  st.anon = std::move(source.value());
+  auto arena = std::make_unique<Arena>(*st.anon, 0, limit_blocks);
+  st.fs = std::make_unique<Filesystem>(std::move(arena),
+                                       fs_config(opt, opt.nr_inodes ? opt.nr_inodes : UINT64_MAX));
+}
+
+// Leaves the node holding the whole tree in its checkpoint.
+void close_storage(Storage &st) {
+  if (!st.node)
+    return;
+  const bool preserved = st.fs->frozen();
+  if (auto r = st.node->checkpoint(*st.fs); !r) {
+    spdlog::error("final checkpoint failed ({}); the journal still holds every change",
+                  std::strerror(r.error()));
+    return;
+  }
+  st.node->set_state(preserved ? PKRAMFS_STATE_PRESERVED : PKRAMFS_STATE_CLEAN);
 }
 
 std::string fuse_option_string(const Options &opt) {
@@ -148,16 +206,10 @@ int main(int argc, char **argv) {
     lock.emplace(std::move(l.value()));
   }
 
-  const uint64_t limit_blocks = (opt.size_bytes + kBlockSize - 1) / kBlockSize;
-  const uint64_t frames = (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
-  auto arena = std::make_unique<Arena>(make_frame_source(opt, frames), limit_blocks);
-  spdlog::debug("arena: {} MiB in {} frames, {}", frames * 2, frames, arena->describe());
-  FsConfig config;
-  config.max_inodes = opt.nr_inodes ? opt.nr_inodes : UINT64_MAX;
-  config.root_mode = opt.mode;
-  config.root_uid = opt.uid;
-  config.root_gid = opt.gid;
-  Filesystem fs(std::move(arena), config);
+  Storage storage;
+  open_storage(opt, storage);
+  Filesystem &fs = *storage.fs;
+  spdlog::debug("storage: {}", storage.node ? "shm node " + opt.node : "anonymous memory");
 
   const std::string fuse_opts = fuse_option_string(opt);
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
@@ -189,6 +241,7 @@ int main(int argc, char **argv) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
+  close_storage(storage);
   spdlog::debug("unmounted, exiting");
   // A loop ended by SIGTERM/SIGINT/SIGHUP reports the signal: that is a clean stop.
   return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;

@@ -331,7 +331,7 @@ TEST_CASE("Arena: frames are acquired with their first block and released with t
           "[arena]") {
   auto owned = std::make_unique<FakeFrameSource>(2);
   FakeFrameSource &src = *owned;
-  Arena arena(std::move(owned), 2 * kFrame);
+  Arena arena(*owned, 0, 2 * kFrame);
   CHECK(arena.describe() == "fake");
   CHECK(arena.limit_blocks() == 2 * kFrame);
 
@@ -361,7 +361,7 @@ TEST_CASE("Arena: frames are acquired with their first block and released with t
 TEST_CASE("Arena: ENOSPC at the limit and when the frame source runs dry", "[arena]") {
   auto owned = std::make_unique<FakeFrameSource>(2);
   FakeFrameSource &src = *owned;
-  Arena arena(std::move(owned), kFrame + 10);
+  Arena arena(*owned, 0, kFrame + 10);
 
   SECTION("limit") {
     REQUIRE(arena.allocate(kFrame, kNoHint).ok());

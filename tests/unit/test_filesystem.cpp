@@ -41,14 +41,15 @@ struct TestFs {
                   FsConfig config = {}) {
     const uint64_t blocks = bytes / kBlockSize;
     const uint64_t frames = (blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
-    auto source = make_anon_frame_source(frames);
-    REQUIRE(source.ok());
+    auto made = make_anon_frame_source(frames);
+    REQUIRE(made.ok());
+    source = std::move(made).value();
     config.max_inodes = max_inodes;
-    fs = std::make_unique<Filesystem>(std::make_unique<Arena>(std::move(source).value(), blocks),
-                                      config);
+    fs = std::make_unique<Filesystem>(std::make_unique<Arena>(*source, 0, blocks), config);
   }
   Filesystem &operator*() { return *fs; }
   Filesystem *operator->() { return fs.get(); }
+  std::unique_ptr<FrameSource> source; // outlives the arena inside fs
   std::unique_ptr<Filesystem> fs;
 };
 

@@ -1,0 +1,65 @@
+#include "crc32c.h"
+
+#include <array>
+#include <cstring>
+
+namespace pkramfs {
+namespace {
+
+constexpr uint32_t kPoly = 0x82f63b78; // reflected Castagnoli polynomial
+
+constexpr std::array<std::array<uint32_t, 256>, 8> make_tables() {
+  std::array<std::array<uint32_t, 256>, 8> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k)
+      c = (c >> 1) ^ ((c & 1) ? kPoly : 0);
+    t[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; ++i)
+    for (size_t s = 1; s < 8; ++s)
+      t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+  return t;
+}
+
+constexpr auto kTables = make_tables();
+
+__attribute__((target("sse4.2"))) uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+  uint64_t c = crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; n; --n)
+    c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+
+uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n) {
+  for (; n >= 8; n -= 8, p += 8) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= crc;
+    crc = kTables[7][lo & 0xff] ^ kTables[6][(lo >> 8) & 0xff] ^ kTables[5][(lo >> 16) & 0xff] ^
+          kTables[4][lo >> 24] ^ kTables[3][hi & 0xff] ^ kTables[2][(hi >> 8) & 0xff] ^
+          kTables[1][(hi >> 16) & 0xff] ^ kTables[0][hi >> 24];
+  }
+  for (; n; --n)
+    crc = (crc >> 8) ^ kTables[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+} // namespace
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  const auto *p = static_cast<const uint8_t *>(data);
+  crc = ~crc;
+  crc = hw ? crc32c_hw(crc, p, len) : crc32c_sw(crc, p, len);
+  return ~crc;
+}
+
+} // namespace pkramfs

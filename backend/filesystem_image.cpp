@@ -1,0 +1,375 @@
+// The Filesystem's persistent side: checkpoint images (serialise and load) and journal replay.
+// Both read untrusted bytes, so every value is checked before it is used; a failure names
+// what is wrong and leaves the caller to refuse the node.
+#include "filesystem.h"
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <spdlog/spdlog.h>
+
+namespace pkramfs {
+namespace {
+
+constexpr uint32_t kExtentUnwritten = 1;
+
+bool valid_name(std::string_view name) {
+  return !name.empty() && name.size() <= kNameMax && name != "." && name != ".." &&
+         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+bool valid_type(uint32_t mode) {
+  switch (mode & S_IFMT) {
+  case S_IFREG:
+  case S_IFDIR:
+  case S_IFLNK:
+  case S_IFCHR:
+  case S_IFBLK:
+  case S_IFIFO:
+  case S_IFSOCK:
+    return true;
+  default:
+    return false;
+  }
+}
+
+// What an inode costs against nr_inodes: itself, and every extra link (as on tmpfs).
+uint64_t inode_charge(const Inode &i) {
+  return i.is_dir() || i.nlink <= 1 ? 1 : i.nlink;
+}
+
+Errno corrupt(std::string &why, std::string what) {
+  why = std::move(what);
+  return Errno{EUCLEAN};
+}
+
+} // namespace
+
+void Filesystem::maybe_checkpoint() {
+  if (journal_ && !replaying_ && checkpoint_when_full_ && journal_->needs_checkpoint())
+    checkpoint_when_full_();
+}
+
+Filesystem::Usage Filesystem::usage() const {
+  std::shared_lock lock(tree_);
+  Usage u;
+  for (auto &[ino, inode] : inodes_) {
+    if (inode->nlink == 0)
+      continue;
+    if (inode->is_reg())
+      u.files++;
+    else if (inode->is_dir())
+      u.directories++;
+    else
+      u.others++;
+  }
+  u.data_blocks = arena_->used_blocks();
+  return u;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint images
+
+Result<void> Filesystem::checkpoint(
+    uint64_t generation, const std::function<Result<void>(std::string_view image)> &store) {
+  std::unique_lock lock(tree_);
+  std::string image;
+  Encoder e(image);
+  pkramfs_ckpt_header h{};
+  h.magic = PKRAMFS_CKPT_MAGIC;
+  h.version = PKRAMFS_FORMAT_VERSION;
+  h.header_bytes = sizeof h;
+  h.generation = generation;
+  h.next_ino = next_ino_;
+  e.raw(&h, sizeof h);
+  uint64_t count = 0;
+  for (auto &[ino, inode] : inodes_) {
+    const Inode &i = *inode;
+    if (i.nlink == 0 && !i.charged)
+      continue; // only the kernel still knows it: nothing left to keep
+    pkramfs_ckpt_inode c{};
+    c.ino = i.ino;
+    c.parent = i.parent;
+    c.size = i.size;
+    c.rdev = i.rdev;
+    c.atime_sec = i.atime.tv_sec;
+    c.atime_nsec = static_cast<uint32_t>(i.atime.tv_nsec);
+    c.mtime_sec = i.mtime.tv_sec;
+    c.mtime_nsec = static_cast<uint32_t>(i.mtime.tv_nsec);
+    c.ctime_sec = i.ctime.tv_sec;
+    c.ctime_nsec = static_cast<uint32_t>(i.ctime.tv_nsec);
+    c.mode = i.mode;
+    c.uid = i.uid;
+    c.gid = i.gid;
+    c.nlink = i.nlink;
+    c.nr_xattrs = static_cast<uint32_t>(i.xattrs.items().size());
+    c.nr_items = i.is_dir() ? i.dir->size() : i.extents.extents().size();
+    c.target_bytes = static_cast<uint32_t>(i.target.size());
+    e.raw(&c, sizeof c);
+    e.bytes(i.target);
+    for (auto &[name, value] : i.xattrs.items()) {
+      e.u32(static_cast<uint32_t>(name.size()));
+      e.u32(static_cast<uint32_t>(value.size()));
+      e.bytes(name);
+      e.bytes(value);
+    }
+    if (i.is_dir()) {
+      i.dir->for_each_after(0, [&](uint64_t, const DirEntry &entry) {
+        e.u64(entry.ino);
+        e.str(entry.name);
+        return true;
+      });
+    } else {
+      for (auto &[fblock, ext] : i.extents.extents()) {
+        e.u64(fblock);
+        e.u64(ext.block);
+        e.u64(ext.count);
+        e.u32(ext.unwritten ? kExtentUnwritten : 0);
+        e.u32(0);
+      }
+    }
+    count++;
+  }
+  h.bytes = image.size();
+  h.nr_inodes = count;
+  std::memcpy(image.data(), &h, sizeof h);
+  return store(image);
+}
+
+Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
+  std::unique_lock lock(tree_);
+  Decoder d(image.data(), image.size());
+  pkramfs_ckpt_header h{};
+  if (!d.raw(&h, sizeof h) || h.magic != PKRAMFS_CKPT_MAGIC)
+    return corrupt(why, "checkpoint image has no valid header");
+  if (h.version != PKRAMFS_FORMAT_VERSION || h.header_bytes != sizeof h ||
+      h.bytes != image.size())
+    return corrupt(why, "checkpoint header does not match its image (version " +
+                            std::to_string(h.version) + ", " + std::to_string(h.bytes) +
+                            " bytes)");
+  if (h.nr_inodes > image.size() / sizeof(pkramfs_ckpt_inode))
+    return corrupt(why, "checkpoint claims more inodes than it can hold");
+  inodes_.clear();
+  used_inodes_ = 0;
+  uint64_t max_ino = kRootIno;
+  for (uint64_t n = 0; n < h.nr_inodes; ++n) {
+    pkramfs_ckpt_inode c{};
+    if (!d.raw(&c, sizeof c))
+      return corrupt(why, "checkpoint ends inside inode record " + std::to_string(n));
+    const std::string where = "inode " + std::to_string(c.ino);
+    if (c.ino == 0 || inodes_.contains(c.ino) || !valid_type(c.mode) ||
+        c.atime_nsec >= 1000000000u || c.mtime_nsec >= 1000000000u ||
+        c.ctime_nsec >= 1000000000u || c.target_bytes >= PATH_MAX)
+      return corrupt(why, where + " in the checkpoint is invalid or repeated");
+    auto inode = std::make_unique<Inode>();
+    Inode &i = *inode;
+    i.ino = c.ino;
+    i.parent = c.parent;
+    i.size = c.size;
+    i.rdev = c.rdev;
+    i.atime = {c.atime_sec, c.atime_nsec};
+    i.mtime = {c.mtime_sec, c.mtime_nsec};
+    i.ctime = {c.ctime_sec, c.ctime_nsec};
+    i.mode = c.mode;
+    i.uid = c.uid;
+    i.gid = c.gid;
+    i.nlink = c.nlink;
+    i.target.assign(d.bytes(c.target_bytes));
+    if (c.nr_xattrs > d.remaining() / 8)
+      return corrupt(why, where + " claims more xattrs than the checkpoint holds");
+    for (uint32_t x = 0; x < c.nr_xattrs; ++x) {
+      const uint32_t name_len = d.u32(), value_len = d.u32();
+      if (name_len > 255 || value_len > 65536)
+        return corrupt(why, where + " has an xattr of impossible size");
+      const std::string_view name = d.bytes(name_len), value = d.bytes(value_len);
+      if (d.ok())
+        (void)i.xattrs.set(name, value, false, false);
+    }
+    if (i.is_dir()) {
+      i.dir = std::make_unique<Directory>();
+      if (c.nr_items > d.remaining() / 12)
+        return corrupt(why, where + " claims more entries than the checkpoint holds");
+      for (uint64_t k = 0; k < c.nr_items; ++k) {
+        const uint64_t child = d.u64();
+        const std::string_view name = d.str(kNameMax);
+        if (!d.ok() || !valid_name(name) || i.dir->find(name))
+          return corrupt(why, where + " has a bad or repeated directory entry");
+        i.dir->add(name, child);
+      }
+    } else {
+      if (c.nr_items > d.remaining() / 32)
+        return corrupt(why, where + " claims more extents than the checkpoint holds");
+      for (uint64_t k = 0; k < c.nr_items; ++k) {
+        const uint64_t fblock = d.u64(), block = d.u64(), count = d.u64();
+        const uint32_t flags = d.u32();
+        (void)d.u32();
+        const auto hole = i.extents.find(fblock);
+        if (!d.ok() || count == 0 || hole.mapped || hole.count < count)
+          return corrupt(why, where + " has overlapping or empty extents");
+        if (!arena_->claim({block, count}))
+          return corrupt(why, where + " has blocks " + std::to_string(block) + "+" +
+                                  std::to_string(count) +
+                                  " outside the data area or owned twice");
+        i.extents.insert(fblock, {block, count}, flags & kExtentUnwritten);
+      }
+    }
+    if (!d.ok())
+      return corrupt(why, "checkpoint ends inside " + where);
+    used_inodes_ += inode_charge(i);
+    max_ino = std::max(max_ino, i.ino);
+    inodes_.emplace(i.ino, std::move(inode));
+  }
+  if (d.remaining() != 0)
+    return corrupt(why, "checkpoint has trailing bytes");
+  Inode *root = find(kRootIno);
+  if (!root || !root->is_dir())
+    return corrupt(why, "checkpoint has no root directory");
+  // Names must point at inodes that exist, and directories at their real parent.
+  for (auto &[ino, inode] : inodes_) {
+    if (!inode->is_dir())
+      continue;
+    bool ok = true;
+    inode->dir->for_each_after(0, [&](uint64_t, const DirEntry &e) {
+      const Inode *child = find(e.ino);
+      ok = child && child->ino != kRootIno && (!child->is_dir() || child->parent == ino);
+      return ok;
+    });
+    if (!ok || !find(inode->parent))
+      return corrupt(why, "directory inode " + std::to_string(ino) +
+                              " names a missing inode or disagrees with its parent");
+  }
+  next_ino_ = std::max(h.next_ino, max_ino + 1);
+  replaying_ = true;
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal replay
+
+Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::string &why) {
+  std::unique_lock lock(tree_);
+  Decoder d(payload.data(), payload.size());
+  auto dir_of = [&](uint64_t ino) -> Inode * {
+    Inode *dir = find(ino);
+    return dir && dir->is_dir() ? dir : nullptr;
+  };
+  switch (type) {
+  case PKRAMFS_JREC_CREATE: {
+    CreateRecord r;
+    Inode *dir;
+    if (!decode(d, r) || !(dir = dir_of(r.parent)) || !valid_name(r.name) ||
+        dir->dir->find(r.name) || find(r.ino) || !valid_type(r.mode) ||
+        (r.target_block.count && !arena_->claim(r.target_block)))
+      return corrupt(why, "journal CREATE record does not fit the tree");
+    used_inodes_++;
+    apply_create(r);
+    return {};
+  }
+  case PKRAMFS_JREC_LINK: {
+    LinkRecord r;
+    Inode *dir, *inode;
+    if (!decode(d, r) || !(dir = dir_of(r.parent)) || !(inode = find(r.ino)) ||
+        inode->is_dir() || !valid_name(r.name) || dir->dir->find(r.name))
+      return corrupt(why, "journal LINK record does not fit the tree");
+    used_inodes_++;
+    apply_link(r);
+    return {};
+  }
+  case PKRAMFS_JREC_UNLINK:
+  case PKRAMFS_JREC_RMDIR: {
+    RemoveRecord r;
+    Inode *dir;
+    std::optional<uint64_t> child;
+    if (!decode(d, r) || !(dir = dir_of(r.parent)) || !(child = dir->dir->find(r.name)))
+      return corrupt(why, "journal UNLINK/RMDIR record names a missing entry");
+    Inode &c = *find(*child);
+    const bool rmdir = type == PKRAMFS_JREC_RMDIR;
+    if (c.is_dir() != rmdir || (rmdir && !c.dir->empty()))
+      return corrupt(why, "journal UNLINK/RMDIR record does not fit the tree");
+    if (rmdir)
+      detach_dir(*dir, r.name, c, r.time);
+    else
+      detach_nondir(*dir, r.name, c, r.time);
+    return {};
+  }
+  case PKRAMFS_JREC_RENAME: {
+    RenameRecord r;
+    Inode *od, *nd;
+    if (!decode(d, r) || !(od = dir_of(r.parent)) || !(nd = dir_of(r.new_parent)) ||
+        !valid_name(r.new_name))
+      return corrupt(why, "journal RENAME record names missing directories");
+    auto checked = check_rename(*od, r.name, *nd, r.new_name, r.flags);
+    if (!checked)
+      return corrupt(why, "journal RENAME record does not fit the tree");
+    if (!*checked)
+      apply_rename(r);
+    return {};
+  }
+  case PKRAMFS_JREC_INODE: {
+    InodeRecord r;
+    if (!decode(d, r))
+      return corrupt(why, "journal INODE record is malformed");
+    return replay_inode(r, why);
+  }
+  case PKRAMFS_JREC_XATTR_SET:
+  case PKRAMFS_JREC_XATTR_REMOVE: {
+    XattrRecord r;
+    if (!decode(d, r) || !find(r.ino))
+      return corrupt(why, "journal XATTR record names a missing inode");
+    apply_xattr(r, type == PKRAMFS_JREC_XATTR_REMOVE);
+    return {};
+  }
+  case PKRAMFS_JREC_RELEASE: {
+    ReleaseRecord r;
+    Inode *inode;
+    if (!decode(d, r) || !(inode = find(r.ino)) || inode->nlink != 0 || !inode->charged)
+      return corrupt(why, "journal RELEASE record does not fit the tree");
+    apply_release(*inode);
+    inodes_.erase(r.ino);
+    return {};
+  }
+  default:
+    return corrupt(why, "journal record of unknown type " + std::to_string(type));
+  }
+}
+
+Result<void> Filesystem::replay_inode(const InodeRecord &r, std::string &why) {
+  Inode *inode = find(r.ino);
+  if (!inode || (r.mode & S_IFMT) != (inode->mode & S_IFMT))
+    return corrupt(why, "journal INODE record names a missing inode " + std::to_string(r.ino));
+  for (const ExtentChange &c : r.changes) {
+    if (c.kind == ExtentChange::kInsert) {
+      const auto hole = inode->extents.find(c.a);
+      if (c.c == 0 || hole.mapped || hole.count < c.c || !arena_->claim({c.b, c.c}))
+        return corrupt(why, "journal INODE record maps blocks that are taken, for inode " +
+                                std::to_string(r.ino));
+    }
+    inode->extents.apply(c, [&](BlockRun run) { arena_->free(run); });
+  }
+  inode->mode = r.mode;
+  inode->uid = r.uid;
+  inode->gid = r.gid;
+  inode->size = r.size;
+  inode->atime = r.atime;
+  inode->mtime = r.mtime;
+  inode->ctime = r.ctime;
+  return {};
+}
+
+void Filesystem::finish_restore() {
+  std::unique_lock lock(tree_);
+  // Unlinked but open when the daemon stopped: nobody can open them again.
+  for (auto it = inodes_.begin(); it != inodes_.end();) {
+    Inode &inode = *it->second;
+    if (inode.nlink == 0) {
+      if (inode.charged)
+        apply_release(inode);
+      it = inodes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  replaying_ = false;
+}
+
+} // namespace pkramfs

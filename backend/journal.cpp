@@ -1,0 +1,76 @@
+#include "journal.h"
+
+#include "crc32c.h"
+#include "pkramfs/format.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace pkramfs {
+namespace {
+
+constexpr uint64_t kHeader = sizeof(pkramfs_jrec_header);
+constexpr size_t kCrcSkip = offsetof(pkramfs_jrec_header, sequence);
+
+uint64_t padded(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+uint32_t record_crc(const pkramfs_jrec_header &h, const std::byte *payload) {
+  const uint32_t c = crc32c(reinterpret_cast<const char *>(&h) + kCrcSkip, kHeader - kCrcSkip);
+  return crc32c(c, payload, h.payload_bytes);
+}
+
+} // namespace
+
+void Journal::resume(uint64_t epoch, uint64_t end, uint64_t next_sequence) {
+  std::lock_guard lock(mu_);
+  epoch_ = epoch;
+  pos_ = end;
+  sequence_ = next_sequence;
+}
+
+uint64_t Journal::used() const {
+  std::lock_guard lock(mu_);
+  return pos_;
+}
+
+Result<void> Journal::append(uint32_t type, std::string_view payload) {
+  std::lock_guard lock(mu_);
+  const uint64_t total = kHeader + padded(payload.size());
+  if (pos_ + total > bytes_)
+    return Errno{ENOSPC};
+  pkramfs_jrec_header h{};
+  h.magic = PKRAMFS_JREC_MAGIC;
+  h.sequence = sequence_;
+  h.epoch = epoch_;
+  h.type = type;
+  h.payload_bytes = static_cast<uint32_t>(payload.size());
+  std::byte *at = base_ + pos_;
+  std::memcpy(at + kHeader, payload.data(), payload.size());
+  h.crc32c = record_crc(h, at + kHeader);
+  std::memcpy(at, &h, kHeader);
+  pos_ += total;
+  sequence_++;
+  return {};
+}
+
+Journal::Check Journal::check(const std::byte *base, uint64_t bytes, uint64_t off,
+                              uint64_t epoch, uint64_t sequence, Record *out) {
+  out->next = 0;
+  if (off + kHeader > bytes)
+    return Check::kEnd;
+  pkramfs_jrec_header h;
+  std::memcpy(&h, base + off, kHeader);
+  if (h.magic != PKRAMFS_JREC_MAGIC || h.epoch != epoch || h.sequence != sequence)
+    return Check::kEnd;
+  const uint64_t next = off + kHeader + padded(h.payload_bytes);
+  if (h.payload_bytes > bytes || next > bytes)
+    return Check::kTorn;
+  out->next = next;
+  if (record_crc(h, base + off + kHeader) != h.crc32c)
+    return Check::kTorn;
+  out->type = h.type;
+  out->payload = {reinterpret_cast<const char *>(base + off + kHeader), h.payload_bytes};
+  return Check::kValid;
+}
+
+} // namespace pkramfs

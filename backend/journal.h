@@ -1,0 +1,83 @@
+// The journal: a log region in the node where every mutating operation appends a record before
+// its reply goes to the kernel. Records of one epoch (the generation of the checkpoint they
+// follow) are packed from the start of the region; a checkpoint starts a new epoch.
+#pragma once
+
+#include "result.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace pkramfs {
+
+class Journal {
+public:
+  // Space kept free so that operations in flight always fit; below it, checkpoint first.
+  static constexpr uint64_t kReserve = 4 << 20;
+
+  Journal(std::byte *base, uint64_t bytes) : base_(base), bytes_(bytes) {}
+
+  // Continues an epoch after `records` valid records ending at `end` (from scan()).
+  void resume(uint64_t epoch, uint64_t end, uint64_t next_sequence);
+  Result<void> append(uint32_t type, std::string_view payload);
+
+  uint64_t used() const;
+  uint64_t capacity() const { return bytes_; }
+  bool needs_checkpoint() const { return used() + kReserve > bytes_; }
+
+  struct ScanResult {
+    uint64_t records = 0;
+    uint64_t end = 0;           // offset after the last valid record
+    uint64_t next_sequence = 1;
+    std::string corruption;     // non-empty: a bad record is followed by valid ones
+  };
+  // Calls f(type, payload) for each valid record of `epoch`, in order. A torn last record is
+  // normal and ends the scan.
+  template <class F>
+  static ScanResult scan(const std::byte *base, uint64_t bytes, uint64_t epoch, F &&f);
+
+private:
+  struct Record {
+    uint32_t type;
+    std::string_view payload;
+    uint64_t next; // offset of the following record
+  };
+  enum class Check { kValid, kEnd, kTorn };
+  static Check check(const std::byte *base, uint64_t bytes, uint64_t off, uint64_t epoch,
+                     uint64_t sequence, Record *out);
+
+  mutable std::mutex mu_;
+  std::byte *base_;
+  uint64_t bytes_;
+  uint64_t pos_ = 0;
+  uint64_t sequence_ = 1;
+  uint64_t epoch_ = 0;
+};
+
+template <class F>
+Journal::ScanResult Journal::scan(const std::byte *base, uint64_t bytes, uint64_t epoch, F &&f) {
+  ScanResult r;
+  Record rec;
+  for (;;) {
+    const Check c = check(base, bytes, r.end, epoch, r.next_sequence, &rec);
+    if (c == Check::kValid) {
+      f(rec.type, rec.payload);
+      r.end = rec.next;
+      r.records++;
+      r.next_sequence++;
+      continue;
+    }
+    // A torn record is the last one written; if a valid record follows it, the journal was
+    // damaged in the middle.
+    if (c == Check::kTorn && rec.next &&
+        check(base, bytes, rec.next, epoch, r.next_sequence + 1, &rec) == Check::kValid)
+      r.corruption = "journal record " + std::to_string(r.next_sequence) + " at offset " +
+                     std::to_string(r.end) + " is damaged but later records are valid";
+    return r;
+  }
+}
+
+} // namespace pkramfs

@@ -1,0 +1,272 @@
+#include "node.h"
+
+#include "crc32c.h"
+#include "geometry.h"
+#include "unique_fd.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pkramfs {
+namespace {
+
+constexpr size_t kSbCrcBytes = offsetof(pkramfs_superblock, crc32c);
+
+uint32_t superblock_crc(const pkramfs_superblock &sb) { return crc32c(&sb, kSbCrcBytes); }
+
+uint64_t frames_for(uint64_t bytes) { return (bytes + kFrameSize - 1) / kFrameSize; }
+
+// Address space for checkpoints beyond the data frames: it costs nothing until used.
+uint64_t checkpoint_reserve(const pkramfs_superblock &sb) {
+  return std::max<uint64_t>(512, sb.data_frames);
+}
+
+pkramfs_superblock new_superblock(const NodeParams &p) {
+  pkramfs_superblock sb{};
+  sb.magic = PKRAMFS_SB_MAGIC;
+  sb.version = PKRAMFS_FORMAT_VERSION;
+  sb.sb_bytes = sizeof sb;
+  if (getrandom(sb.uuid, sizeof sb.uuid, 0) != sizeof sb.uuid)
+    std::memset(sb.uuid, 0, sizeof sb.uuid);
+  sb.frame_size = kFrameSize;
+  sb.block_size = kBlockSize;
+  sb.journal_first_frame = 1;
+  sb.journal_frames = Node::kJournalFrames;
+  sb.data_first_frame = 1 + Node::kJournalFrames;
+  sb.data_limit_blocks = p.limit_blocks;
+  sb.data_frames = (p.limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
+  sb.ckpt_first_frame = sb.data_first_frame + sb.data_frames;
+  sb.max_inodes = p.max_inodes;
+  sb.state = PKRAMFS_STATE_DIRTY;
+  return sb;
+}
+
+std::string slot_problem(const pkramfs_superblock &sb, unsigned slot, uint64_t file_bytes) {
+  const pkramfs_ckpt_slot &s = sb.slots[slot];
+  if (s.generation == 0)
+    return "checkpoint slot " + std::to_string(slot) + " is empty";
+  if (s.first_frame < sb.ckpt_first_frame || s.nr_frames == 0 || s.nr_frames > (1ull << 32) ||
+      s.bytes > s.nr_frames * kFrameSize || s.bytes < sizeof(pkramfs_ckpt_header))
+    return "checkpoint slot " + std::to_string(slot) + " has an impossible location";
+  if ((s.first_frame + s.nr_frames) * kFrameSize > file_bytes)
+    return "node file is shorter than checkpoint slot " + std::to_string(slot) +
+           " says (truncated?)";
+  return {};
+}
+
+} // namespace
+
+std::string check_superblock(const pkramfs_superblock &sb) {
+  if (sb.magic != PKRAMFS_SB_MAGIC)
+    return "no pkramfs superblock (unknown magic)";
+  if (sb.version > PKRAMFS_FORMAT_VERSION)
+    return "format version " + std::to_string(sb.version) +
+           " is newer than this build reads (version " +
+           std::to_string(PKRAMFS_FORMAT_VERSION) + ")";
+  if (sb.version != PKRAMFS_FORMAT_VERSION || sb.sb_bytes != sizeof sb)
+    return "unknown format version " + std::to_string(sb.version);
+  if (superblock_crc(sb) != sb.crc32c)
+    return "superblock CRC mismatch";
+  if (sb.frame_size != kFrameSize || sb.block_size != kBlockSize || sb.journal_first_frame != 1 ||
+      sb.journal_frames == 0 || sb.journal_frames > 4096 ||
+      sb.data_first_frame != 1 + sb.journal_frames || sb.data_frames > (1ull << 32) ||
+      sb.ckpt_first_frame != sb.data_first_frame + sb.data_frames ||
+      sb.data_limit_blocks > sb.data_frames * kBlocksPerFrame || sb.current_slot > 1 ||
+      sb.state < PKRAMFS_STATE_CLEAN || sb.state > PKRAMFS_STATE_PRESERVED)
+    return "superblock geometry is inconsistent";
+  return {};
+}
+
+Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const NodeParams &params,
+                                             std::string &why) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid())
+    return Errno{errno};
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0)
+    return Errno{errno};
+  std::unique_ptr<Node> node(new Node);
+  const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
+  if (file_bytes == 0) {
+    node->fresh_ = true;
+    node->sb_ = new_superblock(params);
+    if (ftruncate(fd.get(), static_cast<off_t>(node->sb_.ckpt_first_frame * kFrameSize)) != 0)
+      return Errno{errno};
+  } else {
+    // Read-only checks first: a node we refuse keeps every byte.
+    pkramfs_superblock copies[2];
+    std::string problems[2];
+    for (int c = 0; c < 2; ++c) {
+      if (pread(fd.get(), &copies[c], sizeof copies[c], c * PKRAMFS_SB_COPY_OFFSET) !=
+          static_cast<ssize_t>(sizeof copies[c]))
+        problems[c] = "node file is too short for a superblock";
+      else
+        problems[c] = check_superblock(copies[c]);
+    }
+    int best = -1;
+    for (int c = 0; c < 2; ++c)
+      if (problems[c].empty() && (best < 0 || copies[c].sequence > copies[best].sequence))
+        best = c;
+    if (best < 0) {
+      why = problems[0];
+      return Errno{EUCLEAN};
+    }
+    node->sb_ = copies[best];
+    if (file_bytes < node->sb_.ckpt_first_frame * kFrameSize) {
+      why = "node file is shorter than its superblock says (truncated?)";
+      return Errno{EUCLEAN};
+    }
+    // The current checkpoint, or the other one if the current one is damaged.
+    const unsigned cur = node->sb_.current_slot;
+    std::string first_problem;
+    bool found = false;
+    for (unsigned slot : {cur, 1 - cur}) {
+      std::string problem = slot_problem(node->sb_, slot, file_bytes);
+      const pkramfs_ckpt_slot &s = node->sb_.slots[slot];
+      if (problem.empty()) {
+        std::string image(s.bytes, '\0');
+        if (pread(fd.get(), image.data(), image.size(),
+                  static_cast<off_t>(s.first_frame * kFrameSize)) !=
+                static_cast<ssize_t>(image.size()) ||
+            crc32c(image.data(), image.size()) != s.crc32c)
+          problem = "checkpoint slot " + std::to_string(slot) + " fails its CRC";
+      }
+      if (problem.empty()) {
+        node->restored_slot_ = slot;
+        found = true;
+        break;
+      }
+      if (first_problem.empty())
+        first_problem = problem;
+    }
+    if (!found) {
+      why = first_problem;
+      return Errno{EUCLEAN};
+    }
+    if (node->restored_slot_ != cur)
+      spdlog::warn("{}: {}; restoring the older checkpoint {} (changes after it are lost)",
+                   path, first_problem, node->sb_.slots[node->restored_slot_].generation);
+    node->state_at_open_ = node->sb_.state;
+  }
+  uint64_t capacity = node->sb_.ckpt_first_frame + checkpoint_reserve(node->sb_);
+  for (const auto &s : node->sb_.slots)
+    if (s.generation)
+      capacity = std::max(capacity, s.first_frame + s.nr_frames);
+  node->capacity_frames_ = capacity;
+  auto source = make_shm_frame_source(fd.release(), path, capacity);
+  if (!source)
+    return Errno{source.error()};
+  node->source_ = std::move(source.value());
+  node->journal_ = std::make_unique<Journal>(
+      node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
+      node->sb_.journal_frames * kFrameSize);
+  if (node->fresh_)
+    node->write_superblock();
+  return node;
+}
+
+std::string_view Node::slot_image(unsigned slot) const {
+  const pkramfs_ckpt_slot &s = sb_.slots[slot];
+  return {reinterpret_cast<const char *>(source_->base() + s.first_frame * kFrameSize), s.bytes};
+}
+
+void Node::write_superblock() {
+  // Two copies written in turn: a write torn by a crash leaves the other one valid.
+  sb_.sequence++;
+  sb_.crc32c = superblock_crc(sb_);
+  std::memcpy(source_->base() + (sb_.sequence % 2) * PKRAMFS_SB_COPY_OFFSET, &sb_, sizeof sb_);
+}
+
+void Node::set_state(uint32_t state) {
+  std::lock_guard lock(mu_);
+  sb_.state = state;
+  write_superblock();
+}
+
+Result<void> Node::restore(Filesystem &fs, std::string &why) {
+  if (auto r = fs.load_image(slot_image(restored_slot_), why); !r)
+    return r;
+  uint64_t epoch;
+  Journal::ScanResult scan;
+  {
+    std::lock_guard lock(mu_);
+    epoch = sb_.journal_epoch;
+  }
+  // After falling back to the older checkpoint the journal's records do not follow it.
+  if (restored_slot_ == sb_.current_slot) {
+    Result<void> failed;
+    scan = Journal::scan(source_->base() + sb_.journal_first_frame * kFrameSize,
+                         sb_.journal_frames * kFrameSize, epoch,
+                         [&](uint32_t type, std::string_view payload) {
+                           if (failed)
+                             failed = fs.replay(type, payload, why);
+                         });
+    if (!failed) {
+      why = "journal record " + std::to_string(scan.records) + ": " + why;
+      return failed;
+    }
+    if (!scan.corruption.empty()) {
+      why = scan.corruption;
+      return Errno{EUCLEAN};
+    }
+  }
+  fs.finish_restore();
+  journal_->resume(epoch, scan.end, scan.next_sequence);
+  spdlog::debug("restored checkpoint {} and {} journal records",
+                sb_.slots[restored_slot_].generation, scan.records);
+  return {};
+}
+
+Result<void> Node::checkpoint(Filesystem &fs) {
+  std::lock_guard lock(mu_);
+  const uint64_t generation = std::max(sb_.slots[0].generation, sb_.slots[1].generation) + 1;
+  return fs.checkpoint(generation, [&](std::string_view image) -> Result<void> {
+    const pkramfs_ckpt_slot &cur = sb_.slots[sb_.current_slot];
+    const unsigned other = cur.generation ? 1 - sb_.current_slot : sb_.current_slot;
+    const uint64_t need = std::max<uint64_t>(1, frames_for(image.size()));
+    // Never overwrite the current checkpoint: before it if there is room, else after it.
+    uint64_t first = sb_.ckpt_first_frame;
+    if (cur.generation && first + need > cur.first_frame)
+      first = cur.first_frame + cur.nr_frames;
+    if (first + need > capacity_frames_)
+      return Errno{ENOSPC};
+    for (uint64_t f = first; f < first + need; ++f)
+      if (auto r = source_->acquire(f); !r)
+        return r;
+    std::memcpy(source_->base() + first * kFrameSize, image.data(), image.size());
+    sb_.slots[other] = {generation, first, need, image.size(),
+                        crc32c(image.data(), image.size()), 0};
+    sb_.current_slot = other;
+    sb_.journal_epoch = generation;
+    write_superblock();
+    restored_slot_ = other;
+    journal_->resume(generation, 0, 1);
+    return {};
+  });
+}
+
+uint64_t Node::checkpoint_bytes() const {
+  std::lock_guard lock(mu_);
+  return sb_.slots[sb_.current_slot].bytes;
+}
+
+uint64_t Node::checkpoint_generation() const {
+  std::lock_guard lock(mu_);
+  return sb_.slots[sb_.current_slot].generation;
+}
+
+uint64_t Node::node_bytes() const {
+  std::lock_guard lock(mu_);
+  uint64_t frames = sb_.ckpt_first_frame;
+  for (const auto &s : sb_.slots)
+    if (s.generation)
+      frames = std::max(frames, s.first_frame + s.nr_frames);
+  return frames * kFrameSize;
+}
+
+} // namespace pkramfs

@@ -1,0 +1,70 @@
+// A persistent node: its frames, superblock, journal and checkpoint slots (layout in
+// pkramfs/format.h). Opening validates everything through a read-only view first, so a node
+// that is refused keeps every byte it had.
+#pragma once
+
+#include "filesystem.h"
+#include "frame_source.h"
+#include "journal.h"
+#include "pkramfs/format.h"
+#include "result.h"
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace pkramfs {
+
+struct NodeParams {
+  uint64_t limit_blocks = 0; // for a new node; an existing one keeps its own
+  uint64_t max_inodes = UINT64_MAX;
+};
+
+class Node {
+public:
+  static constexpr uint64_t kJournalFrames = 8; // 16 MiB
+
+  // Opens the node file at `path` (creating it if missing). EUCLEAN/EINVAL with `why` set when
+  // an existing file is not a node this build can use.
+  static Result<std::unique_ptr<Node>> open_shm(const std::string &path, const NodeParams &params,
+                                                std::string &why);
+
+  FrameSource &frames() { return *source_; }
+  uint64_t data_first_frame() const { return sb_.data_first_frame; }
+  uint64_t limit_blocks() const { return sb_.data_limit_blocks; }
+  uint64_t max_inodes() const { return sb_.max_inodes; }
+  // True when the node holds no tree yet (just created).
+  bool fresh() const { return fresh_; }
+  uint32_t state_at_open() const { return state_at_open_; }
+  Journal &journal() { return *journal_; }
+
+  // Loads the newest valid checkpoint and replays the journal into `fs`.
+  Result<void> restore(Filesystem &fs, std::string &why);
+  // Writes a checkpoint of `fs` into the other slot, switches to it and starts a new journal
+  // epoch. Every operation waits meanwhile.
+  Result<void> checkpoint(Filesystem &fs);
+  void set_state(uint32_t state);
+
+  uint64_t checkpoint_bytes() const;
+  uint64_t checkpoint_generation() const;
+  uint64_t node_bytes() const;
+
+private:
+  Node() = default;
+  void write_superblock();
+  std::string_view slot_image(unsigned slot) const;
+
+  std::unique_ptr<FrameSource> source_;
+  std::unique_ptr<Journal> journal_;
+  mutable std::mutex mu_; // superblock
+  pkramfs_superblock sb_{};
+  uint64_t capacity_frames_ = 0;
+  unsigned restored_slot_ = 0;
+  bool fresh_ = false;
+  uint32_t state_at_open_ = 0;
+};
+
+// Validates a superblock copy; empty string when valid, else what is wrong.
+std::string check_superblock(const pkramfs_superblock &sb);
+
+} // namespace pkramfs

@@ -1,0 +1,56 @@
+// The daemon's side of pkramfs-ctl: what a mounted node can be asked over its control socket
+// (<run-dir>/NAME.sock, mode 0600). The protocol itself lives in control_server.cpp and
+// tools/ctl; this is what the daemon implements.
+#pragma once
+
+#include "result.h"
+
+#include <cstdint>
+#include <string>
+
+namespace pkramfs {
+
+struct NodeUsage {
+  uint64_t files = 0;            // regular files
+  uint64_t directories = 0;
+  uint64_t other_inodes = 0;     // symlinks, fifos, devices, sockets
+  uint64_t data_bytes = 0;       // blocks holding file data, in bytes
+  uint64_t limit_bytes = 0;      // size=
+  uint64_t inodes_used = 0;
+  uint64_t inodes_limit = 0;     // 0: unlimited
+  uint64_t journal_used_bytes = 0;
+  uint64_t journal_bytes = 0;
+  uint64_t checkpoint_bytes = 0; // size of the current checkpoint image
+  uint64_t checkpoint_generation = 0;
+  uint64_t node_bytes = 0;       // size of the node (file or kmod frames)
+};
+
+struct NodeStatus {
+  std::string name;
+  std::string backend;           // "shm", "kmod", "anon"
+  std::string state;             // "active", "preserved"
+  std::string mountpoint;
+  int64_t pid = 0;
+  NodeUsage usage;
+};
+
+struct PreserveReport {
+  uint64_t files = 0;
+  uint64_t bytes = 0;            // file data bytes preserved
+  uint64_t checkpoint_bytes = 0;
+  double milliseconds = 0;
+};
+
+class ControlHandler {
+public:
+  virtual NodeStatus status() = 0;
+  // Refuse mutations with EROFS, syncfs the mount, checkpoint, mark the node preserved.
+  virtual Result<PreserveReport> preserve() = 0;
+  // Make a preserved mount writable again.
+  virtual Result<void> unpreserve() = 0;
+
+protected:
+  ~ControlHandler() = default;
+};
+
+} // namespace pkramfs

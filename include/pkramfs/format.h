@@ -1,0 +1,119 @@
+/* The persistent format of a pkramfs node, described once. docs/format.md explains it.
+ *
+ * A node is an ordered list of 2 MiB frames (a file on /dev/shm or hugetlbfs, or a pkram.ko
+ * node). All fields are little-endian and fixed width; everything refers to other things by
+ * byte offset or block number within the node, never by pointer.
+ *
+ *   frame 0                  two superblock copies (offsets 0 and 4096)
+ *   frames [1, 1+J)          the journal
+ *   frames [D, D+N)          data blocks (4 KiB), the size= limit applies here
+ *   frames [C, ...)          checkpoint images, each a contiguous run of frames
+ */
+#ifndef PKRAMFS_FORMAT_H
+#define PKRAMFS_FORMAT_H
+
+#include <stdint.h>
+
+#define PKRAMFS_SB_MAGIC 0x3153464d41524b50ULL   /* "PKRAMFS1" as little-endian bytes */
+#define PKRAMFS_CKPT_MAGIC 0x3154504b43524b50ULL /* "PKRCKPT1" */
+#define PKRAMFS_JREC_MAGIC 0x4a524b50U           /* "PKRJ" */
+#define PKRAMFS_FORMAT_VERSION 1u
+#define PKRAMFS_SB_COPY_OFFSET 4096u /* second superblock copy */
+
+enum pkramfs_node_state {
+  PKRAMFS_STATE_CLEAN = 1,     /* unmounted cleanly: the current checkpoint is the whole tree */
+  PKRAMFS_STATE_DIRTY = 2,     /* mounted, or the daemon died: replay the journal */
+  PKRAMFS_STATE_PRESERVED = 3, /* frozen by pkramfs-ctl preserve for a handover */
+};
+
+struct pkramfs_ckpt_slot {
+  uint64_t generation;  /* 0: slot empty */
+  uint64_t first_frame; /* contiguous run of frames holding the image */
+  uint64_t nr_frames;
+  uint64_t bytes;       /* image length */
+  uint32_t crc32c;      /* over the image's `bytes` bytes */
+  uint32_t reserved;
+};
+
+struct pkramfs_superblock {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t sb_bytes; /* sizeof(struct pkramfs_superblock) */
+  uint64_t sequence; /* bumped on every write; the valid copy with the highest one wins */
+  uint8_t uuid[16];
+  uint32_t frame_size;
+  uint32_t block_size;
+  uint64_t journal_first_frame;
+  uint64_t journal_frames;
+  uint64_t data_first_frame;
+  uint64_t data_frames;
+  uint64_t data_limit_blocks; /* size= in blocks */
+  uint64_t ckpt_first_frame;  /* checkpoint frames start here and grow the node */
+  uint64_t max_inodes;        /* nr_inodes=, UINT64_MAX for none */
+  uint32_t state;             /* enum pkramfs_node_state */
+  uint32_t current_slot;      /* 0 or 1 */
+  struct pkramfs_ckpt_slot slots[2];
+  uint64_t journal_epoch; /* generation of the checkpoint the journal's records follow */
+  uint64_t reserved[8];
+  uint32_t reserved32;
+  uint32_t crc32c; /* over every byte before this field */
+};
+
+/* Checkpoint image: this header, then `nr_inodes` inode records, each followed by its variable
+ * parts (see docs/format.md). */
+struct pkramfs_ckpt_header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t header_bytes;
+  uint64_t generation;
+  uint64_t bytes; /* whole image, header included */
+  uint64_t nr_inodes;
+  uint64_t next_ino;
+  uint64_t reserved[4];
+};
+
+struct pkramfs_ckpt_inode {
+  uint64_t ino;
+  uint64_t parent; /* directories: the inode ".." names */
+  uint64_t size;
+  uint64_t rdev;
+  int64_t atime_sec, mtime_sec, ctime_sec;
+  uint32_t atime_nsec, mtime_nsec, ctime_nsec;
+  uint32_t mode;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t nlink;
+  uint32_t nr_xattrs;
+  uint64_t nr_items; /* directories: entries; regular files and long symlinks: extents */
+  uint32_t target_bytes; /* symlinks */
+  uint32_t reserved;
+  /* then: target bytes; xattrs: {u32 name_len, u32 value_len, name, value}; items:
+   * extents {u64 file_block, u64 block, u64 count, u32 flags (1 = unwritten), u32 0} or
+   * entries {u64 ino, u32 name_len, name} */
+};
+
+/* Journal record header. A record's payload follows it; records are packed back to back from
+ * the start of the journal, padded to 8 bytes. A record counts only if its magic, epoch,
+ * sequence (one more than the previous) and CRC all hold. */
+struct pkramfs_jrec_header {
+  uint32_t magic;
+  uint32_t crc32c; /* over the header from `sequence` on, and the payload */
+  uint64_t sequence;
+  uint64_t epoch;
+  uint32_t type; /* enum pkramfs_jrec_type */
+  uint32_t payload_bytes;
+};
+
+enum pkramfs_jrec_type {
+  PKRAMFS_JREC_CREATE = 1,   /* parent, ino, mode, uid, gid, rdev, time, name, target, extents */
+  PKRAMFS_JREC_LINK = 2,     /* ino, parent, name, time */
+  PKRAMFS_JREC_UNLINK = 3,   /* parent, name, time */
+  PKRAMFS_JREC_RMDIR = 4,    /* parent, name, time */
+  PKRAMFS_JREC_RENAME = 5,   /* parent, name, new parent, new name, flags, time */
+  PKRAMFS_JREC_INODE = 6,    /* ino, mode, uid, gid, size, a/m/ctime, extent changes */
+  PKRAMFS_JREC_XATTR_SET = 7,    /* ino, ctime, name, value */
+  PKRAMFS_JREC_XATTR_REMOVE = 8, /* ino, ctime, name */
+  PKRAMFS_JREC_RELEASE = 9,  /* ino: an unlinked inode is closed for good, its blocks go */
+};
+
+#endif
