@@ -167,6 +167,10 @@ public:
   void set_frozen(bool frozen) { frozen_ = frozen; }
   bool frozen() const { return frozen_; }
 
+  // Checks the tree's invariants (link counts, parent/child agreement, directory sizes) and
+  // appends one line per problem.
+  void verify(std::vector<std::string> &problems) const;
+
   struct Usage {
     uint64_t files = 0, directories = 0, others = 0, data_blocks = 0;
   };

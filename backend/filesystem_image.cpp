@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 #include <spdlog/spdlog.h>
 
 namespace pkramfs {
@@ -65,6 +66,48 @@ Filesystem::Usage Filesystem::usage() const {
   }
   u.data_blocks = arena_->used_blocks();
   return u;
+}
+
+void Filesystem::verify(std::vector<std::string> &problems) const {
+  std::shared_lock lock(tree_);
+  std::unordered_map<uint64_t, uint64_t> names; // links counted from directory entries
+  for (auto &[ino, inode] : inodes_) {
+    if (!inode->is_dir())
+      continue;
+    uint64_t subdirs = 0;
+    inode->dir->for_each_after(0, [&](uint64_t, const DirEntry &e) {
+      names[e.ino]++;
+      const Inode *child = find(e.ino);
+      if (child && child->is_dir()) {
+        subdirs++;
+        if (child->parent != ino)
+          problems.push_back("directory " + std::to_string(e.ino) + " (" + e.name +
+                             ") names parent " + std::to_string(child->parent) +
+                             " but is listed in " + std::to_string(ino));
+      }
+      return true;
+    });
+    if (inode->nlink != 2 + subdirs)
+      problems.push_back("directory " + std::to_string(ino) + " has link count " +
+                         std::to_string(inode->nlink) + ", expected " +
+                         std::to_string(2 + subdirs));
+    if (inode->size != 2 * 20 + 20 * inode->dir->size())
+      problems.push_back("directory " + std::to_string(ino) + " has size " +
+                         std::to_string(inode->size) + " for " +
+                         std::to_string(inode->dir->size()) + " entries");
+  }
+  for (auto &[ino, inode] : inodes_) {
+    const uint64_t count = names.contains(ino) ? names[ino] : 0;
+    if (inode->is_dir()) {
+      if (ino != kRootIno && count != 1)
+        problems.push_back("directory " + std::to_string(ino) + " is named " +
+                           std::to_string(count) + " times");
+    } else if (inode->nlink != count) {
+      problems.push_back("inode " + std::to_string(ino) + " has link count " +
+                         std::to_string(inode->nlink) + " but " + std::to_string(count) +
+                         " names");
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

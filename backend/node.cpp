@@ -82,6 +82,59 @@ std::string check_superblock(const pkramfs_superblock &sb) {
   return {};
 }
 
+Result<NodeHeader> read_node_header(int fd, uint64_t file_bytes, std::string &why) {
+  // Read-only checks first: a node we refuse keeps every byte.
+  pkramfs_superblock copies[2];
+  std::string problems[2];
+  for (int c = 0; c < 2; ++c) {
+    if (pread(fd, &copies[c], sizeof copies[c], c * PKRAMFS_SB_COPY_OFFSET) !=
+        static_cast<ssize_t>(sizeof copies[c]))
+      problems[c] = "node file is too short for a superblock";
+    else
+      problems[c] = check_superblock(copies[c]);
+  }
+  int best = -1;
+  for (int c = 0; c < 2; ++c)
+    if (problems[c].empty() && (best < 0 || copies[c].sequence > copies[best].sequence))
+      best = c;
+  if (best < 0) {
+    why = problems[0];
+    return Errno{EUCLEAN};
+  }
+  NodeHeader h;
+  h.sb = copies[best];
+  if (file_bytes < h.sb.ckpt_first_frame * kFrameSize) {
+    why = "node file is shorter than its superblock says (truncated?)";
+    return Errno{EUCLEAN};
+  }
+  // The current checkpoint, or the other one if the current one is damaged.
+  const unsigned cur = h.sb.current_slot;
+  std::string first_problem;
+  for (unsigned slot : {cur, 1 - cur}) {
+    std::string problem = slot_problem(h.sb, slot, file_bytes);
+    const pkramfs_ckpt_slot &s = h.sb.slots[slot];
+    if (problem.empty()) {
+      h.image.assign(s.bytes, '\0');
+      if (pread(fd, h.image.data(), h.image.size(),
+                static_cast<off_t>(s.first_frame * kFrameSize)) !=
+              static_cast<ssize_t>(h.image.size()) ||
+          crc32c(h.image.data(), h.image.size()) != s.crc32c)
+        problem = "checkpoint slot " + std::to_string(slot) + " fails its CRC";
+    }
+    if (problem.empty()) {
+      h.slot = slot;
+      if (slot != cur)
+        h.warning = first_problem + "; using the older checkpoint " +
+                    std::to_string(s.generation) + " (changes after it are lost)";
+      return h;
+    }
+    if (first_problem.empty())
+      first_problem = problem;
+  }
+  why = first_problem;
+  return Errno{EUCLEAN};
+}
+
 Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const NodeParams &params,
                                              std::string &why) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -98,59 +151,13 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
     if (ftruncate(fd.get(), static_cast<off_t>(node->sb_.ckpt_first_frame * kFrameSize)) != 0)
       return Errno{errno};
   } else {
-    // Read-only checks first: a node we refuse keeps every byte.
-    pkramfs_superblock copies[2];
-    std::string problems[2];
-    for (int c = 0; c < 2; ++c) {
-      if (pread(fd.get(), &copies[c], sizeof copies[c], c * PKRAMFS_SB_COPY_OFFSET) !=
-          static_cast<ssize_t>(sizeof copies[c]))
-        problems[c] = "node file is too short for a superblock";
-      else
-        problems[c] = check_superblock(copies[c]);
-    }
-    int best = -1;
-    for (int c = 0; c < 2; ++c)
-      if (problems[c].empty() && (best < 0 || copies[c].sequence > copies[best].sequence))
-        best = c;
-    if (best < 0) {
-      why = problems[0];
-      return Errno{EUCLEAN};
-    }
-    node->sb_ = copies[best];
-    if (file_bytes < node->sb_.ckpt_first_frame * kFrameSize) {
-      why = "node file is shorter than its superblock says (truncated?)";
-      return Errno{EUCLEAN};
-    }
-    // The current checkpoint, or the other one if the current one is damaged.
-    const unsigned cur = node->sb_.current_slot;
-    std::string first_problem;
-    bool found = false;
-    for (unsigned slot : {cur, 1 - cur}) {
-      std::string problem = slot_problem(node->sb_, slot, file_bytes);
-      const pkramfs_ckpt_slot &s = node->sb_.slots[slot];
-      if (problem.empty()) {
-        std::string image(s.bytes, '\0');
-        if (pread(fd.get(), image.data(), image.size(),
-                  static_cast<off_t>(s.first_frame * kFrameSize)) !=
-                static_cast<ssize_t>(image.size()) ||
-            crc32c(image.data(), image.size()) != s.crc32c)
-          problem = "checkpoint slot " + std::to_string(slot) + " fails its CRC";
-      }
-      if (problem.empty()) {
-        node->restored_slot_ = slot;
-        found = true;
-        break;
-      }
-      if (first_problem.empty())
-        first_problem = problem;
-    }
-    if (!found) {
-      why = first_problem;
-      return Errno{EUCLEAN};
-    }
-    if (node->restored_slot_ != cur)
-      spdlog::warn("{}: {}; restoring the older checkpoint {} (changes after it are lost)",
-                   path, first_problem, node->sb_.slots[node->restored_slot_].generation);
+    auto header = read_node_header(fd.get(), file_bytes, why);
+    if (!header)
+      return Errno{header.error()};
+    node->sb_ = header->sb;
+    node->restored_slot_ = header->slot;
+    if (!header->warning.empty())
+      spdlog::warn("{}: {}", path, header->warning);
     node->state_at_open_ = node->sb_.state;
   }
   uint64_t capacity = node->sb_.ckpt_first_frame + checkpoint_reserve(node->sb_);

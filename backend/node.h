@@ -67,4 +67,13 @@ private:
 // Validates a superblock copy; empty string when valid, else what is wrong.
 std::string check_superblock(const pkramfs_superblock &sb);
 
+// A node's superblock and the checkpoint to restore, read and checked with pread only.
+struct NodeHeader {
+  pkramfs_superblock sb{};
+  unsigned slot = 0;   // the checkpoint slot to restore
+  std::string image;   // its bytes, CRC checked
+  std::string warning; // set when falling back to the older checkpoint
+};
+Result<NodeHeader> read_node_header(int fd, uint64_t file_bytes, std::string &why);
+
 } // namespace pkramfs

@@ -1,6 +1,7 @@
 // pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
 #include "arena.h"
 #include "filesystem.h"
+#include "control_server.h"
 #include "geometry.h"
 #include "node.h"
 #include "node_lock.h"
@@ -9,6 +10,7 @@
 #include "parse.h"
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -128,6 +130,72 @@ void open_storage(const Options &opt, Storage &st) {
                                        fs_config(opt, opt.nr_inodes ? opt.nr_inodes : UINT64_MAX));
 }
 
+// What pkramfs-ctl can ask a mounted node.
+class DaemonControl final : public ControlHandler {
+public:
+  DaemonControl(const Options &opt, Storage &st) : opt_(opt), st_(st) {}
+
+  NodeStatus status() override {
+    NodeStatus s;
+    s.name = opt_.node;
+    s.backend = "shm";
+    s.state = st_.fs->frozen() ? "preserved" : "active";
+    s.mountpoint = opt_.mountpoint;
+    s.pid = getpid();
+    const auto u = st_.fs->usage();
+    const struct statvfs v = st_.fs->statfs();
+    s.usage.files = u.files;
+    s.usage.directories = u.directories;
+    s.usage.other_inodes = u.others;
+    s.usage.data_bytes = u.data_blocks * kBlockSize;
+    s.usage.limit_bytes = v.f_blocks * kBlockSize;
+    s.usage.inodes_used = v.f_files - v.f_ffree;
+    s.usage.inodes_limit = v.f_files;
+    s.usage.journal_used_bytes = st_.node->journal().used();
+    s.usage.journal_bytes = st_.node->journal().capacity();
+    s.usage.checkpoint_bytes = st_.node->checkpoint_bytes();
+    s.usage.checkpoint_generation = st_.node->checkpoint_generation();
+    s.usage.node_bytes = st_.node->node_bytes();
+    return s;
+  }
+
+  Result<PreserveReport> preserve() override {
+    const auto start = std::chrono::steady_clock::now();
+    // Dirty pages of shared mappings reach the daemon only through writeback: flush them while
+    // writes are still accepted, then refuse every mutation with EROFS.
+    UniqueFd dir(::open(opt_.mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid() || syncfs(dir.get()) != 0)
+      spdlog::warn("preserve: syncfs of {} failed: {}", opt_.mountpoint, std::strerror(errno));
+    st_.fs->set_frozen(true);
+    if (auto r = st_.node->checkpoint(*st_.fs); !r) {
+      st_.fs->set_frozen(false);
+      return Errno{r.error()};
+    }
+    st_.node->set_state(PKRAMFS_STATE_PRESERVED);
+    const auto u = st_.fs->usage();
+    PreserveReport report;
+    report.files = u.files;
+    report.bytes = u.data_blocks * kBlockSize;
+    report.checkpoint_bytes = st_.node->checkpoint_bytes();
+    report.milliseconds = std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - start)
+                              .count();
+    spdlog::info("preserved {}: {} files, {} bytes, checkpoint {} bytes, {:.1f} ms", opt_.node,
+                 report.files, report.bytes, report.checkpoint_bytes, report.milliseconds);
+    return report;
+  }
+
+  Result<void> unpreserve() override {
+    st_.node->set_state(PKRAMFS_STATE_DIRTY);
+    st_.fs->set_frozen(false);
+    return {};
+  }
+
+private:
+  const Options &opt_;
+  Storage &st_;
+};
+
 // Leaves the node holding the whole tree in its checkpoint.
 void close_storage(Storage &st) {
   if (!st.node)
@@ -232,12 +300,23 @@ int main(int argc, char **argv) {
     log_to_syslog(opt);
   if (lock)
     lock->write_pid(getpid());
+  DaemonControl control(opt, storage);
+  std::unique_ptr<ControlServer> control_server;
+  if (storage.node) {
+    auto server = ControlServer::start(opt.run_dir, opt.node, control);
+    if (server)
+      control_server = std::move(server.value());
+    else
+      spdlog::error("no control socket in {} ({}); pkramfs-ctl cannot reach this daemon",
+                    opt.run_dir, why(server.error()));
+  }
 
   fuse_loop_config *loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(loop, 1);
   fuse_loop_cfg_set_max_threads(loop, 16);
   const int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);
+  control_server.reset();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

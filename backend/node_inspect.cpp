@@ -1,0 +1,144 @@
+// Offline reading of a node: the same checks and the same restore code as a mount, into a
+// throwaway tree over anonymous memory, never writing to the node.
+#include "node_inspect.h"
+
+#include "filesystem.h"
+#include "geometry.h"
+#include "node.h"
+#include "unique_fd.h"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pkramfs {
+namespace {
+
+const char *state_name(uint32_t state) {
+  switch (state) {
+  case PKRAMFS_STATE_CLEAN: return "clean";
+  case PKRAMFS_STATE_DIRTY: return "dirty";
+  case PKRAMFS_STATE_PRESERVED: return "preserved";
+  default: return "unknown";
+  }
+}
+
+struct Offline {
+  NodeHeader header;
+  std::unique_ptr<FrameSource> frames;
+  std::unique_ptr<Filesystem> fs;
+  uint64_t records = 0;
+};
+
+// Restores the node at `path` offline. A problem that stops the restore goes to `why`.
+Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string &why) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid())
+    return Errno{errno};
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0)
+    return Errno{errno};
+  if (!S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+    return Errno{EINVAL};
+  }
+  file_bytes = static_cast<uint64_t>(st.st_size);
+  Offline o;
+  if (file_bytes == 0)
+    return o;
+  auto header = read_node_header(fd.get(), file_bytes, why);
+  if (!header)
+    return Errno{EINVAL};
+  o.header = std::move(header.value());
+  const pkramfs_superblock &sb = o.header.sb;
+  auto frames = make_anon_frame_source(sb.ckpt_first_frame);
+  if (!frames)
+    return Errno{frames.error()};
+  o.frames = std::move(frames.value());
+  FsConfig config;
+  config.max_inodes = sb.max_inodes;
+  o.fs = std::make_unique<Filesystem>(
+      std::make_unique<Arena>(*o.frames, sb.data_first_frame, sb.data_limit_blocks), config);
+  if (auto r = o.fs->load_image(o.header.image, why); !r)
+    return Errno{EINVAL};
+  if (o.header.slot == sb.current_slot) {
+    std::string journal(sb.journal_frames * kFrameSize, '\0');
+    if (pread(fd.get(), journal.data(), journal.size(),
+              static_cast<off_t>(sb.journal_first_frame * kFrameSize)) !=
+        static_cast<ssize_t>(journal.size()))
+      return Errno{EIO};
+    Result<void> failed;
+    auto scan = Journal::scan(reinterpret_cast<const std::byte *>(journal.data()),
+                              journal.size(), sb.journal_epoch,
+                              [&](uint32_t type, std::string_view payload) {
+                                if (failed)
+                                  failed = o.fs->replay(type, payload, why);
+                              });
+    if (!failed) {
+      why = "journal record " + std::to_string(scan.records) + ": " + why;
+      return Errno{EINVAL};
+    }
+    if (!scan.corruption.empty()) {
+      why = scan.corruption;
+      return Errno{EINVAL};
+    }
+    o.records = scan.records;
+  }
+  o.fs->finish_restore();
+  return o;
+}
+
+NodeSummary summarize(const Offline &o, uint64_t file_bytes) {
+  NodeSummary s;
+  s.node_bytes = file_bytes;
+  if (!o.fs) {
+    s.state = "empty";
+    return s;
+  }
+  const pkramfs_superblock &sb = o.header.sb;
+  s.state = state_name(sb.state);
+  s.limit_bytes = sb.data_limit_blocks * kBlockSize;
+  s.inodes_limit = sb.max_inodes == UINT64_MAX ? 0 : sb.max_inodes;
+  s.checkpoint_generation = sb.slots[o.header.slot].generation;
+  s.checkpoint_bytes = sb.slots[o.header.slot].bytes;
+  s.journal_records = o.records;
+  const auto u = o.fs->usage();
+  s.files = u.files;
+  s.directories = u.directories;
+  s.other_inodes = u.others;
+  s.data_bytes = u.data_blocks * kBlockSize;
+  return s;
+}
+
+} // namespace
+
+Result<NodeSummary> inspect_node(const std::string &path, std::string &why) {
+  uint64_t file_bytes = 0;
+  auto o = load(path, file_bytes, why);
+  if (!o)
+    return Errno{o.error()};
+  return summarize(*o, file_bytes);
+}
+
+Result<CheckReport> check_node(const std::string &path) {
+  uint64_t file_bytes = 0;
+  std::string why;
+  auto o = load(path, file_bytes, why);
+  CheckReport report;
+  if (!o) {
+    if (why.empty())
+      return Errno{o.error()};
+    report.problems.push_back(why);
+    return report;
+  }
+  report.summary = summarize(*o, file_bytes);
+  if (!o->header.warning.empty())
+    report.problems.push_back(o->header.warning);
+  if (o->fs)
+    o->fs->verify(report.problems);
+  report.clean = report.problems.empty();
+  return report;
+}
+
+} // namespace pkramfs

@@ -1,0 +1,340 @@
+#include "control_server.h"
+
+#include <pkramfs/control_protocol.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace pkramfs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+std::string error_reply(const std::string &message, int err = 0) {
+  control::JsonWriter w;
+  w.begin_object().field("ok", false).field("error", message);
+  if (err)
+    w.field("errno", err);
+  w.end_object();
+  return w.str();
+}
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Printable, with anything odd escaped, for error messages about what a client sent.
+std::string printable(std::string_view s, size_t max = 40) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (s.size() > max)
+    out += "...";
+  return out;
+}
+
+// Reads one request line: true with the line in `line`, or false with the error reply to send
+// in `error` (empty: nothing to answer, the client went away).
+bool read_request(int fd, std::string &line, std::string &error) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(control::kRequestTimeoutMs);
+  std::string buf;
+  char chunk[512];
+  for (;;) {
+    const size_t nl = buf.find('\n');
+    if (nl != std::string::npos) {
+      if (nl > control::kMaxRequestBytes)
+        break;
+      line = buf.substr(0, nl);
+      return true;
+    }
+    if (buf.size() > control::kMaxRequestBytes)
+      break;
+    pollfd p{fd, POLLIN, 0};
+    const int left = remaining_ms(deadline);
+    const int n = left > 0 ? ::poll(&p, 1, left) : 0;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      error = error_reply("poll failed: " + errno_text(errno), errno);
+      return false;
+    }
+    if (n == 0) {
+      error = error_reply("no complete request within " +
+                              std::to_string(control::kRequestTimeoutMs / 1000) +
+                              " s; send one line: status, preserve or unpreserve",
+                          ETIMEDOUT);
+      return false;
+    }
+    const ssize_t got = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (got < 0) {
+      error.clear();
+      return false;
+    }
+    if (got == 0) { // the client shut down its side: what it sent is the request
+      if (buf.empty()) {
+        error = error_reply("empty request; send one line: status, preserve or unpreserve", EINVAL);
+        return false;
+      }
+      if (buf.size() > control::kMaxRequestBytes)
+        break;
+      line = buf;
+      return true;
+    }
+    buf.append(chunk, static_cast<size_t>(got));
+  }
+  error = error_reply("request longer than " + std::to_string(control::kMaxRequestBytes) +
+                          " bytes; send one line: status, preserve or unpreserve",
+                      EMSGSIZE);
+  return false;
+}
+
+void write_all(int fd, const std::string &text) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(control::kRequestTimeoutMs);
+  size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = ::send(fd, text.data() + off, text.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      const int left = remaining_ms(deadline);
+      if (left == 0 || (::poll(&p, 1, left) < 0 && errno != EINTR))
+        return;
+      continue;
+    }
+    return; // the client is gone
+  }
+}
+
+} // namespace
+
+Result<std::unique_ptr<ControlServer>>
+ControlServer::start(const std::string &run_dir, const std::string &node, ControlHandler &handler) {
+  const std::string path = control::socket_path(run_dir, node);
+
+  // A socket left by a daemon that died: ours now, since we hold the node lock.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return Errno{EEXIST};
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return Errno{errno};
+  } else if (errno != ENOENT) {
+    return Errno{errno};
+  }
+
+  UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!sock.valid())
+    return Errno{errno};
+  sockaddr_un addr{};
+  socklen_t len = 0;
+  int dir_fd = -1;
+  if (const int err = control::unix_address(path, addr, len, dir_fd))
+    return Errno{err};
+  UniqueFd dir(dir_fd);
+  if (::bind(sock.get(), reinterpret_cast<const sockaddr *>(&addr), len) != 0)
+    return Errno{errno};
+  // The run dir is 0700 already; the mode says the same on the socket itself.
+  if (::chmod(path.c_str(), 0600) != 0 || ::listen(sock.get(), 16) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return Errno{err};
+  }
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake.valid()) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return Errno{err};
+  }
+
+  std::unique_ptr<ControlServer> server(
+      new ControlServer(path, node, handler, std::move(sock), std::move(wake)));
+  // The thread starts with every signal blocked: it inherits the mask it is created with.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = 0;
+  try {
+    server->thread_ = std::thread([s = server.get()] { s->run(); });
+  } catch (const std::system_error &e) {
+    err = e.code().value() > 0 ? e.code().value() : EAGAIN;
+  } catch (...) {
+    err = ENOMEM;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (err) {
+    ::unlink(path.c_str());
+    return Errno{err};
+  }
+  spdlog::debug("control socket {} ready", path);
+  return server;
+}
+
+ControlServer::ControlServer(std::string path, std::string node, ControlHandler &handler,
+                             UniqueFd listen, UniqueFd wake)
+    : path_(std::move(path)), node_(std::move(node)), handler_(handler), listen_(std::move(listen)),
+      wake_(std::move(wake)) {}
+
+ControlServer::~ControlServer() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  listen_.reset();
+  ::unlink(path_.c_str());
+}
+
+void ControlServer::run() noexcept {
+  for (;;) {
+    pollfd fds[2] = {{listen_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    const int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      try {
+        spdlog::error("control socket {}: poll failed ({}); no longer serving", path_,
+                      errno_text(errno));
+      } catch (...) {
+      }
+      return;
+    }
+    if (fds[1].revents)
+      return;
+    if (!(fds[0].revents & POLLIN))
+      continue;
+    UniqueFd conn(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn.valid()) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        ::usleep(100 * 1000); // out of descriptors: do not spin
+      continue;
+    }
+    serve(conn.get());
+  }
+}
+
+void ControlServer::serve(int fd) noexcept {
+  std::string reply;
+  try {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    std::string request, error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      reply = error_reply("cannot identify the client: " + errno_text(errno), errno);
+    } else if (cred.uid != 0) {
+      spdlog::warn("control socket: refused uid {} (pid {})", cred.uid, cred.pid);
+      reply = error_reply("permission denied: only root may control node '" + node_ + "'", EPERM);
+    } else if (!read_request(fd, request, error)) {
+      reply = error;
+    } else {
+      reply = answer(request);
+    }
+  } catch (const std::exception &e) {
+    reply = error_reply(std::string("internal error: ") + e.what(), EIO);
+  } catch (...) {
+    reply = error_reply("internal error", EIO);
+  }
+  if (reply.empty())
+    return;
+  reply += '\n';
+  write_all(fd, reply);
+  // Drain what the client sent beyond the request, so that closing does not turn the end of
+  // our reply into ECONNRESET on its side.
+  ::shutdown(fd, SHUT_WR);
+  char sink[4096];
+  for (int i = 0; i < 64 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
+}
+
+std::string ControlServer::answer(const std::string &raw) {
+  std::string request = raw;
+  if (!request.empty() && request.back() == '\r')
+    request.pop_back();
+  for (const char c : request)
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      return error_reply("malformed request '" + printable(request) +
+                             "'; send one word: status, preserve or unpreserve",
+                         EINVAL);
+  spdlog::debug("control socket: {}", request);
+
+  control::JsonWriter w;
+  if (request == "status") {
+    const NodeStatus s = handler_.status();
+    const NodeUsage &u = s.usage;
+    w.begin_object()
+        .field("ok", true)
+        .field("name", s.name)
+        .field("backend", s.backend)
+        .field("state", s.state)
+        .field("mountpoint", s.mountpoint)
+        .field("pid", s.pid)
+        .field("files", u.files)
+        .field("directories", u.directories)
+        .field("other_inodes", u.other_inodes)
+        .field("data_bytes", u.data_bytes)
+        .field("limit_bytes", u.limit_bytes)
+        .field("inodes_used", u.inodes_used)
+        .field("inodes_limit", u.inodes_limit)
+        .field("journal_used_bytes", u.journal_used_bytes)
+        .field("journal_bytes", u.journal_bytes)
+        .field("checkpoint_bytes", u.checkpoint_bytes)
+        .field("checkpoint_generation", u.checkpoint_generation)
+        .field("node_bytes", u.node_bytes)
+        .end_object();
+    return w.str();
+  }
+  if (request == "preserve") {
+    auto r = handler_.preserve();
+    if (!r)
+      return error_reply("preserve failed: " + errno_text(r.error()), r.error());
+    spdlog::info("node {} preserved: {} files, {} bytes, checkpoint {} bytes, {:.1f} ms", node_,
+                 r->files, r->bytes, r->checkpoint_bytes, r->milliseconds);
+    w.begin_object()
+        .field("ok", true)
+        .field("files", r->files)
+        .field("bytes", r->bytes)
+        .field("checkpoint_bytes", r->checkpoint_bytes)
+        .field("milliseconds", r->milliseconds)
+        .end_object();
+    return w.str();
+  }
+  if (request == "unpreserve") {
+    if (auto r = handler_.unpreserve(); !r)
+      return error_reply("unpreserve failed: " + errno_text(r.error()), r.error());
+    spdlog::info("node {} unpreserved: writable again", node_);
+    return w.begin_object().field("ok", true).end_object().str();
+  }
+  return error_reply("unknown request '" + printable(request) +
+                         "'; send one word: status, preserve or unpreserve",
+                     EINVAL);
+}
+
+} // namespace pkramfs

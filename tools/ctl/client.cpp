@@ -1,0 +1,166 @@
+#include "client.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+
+namespace pkramfs::ctl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+// Waits for `events` on `fd` until `deadline`: 0 ready, ETIMEDOUT, or an errno.
+int wait_for(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int left = remaining_ms(deadline);
+    if (left == 0)
+      return ETIMEDOUT;
+    const int n = ::poll(&p, 1, left);
+    if (n > 0)
+      return 0;
+    if (n == 0)
+      return ETIMEDOUT;
+    if (errno != EINTR)
+      return errno;
+  }
+}
+
+} // namespace
+
+Result<control::JsonObject> ask_daemon(const std::string &socket_path, const std::string &command,
+                                       int timeout_ms, std::string &why) {
+  why.clear();
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!sock.valid())
+    return Errno{errno};
+  sockaddr_un addr{};
+  socklen_t len = 0;
+  int dir_fd = -1;
+  if (const int err = control::unix_address(socket_path, addr, len, dir_fd))
+    return Errno{err};
+  UniqueFd dir(dir_fd);
+  // A unix socket connects at once or says EAGAIN when the daemon's backlog is full (it is
+  // busy with another request): retry until the deadline.
+  while (::connect(sock.get(), reinterpret_cast<const sockaddr *>(&addr), len) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN)
+      return Errno{errno};
+    if (remaining_ms(deadline) == 0)
+      return Errno{ETIMEDOUT};
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  dir.reset();
+
+  const std::string request = command + "\n";
+  size_t off = 0;
+  while (off < request.size()) {
+    const ssize_t n = ::send(sock.get(), request.data() + off, request.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      if (const int err = wait_for(sock.get(), POLLOUT, deadline))
+        return Errno{err};
+    } else if (n < 0 && errno != EINTR) {
+      // The daemon may have answered (and closed) before reading: look at what it said.
+      if (errno == EPIPE || errno == ECONNRESET)
+        break;
+      return Errno{errno};
+    }
+  }
+
+  std::string reply;
+  char chunk[4096];
+  for (;;) {
+    if (reply.find('\n') != std::string::npos)
+      break;
+    if (reply.size() > control::kMaxReplyBytes) {
+      why = "reply longer than " + std::to_string(control::kMaxReplyBytes) + " bytes";
+      return Errno{EPROTO};
+    }
+    const ssize_t n = ::recv(sock.get(), chunk, sizeof chunk, 0);
+    if (n > 0) {
+      reply.append(chunk, static_cast<size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno == EAGAIN) {
+      if (const int err = wait_for(sock.get(), POLLIN, deadline))
+        return Errno{err};
+    } else if (errno != EINTR) {
+      if (!reply.empty() && errno == ECONNRESET)
+        break;
+      return Errno{errno};
+    }
+  }
+  if (reply.empty()) {
+    why = "the daemon closed the connection without a reply";
+    return Errno{EPROTO};
+  }
+  const size_t nl = reply.find('\n');
+  if (nl == std::string::npos) {
+    why = "the reply is not a complete line";
+    return Errno{EPROTO};
+  }
+  reply.resize(nl);
+  control::JsonObject out;
+  std::string err;
+  if (!control::parse_flat_object(reply, out, err)) {
+    why = "the reply is not the expected JSON (" + err + ")";
+    return Errno{EPROTO};
+  }
+  if (!out.contains("ok") || !out.at("ok").is_bool()) {
+    why = "the reply has no \"ok\" field";
+    return Errno{EPROTO};
+  }
+  return out;
+}
+
+Result<LockProbe> probe_lock(const std::string &run_dir, const std::string &node, LockMode mode) {
+  LockProbe probe;
+  const std::string path = control::lock_path(run_dir, node);
+  int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC;
+  if (mode == LockMode::kExclusive) {
+    struct stat st {};
+    if (::stat(run_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+  }
+  UniqueFd fd(::open(path.c_str(), flags, 0600));
+  if (!fd.valid()) {
+    // No lock file (or no run dir): no daemon ever served the node from this run dir.
+    if (errno == ENOENT || errno == ENOTDIR)
+      return probe;
+    return Errno{errno};
+  }
+  const int how = mode == LockMode::kExclusive ? LOCK_EX : LOCK_SH;
+  while (::flock(fd.get(), how | LOCK_NB) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (errno != EWOULDBLOCK)
+      return Errno{errno};
+    probe.held = true;
+    char buf[32] = {};
+    if (::pread(fd.get(), buf, sizeof buf - 1, 0) > 0)
+      probe.pid = static_cast<pid_t>(std::atol(buf));
+    return probe;
+  }
+  probe.fd = std::move(fd);
+  return probe;
+}
+
+} // namespace pkramfs::ctl

@@ -1,0 +1,709 @@
+// pkramfs-ctl: the operator's tool for pkramfs nodes. Talks to a mounted node's daemon over
+// <run-dir>/NAME.sock and reads unmounted nodes directly (read-only).
+#include "client.h"
+#include "node_inspect.h"
+#include "parse.h"
+
+#include <pkramfs/control_protocol.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace pkramfs;
+using pkramfs::control::JsonObject;
+using pkramfs::control::JsonWriter;
+
+namespace {
+
+// Exit codes: 0 done, 1 failed (for check: problems found), 2 usage error (for check: any
+// error, since 1 means problems).
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+struct Settings {
+  std::string shm_dir = "/dev/shm/pkramfs";
+  std::string run_dir = "/run/pkramfs";
+  bool json = false;
+  std::optional<double> timeout_s;
+  std::string command;
+  std::string name;
+};
+
+// An error for the user: printed as one line "pkramfs-ctl: <problem>; <fix>".
+struct Failure {
+  std::string message;
+  int code = kExitFailed;
+};
+
+[[noreturn]] void fail(const std::string &problem, const std::string &fix, int code = 0) {
+  throw Failure{fix.empty() ? problem : problem + "; " + fix, code};
+}
+
+std::string why(int err) { return std::strerror(err); }
+
+// Anything a user typed, safe to print on one line.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (const unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+std::string in_quotes(std::string_view name) { return "'" + printable(name) + "'"; }
+
+std::string human_bytes(uint64_t n) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (n < 1024)
+    return std::to_string(n) + " B";
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+bool pid_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+std::string holder_text(pid_t pid) {
+  return pid_alive(pid) ? "pkramfs-fuse pid " + std::to_string(pid) : "a starting daemon";
+}
+
+int timeout_ms(const Settings &s, double default_s) {
+  const double t = s.timeout_s.value_or(default_s);
+  return static_cast<int>(std::min(t, 86400.0) * 1000);
+}
+
+std::string node_path(const Settings &s, const std::string &name) { return s.shm_dir + "/" + name; }
+std::string sock_path(const Settings &s, const std::string &name) {
+  return control::socket_path(s.run_dir, name);
+}
+
+// --------------------------------------------------------------------- the node lock --
+
+ctl::LockProbe probe(const Settings &s, const std::string &name, ctl::LockMode mode) {
+  auto r = ctl::probe_lock(s.run_dir, name, mode);
+  if (!r)
+    fail("cannot read the lock of node " + in_quotes(name) + " in '" + s.run_dir + "' (" +
+             why(r.error()) + ")",
+         "check --run-dir (it must be the daemon's, default /run/pkramfs)");
+  return std::move(r.value());
+}
+
+// Where the daemon serving `name` mounted it, if it says so within a second.
+std::string mountpoint_of(const Settings &s, const std::string &name) {
+  std::string detail;
+  auto r = ctl::ask_daemon(control::socket_path(s.run_dir, name), "status", 1000, detail);
+  if (!r || !r->at("ok").as_bool())
+    return {};
+  auto it = r->find("mountpoint");
+  return it == r->end() ? std::string() : it->second.as_string();
+}
+
+// "node 'x' is busy: pkramfs-fuse pid N serves it; <what>: umount MNT"
+[[noreturn]] void busy(const Settings &s, const std::string &name, pid_t pid,
+                       const std::string &what) {
+  std::string how;
+  if (pid_alive(pid)) {
+    const std::string mnt = mountpoint_of(s, name);
+    how = mnt.empty() ? " (umount its mount point, or kill -TERM " + std::to_string(pid) + ")"
+                      : ": umount " + printable(mnt);
+  } else {
+    how = " (or try again: another pkramfs-ctl may hold the node's lock)";
+  }
+  fail("node " + in_quotes(name) + " is busy: " + holder_text(pid) + " serves it", what + how);
+}
+
+// ----------------------------------------------------------------- daemon requests --
+
+// The daemon's reply to `command`; fails with a one-line error when it cannot be asked.
+JsonObject ask(const Settings &s, const std::string &name, pid_t pid, const std::string &command,
+               double default_timeout_s) {
+  std::string detail;
+  const int ms = timeout_ms(s, default_timeout_s);
+  auto r = ctl::ask_daemon(sock_path(s, name), command, ms, detail);
+  if (r)
+    return std::move(r.value());
+  const std::string who = "the daemon of node " + in_quotes(name) + " (" + holder_text(pid) + ")";
+  const std::string hint = "check that it is alive (ps -p " + std::to_string(pid) +
+                           ") and read its log (journalctl -t pkramfs-fuse)";
+  switch (r.error()) {
+  case ENOENT:
+    fail(who + " is not answering: no control socket " + sock_path(s, name), hint);
+  case ECONNREFUSED:
+    fail(who + " is not answering: connection refused on " + sock_path(s, name), hint);
+  case ETIMEDOUT:
+    fail(who + " is not answering: no reply within " + std::to_string(ms / 1000.0).substr(0, 4) +
+             " s",
+         hint + "; a longer --timeout may help");
+  case EPROTO:
+    fail(who + " gave a bad reply: " + detail, "is it the same version as pkramfs-ctl?");
+  default:
+    fail("cannot talk to " + who + " on " + sock_path(s, name) + " (" + why(r.error()) + ")", hint);
+  }
+}
+
+// The error of an "ok":false reply as a one-line failure.
+[[noreturn]] void daemon_refused(const std::string &name, const std::string &command,
+                                 const JsonObject &reply) {
+  std::string message = "(no message)";
+  if (auto it = reply.find("error"); it != reply.end())
+    message = printable(it->second.as_string());
+  int err = 0;
+  if (auto it = reply.find("errno"); it != reply.end())
+    err = static_cast<int>(it->second.as_i64());
+  std::string fix = "see the daemon's log (journalctl -t pkramfs-fuse)";
+  if (err == EPERM)
+    fix = "run pkramfs-ctl as root";
+  fail("node " + in_quotes(name) + ": " + command + " refused by the daemon: " + message, fix);
+}
+
+uint64_t u64(const JsonObject &o, std::string_view key) {
+  auto it = o.find(key);
+  return it == o.end() ? 0 : it->second.as_u64();
+}
+std::string str(const JsonObject &o, std::string_view key) {
+  auto it = o.find(key);
+  return it == o.end() ? std::string() : it->second.as_string();
+}
+
+void write_json_value(JsonWriter &w, const control::JsonValue &v) {
+  if (auto *b = std::get_if<bool>(&v.v))
+    w.value(*b);
+  else if (auto *i = std::get_if<int64_t>(&v.v))
+    w.value(*i);
+  else if (auto *u = std::get_if<uint64_t>(&v.v))
+    w.value(*u);
+  else if (auto *d = std::get_if<double>(&v.v))
+    w.value(*d);
+  else if (auto *s = std::get_if<std::string>(&v.v))
+    w.value(*s);
+  else
+    w.null();
+}
+
+void write_summary_fields(JsonWriter &w, const NodeSummary &n) {
+  w.field("state", n.state)
+      .field("node_bytes", n.node_bytes)
+      .field("limit_bytes", n.limit_bytes)
+      .field("inodes_limit", n.inodes_limit)
+      .field("checkpoint_generation", n.checkpoint_generation)
+      .field("checkpoint_bytes", n.checkpoint_bytes)
+      .field("journal_records", n.journal_records)
+      .field("files", n.files)
+      .field("directories", n.directories)
+      .field("other_inodes", n.other_inodes)
+      .field("data_bytes", n.data_bytes);
+}
+
+// ----------------------------------------------------------------------- offline --
+
+enum class NodeFile { kMissing, kRegular, kOther };
+
+NodeFile node_file(const Settings &s, const std::string &name, struct stat *out = nullptr) {
+  struct stat st {};
+  if (::lstat(node_path(s, name).c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return NodeFile::kMissing;
+    fail("cannot look at " + node_path(s, name) + " (" + why(errno) + ")",
+         "check --shm-dir (default /dev/shm/pkramfs)");
+  }
+  if (out)
+    *out = st;
+  return S_ISREG(st.st_mode) ? NodeFile::kRegular : NodeFile::kOther;
+}
+
+[[noreturn]] void no_such_node(const Settings &s, const std::string &name) {
+  fail("no such node " + in_quotes(name) + " in " + s.shm_dir,
+       "see pkramfs-ctl list (or pass the daemon's --shm-dir/--run-dir)");
+}
+
+[[noreturn]] void not_a_node_file(const Settings &s, const std::string &name) {
+  fail(node_path(s, name) + " is not a node (not a regular file)",
+       "remove it by hand if it is not pkramfs's");
+}
+
+NodeSummary inspect(const Settings &s, const std::string &name) {
+  std::string detail;
+  auto r = inspect_node(node_path(s, name), detail);
+  if (r)
+    return std::move(r.value());
+  if (r.error() == ENOENT)
+    no_such_node(s, name);
+  if (r.error() == EINVAL)
+    fail("node " + in_quotes(name) + " is not a valid pkramfs node: " + printable(detail),
+         "run pkramfs-ctl check " + name + " for details; destroy it if it is not needed");
+  fail("cannot read node " + in_quotes(name) + " (" + why(r.error()) + ")",
+       "check " + node_path(s, name));
+}
+
+// ---------------------------------------------------------------------- commands --
+
+struct ListRow {
+  std::string name;
+  bool mounted = false;
+  pid_t pid = 0;
+  std::string state;
+  uint64_t size = 0;
+  std::optional<uint64_t> files;
+  std::string error;
+};
+
+int cmd_list(const Settings &s) {
+  std::vector<std::string> names;
+  if (DIR *d = ::opendir(s.shm_dir.c_str())) {
+    while (dirent *e = ::readdir(d))
+      if (valid_node_name(e->d_name))
+        names.emplace_back(e->d_name);
+    ::closedir(d);
+  } else if (errno != ENOENT) {
+    fail("cannot read the shm directory '" + s.shm_dir + "' (" + why(errno) + ")",
+         "check --shm-dir (default /dev/shm/pkramfs)");
+  }
+  std::sort(names.begin(), names.end());
+
+  std::vector<ListRow> rows;
+  for (const std::string &name : names) {
+    struct stat st {};
+    ListRow row;
+    row.name = name;
+    try {
+      if (node_file(s, name, &st) != NodeFile::kRegular)
+        continue;
+      row.size = static_cast<uint64_t>(st.st_size);
+      ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
+      row.mounted = lock.held;
+      row.pid = lock.pid;
+      if (lock.held) {
+        std::string detail;
+        auto r = ctl::ask_daemon(sock_path(s, name), "status", timeout_ms(s, 5), detail);
+        if (!r) {
+          row.state = "not-answering";
+          row.error = "daemon not answering (" + (detail.empty() ? why(r.error()) : detail) + ")";
+        } else if (!r->at("ok").as_bool()) {
+          row.state = "error";
+          row.error = "daemon: " + str(*r, "error");
+        } else {
+          row.state = str(*r, "state");
+          row.size = u64(*r, "node_bytes");
+          row.files = u64(*r, "files");
+        }
+      } else {
+        std::string detail;
+        auto r = inspect_node(node_path(s, name), detail);
+        if (r) {
+          row.state = r->state;
+          row.size = r->node_bytes ? r->node_bytes : row.size;
+          row.files = r->files;
+        } else if (r.error() == ENOENT) {
+          continue; // destroyed meanwhile
+        } else if (r.error() == EINVAL) {
+          row.state = "invalid";
+          row.error = detail;
+        } else {
+          row.state = "unknown";
+          row.error = "cannot read: " + why(r.error());
+        }
+      }
+    } catch (const Failure &f) {
+      row.state = "unknown";
+      row.error = f.message;
+    }
+    rows.push_back(std::move(row));
+  }
+
+  if (s.json) {
+    JsonWriter w;
+    w.begin_object().key("nodes").begin_array();
+    for (const ListRow &r : rows) {
+      w.begin_object().field("name", r.name).field("mounted", r.mounted);
+      if (r.mounted)
+        w.field("pid", static_cast<int64_t>(r.pid));
+      else
+        w.key("pid").null();
+      w.field("state", r.state).field("node_bytes", r.size);
+      if (r.files)
+        w.field("files", *r.files);
+      else
+        w.key("files").null();
+      if (!r.error.empty())
+        w.field("error", r.error);
+      w.end_object();
+    }
+    w.end_array().end_object();
+    std::cout << w.str() << "\n";
+    return 0;
+  }
+
+  if (rows.empty()) {
+    std::cout << "no nodes in " << s.shm_dir << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> table = {
+      {"NAME", "MOUNTED", "PID", "STATE", "SIZE", "FILES"}};
+  for (const ListRow &r : rows)
+    table.push_back({r.name, r.mounted ? "yes" : "no", r.mounted ? std::to_string(r.pid) : "-",
+                     r.state, human_bytes(r.size), r.files ? std::to_string(*r.files) : "-"});
+  std::vector<size_t> width(table[0].size(), 0);
+  for (auto &line : table)
+    for (size_t i = 0; i < line.size(); ++i)
+      width[i] = std::max(width[i], line[i].size());
+  for (auto &line : table) {
+    std::string out;
+    for (size_t i = 0; i < line.size(); ++i) {
+      out += line[i];
+      if (i + 1 < line.size())
+        out += std::string(width[i] - line[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  }
+  for (const ListRow &r : rows)
+    if (!r.error.empty())
+      std::cerr << "pkramfs-ctl: node " << in_quotes(r.name) << ": " << printable(r.error) << "\n";
+  return 0;
+}
+
+void print_kv(const std::string &k, const std::string &v) {
+  std::cout << k << ":" << std::string(k.size() < 13 ? 13 - k.size() : 1, ' ') << v << "\n";
+}
+
+int cmd_status(const Settings &s) {
+  const std::string &name = s.name;
+  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
+  if (lock.held) {
+    JsonObject r = ask(s, name, lock.pid, "status", 10);
+    if (!r.at("ok").as_bool())
+      daemon_refused(name, "status", r);
+    if (s.json) {
+      JsonWriter w;
+      w.begin_object().field("name", name).field("mounted", true);
+      for (const auto &[k, v] : r) {
+        if (k == "ok" || k == "name")
+          continue;
+        w.key(k);
+        write_json_value(w, v);
+      }
+      w.end_object();
+      std::cout << w.str() << "\n";
+      return 0;
+    }
+    const uint64_t limit = u64(r, "limit_bytes"), ilimit = u64(r, "inodes_limit");
+    print_kv("node", name);
+    print_kv("mounted", "yes, pid " + std::to_string(u64(r, "pid")) + ", on " +
+                            printable(str(r, "mountpoint")));
+    print_kv("backend", str(r, "backend"));
+    print_kv("state", str(r, "state"));
+    print_kv("files", std::to_string(u64(r, "files")) + " (" +
+                          std::to_string(u64(r, "directories")) + " directories, " +
+                          std::to_string(u64(r, "other_inodes")) + " other inodes)");
+    print_kv("data", human_bytes(u64(r, "data_bytes")) +
+                         (limit ? " of " + human_bytes(limit) + " limit" : ""));
+    print_kv("inodes", std::to_string(u64(r, "inodes_used")) +
+                           (ilimit ? " of " + std::to_string(ilimit) : " (no limit)"));
+    print_kv("journal", human_bytes(u64(r, "journal_used_bytes")) + " of " +
+                            human_bytes(u64(r, "journal_bytes")) + " used");
+    print_kv("checkpoint", human_bytes(u64(r, "checkpoint_bytes")) + ", generation " +
+                               std::to_string(u64(r, "checkpoint_generation")));
+    print_kv("node size", human_bytes(u64(r, "node_bytes")));
+    return 0;
+  }
+
+  switch (node_file(s, name)) {
+  case NodeFile::kMissing:
+    no_such_node(s, name);
+  case NodeFile::kOther:
+    not_a_node_file(s, name);
+  case NodeFile::kRegular:
+    break;
+  }
+  const NodeSummary n = inspect(s, name);
+  if (s.json) {
+    JsonWriter w;
+    w.begin_object().field("name", name).field("mounted", false);
+    write_summary_fields(w, n);
+    w.end_object();
+    std::cout << w.str() << "\n";
+    return 0;
+  }
+  print_kv("node", name);
+  print_kv("mounted", "no");
+  print_kv("state", n.state);
+  print_kv("files", std::to_string(n.files) + " (" + std::to_string(n.directories) +
+                        " directories, " + std::to_string(n.other_inodes) + " other inodes)");
+  print_kv("data", human_bytes(n.data_bytes) +
+                       (n.limit_bytes ? " of " + human_bytes(n.limit_bytes) + " limit" : ""));
+  if (n.inodes_limit)
+    print_kv("inode limit", std::to_string(n.inodes_limit));
+  print_kv("journal", std::to_string(n.journal_records) + " records to replay");
+  print_kv("checkpoint", human_bytes(n.checkpoint_bytes) + ", generation " +
+                             std::to_string(n.checkpoint_generation));
+  print_kv("node size", human_bytes(n.node_bytes));
+  return 0;
+}
+
+// preserve and unpreserve: both need a daemon.
+int cmd_preserve(const Settings &s, bool preserve) {
+  const std::string &name = s.name;
+  const std::string command = preserve ? "preserve" : "unpreserve";
+  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
+  if (!lock.held) {
+    if (node_file(s, name) == NodeFile::kMissing)
+      no_such_node(s, name);
+    fail("node " + in_quotes(name) + " is not mounted",
+         preserve ? "preserve acts on a mounted node; an unmounted node keeps its tree already"
+                  : "unpreserve acts on a mounted node; the next mount is writable anyway");
+  }
+  lock.fd.reset();
+  // A preserve syncs the mount first: with much dirty data in the page cache that takes time.
+  JsonObject r = ask(s, name, lock.pid, command, preserve ? 600 : 10);
+  if (!r.at("ok").as_bool())
+    daemon_refused(name, command, r);
+  if (!preserve) {
+    if (s.json)
+      std::cout << JsonWriter().begin_object().field("name", name).end_object().str() << "\n";
+    else
+      std::cout << "node " << in_quotes(name) << " is writable again\n";
+    return 0;
+  }
+  double ms = 0;
+  if (auto it = r.find("milliseconds"); it != r.end())
+    ms = it->second.as_double();
+  if (s.json) {
+    JsonWriter w;
+    w.begin_object()
+        .field("name", name)
+        .field("files", u64(r, "files"))
+        .field("bytes", u64(r, "bytes"))
+        .field("checkpoint_bytes", u64(r, "checkpoint_bytes"))
+        .field("milliseconds", ms)
+        .end_object();
+    std::cout << w.str() << "\n";
+    return 0;
+  }
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f ms", ms);
+  std::cout << "preserved node " << in_quotes(name) << ": " << u64(r, "files") << " files, "
+            << human_bytes(u64(r, "bytes")) << " of data, checkpoint "
+            << human_bytes(u64(r, "checkpoint_bytes")) << ", in " << took << "\n";
+  return 0;
+}
+
+int cmd_destroy(const Settings &s) {
+  const std::string &name = s.name;
+  struct stat st {};
+  switch (node_file(s, name, &st)) {
+  case NodeFile::kMissing:
+    no_such_node(s, name);
+  case NodeFile::kOther:
+    not_a_node_file(s, name);
+  case NodeFile::kRegular:
+    break;
+  }
+  // Held exclusively until we are done: no daemon can start on the node meanwhile.
+  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kExclusive);
+  if (lock.held)
+    busy(s, name, lock.pid, "destroy needs it unmounted first");
+  if (::unlink(node_path(s, name).c_str()) != 0) {
+    if (errno == ENOENT)
+      no_such_node(s, name);
+    fail("cannot remove " + node_path(s, name) + " (" + why(errno) + ")",
+         "check the permissions of " + s.shm_dir);
+  }
+  // A socket left behind by a daemon that died: nobody serves it.
+  struct stat sock {};
+  if (::lstat(sock_path(s, name).c_str(), &sock) == 0 && S_ISSOCK(sock.st_mode))
+    ::unlink(sock_path(s, name).c_str());
+  std::cout << "destroyed node " << in_quotes(name) << " ("
+            << human_bytes(static_cast<uint64_t>(st.st_blocks) * 512) << " freed)\n";
+  return 0;
+}
+
+int cmd_check(const Settings &s) {
+  const std::string &name = s.name;
+  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
+  if (lock.held)
+    busy(s, name, lock.pid,
+         "check reads unmounted nodes only (pkramfs-ctl status " + name +
+             " reads a mounted one); unmount it first");
+  switch (node_file(s, name)) {
+  case NodeFile::kMissing:
+    no_such_node(s, name);
+  case NodeFile::kOther:
+    not_a_node_file(s, name);
+  case NodeFile::kRegular:
+    break;
+  }
+  auto r = check_node(node_path(s, name));
+  if (!r) {
+    if (r.error() == ENOENT)
+      no_such_node(s, name);
+    fail("cannot check node " + in_quotes(name) + " (" + why(r.error()) + ")",
+         "check " + node_path(s, name));
+  }
+  const CheckReport &c = r.value();
+  const bool clean = c.clean && c.problems.empty();
+  if (s.json) {
+    JsonWriter w;
+    w.begin_object().field("name", name).field("clean", clean).key("problems").begin_array();
+    for (const std::string &p : c.problems)
+      w.value(p);
+    w.end_array().key("summary").begin_object();
+    write_summary_fields(w, c.summary);
+    w.end_object().end_object();
+    std::cout << w.str() << "\n";
+    return clean ? 0 : 1;
+  }
+  if (clean) {
+    std::cout << "node " << in_quotes(name) << " is clean: " << c.summary.files << " files, "
+              << c.summary.directories << " directories, " << human_bytes(c.summary.data_bytes)
+              << " of data, checkpoint generation " << c.summary.checkpoint_generation << "\n";
+    return 0;
+  }
+  for (const std::string &p : c.problems)
+    std::cout << printable(p) << "\n";
+  std::cout << "node " << in_quotes(name) << ": " << c.problems.size()
+            << (c.problems.size() == 1 ? " problem" : " problems") << " found\n";
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Settings s;
+  CLI::App app{"pkramfs-ctl: list, inspect, preserve, check and destroy pkramfs nodes",
+               "pkramfs-ctl"};
+  app.fallthrough(); // global options are accepted after the command too
+  app.require_subcommand(1);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--shm-dir", s.shm_dir, "where shm nodes live (default /dev/shm/pkramfs)");
+  app.add_option("--run-dir", s.run_dir,
+                 "where daemons keep their locks and control sockets (default /run/pkramfs)");
+  app.add_flag("--json", s.json, "print JSON instead of a table (list, status, check)");
+  app.add_option("--timeout", s.timeout_s,
+                 "seconds to wait for a daemon's reply (default 10; 600 for preserve)")
+      ->check(CLI::PositiveNumber);
+  app.footer("Exit status: 0 done; 1 failed (check: problems found); 2 usage error (check: "
+             "any error).\nMust run as root.\n");
+
+  auto named = [&](const char *cmd, const char *help) {
+    CLI::App *sub = app.add_subcommand(cmd, help);
+    sub->add_option("NAME", s.name, "node name")->required();
+    return sub;
+  };
+  app.add_subcommand("list", "every node in the shm dir: mounted or not, pid, state, size, files");
+  named("status", "a node's state and usage (from its daemon when mounted)");
+  named("preserve", "freeze a mounted node (EROFS), sync it, checkpoint it, mark it preserved");
+  named("unpreserve", "make a preserved mounted node writable again");
+  named("destroy", "throw a node away (refused while it is mounted)");
+  named("check", "verify an unmounted node: every CRC and the tree; exit 1 if problems");
+
+  // CLI11 would take the next argument as the value of "--shm-dir=": refuse it here instead.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.starts_with("--") && arg.ends_with("=")) {
+      std::cerr << "pkramfs-ctl: option " << arg.substr(0, arg.size() - 1)
+                << " needs a value; write " << arg << "VALUE\n";
+      return kExitUsage;
+    }
+  }
+  // Name the command CLI11 would only call "extra" or "required".
+  static const std::set<std::string_view> kCommands = {"list",       "status",  "preserve",
+                                                       "unpreserve", "destroy", "check"};
+  bool has_command = false, help = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "--help-all")
+      help = true;
+    if (arg == "--shm-dir" || arg == "--run-dir" || arg == "--timeout") {
+      ++i; // its value follows
+      continue;
+    }
+    if (arg.starts_with("-"))
+      continue;
+    if (!kCommands.contains(arg)) {
+      if (help)
+        break;
+      std::cerr << "pkramfs-ctl: unknown command '" << printable(arg)
+                << "'; the commands are list, status, preserve, unpreserve, destroy, check\n";
+      return kExitUsage;
+    }
+    has_command = true;
+    break;
+  }
+  if (!has_command && !help) {
+    std::cerr << "pkramfs-ctl: no command given; usage: pkramfs-ctl [--shm-dir=DIR] "
+                 "[--run-dir=DIR] [--json] list|status|preserve|unpreserve|destroy|check [NAME]\n";
+    return kExitUsage;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp &) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError &e) {
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::cerr << "pkramfs-ctl: " << what << "; see pkramfs-ctl --help\n";
+    return kExitUsage;
+  }
+  s.command = app.get_subcommands().front()->get_name();
+
+  // check reserves 1 for "problems found".
+  const int error_exit = s.command == "check" ? kExitUsage : kExitFailed;
+  try {
+    if (s.command != "list" && !valid_node_name(s.name))
+      throw Failure{"invalid node name " + in_quotes(s.name) +
+                        "; a node name is 1-127 bytes of [A-Za-z0-9._-], not starting with '.'",
+                    kExitUsage};
+    if (s.shm_dir.empty() || s.run_dir.empty())
+      throw Failure{"--shm-dir and --run-dir cannot be empty; omit them for the defaults",
+                    kExitUsage};
+    if (::geteuid() != 0)
+      fail("must run as root (nodes and control sockets belong to root)",
+           "run it with sudo or as root");
+    if (s.command == "list")
+      return cmd_list(s);
+    if (s.command == "status")
+      return cmd_status(s);
+    if (s.command == "preserve")
+      return cmd_preserve(s, true);
+    if (s.command == "unpreserve")
+      return cmd_preserve(s, false);
+    if (s.command == "destroy")
+      return cmd_destroy(s);
+    if (s.command == "check")
+      return cmd_check(s);
+    throw Failure{"unknown command '" + s.command + "'; see pkramfs-ctl --help", kExitUsage};
+  } catch (const Failure &f) {
+    std::cerr << "pkramfs-ctl: " << f.message << "\n";
+    return f.code ? f.code : error_exit;
+  } catch (const std::exception &e) {
+    std::cerr << "pkramfs-ctl: internal error: " << e.what()
+              << "; please report it with the command line\n";
+    return error_exit;
+  }
+}
