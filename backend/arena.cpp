@@ -34,10 +34,18 @@ void Arena::free(BlockRun run) {
   blocks_.free(run);
   const uint64_t first = run.start / kBlocksPerFrame;
   const uint64_t last = (run.start + run.count - 1) / kBlocksPerFrame;
-  for (uint64_t f = first; f <= last; ++f)
+  for (uint64_t f = first; f <= last && !hold_; ++f)
     if (blocks_.frame_used(f) == 0)
       source_.release(first_block_ / kBlocksPerFrame + f);
   used_.store(blocks_.used_blocks(), std::memory_order_relaxed);
+}
+
+void Arena::release_empty_frames() {
+  std::lock_guard lock(mu_);
+  hold_ = false;
+  for (uint64_t f = 0; f < blocks_.frames(); ++f)
+    if (blocks_.frame_used(f) == 0)
+      source_.release(first_block_ / kBlocksPerFrame + f);
 }
 
 bool Arena::claim(BlockRun run) {

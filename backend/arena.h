@@ -25,6 +25,10 @@ public:
   // Marks a run in use again when a tree is restored; false if it is outside the data frames
   // or already in use (the image is corrupt).
   bool claim(BlockRun run);
+  // While restoring, a frame emptied by one journal record may be claimed again by a later one:
+  // its memory (the data) must stay. Afterwards, frames left empty are given back.
+  void hold_empty_frames() { hold_ = true; }
+  void release_empty_frames();
 
   std::byte *block(uint64_t b) const { return base_ + (b << kBlockShift); }
   uint64_t used_blocks() const { return used_.load(std::memory_order_relaxed); }
@@ -41,6 +45,7 @@ private:
   uint64_t limit_;
   BlockAllocator blocks_;
   std::atomic<uint64_t> used_{0};
+  bool hold_ = false;
 };
 
 } // namespace pkramfs

@@ -194,6 +194,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     return corrupt(why, "checkpoint claims more inodes than it can hold");
   inodes_.clear();
   used_inodes_ = 0;
+  arena_->hold_empty_frames();
   uint64_t max_ino = kRootIno;
   for (uint64_t n = 0; n < h.nr_inodes; ++n) {
     pkramfs_ckpt_inode c{};
@@ -412,6 +413,7 @@ void Filesystem::finish_restore() {
       ++it;
     }
   }
+  arena_->release_empty_frames();
   replaying_ = false;
 }
 
