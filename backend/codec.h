@@ -30,8 +30,7 @@ private:
 
 class Decoder {
 public:
-  Decoder(const void *data, size_t size)
-      : p_(static_cast<const char *>(data)), end_(p_ + size) {}
+  Decoder(const void *data, size_t size) : p_(static_cast<const char *>(data)), end_(p_ + size) {}
   uint32_t u32() { return get<uint32_t>(); }
   uint64_t u64() { return get<uint64_t>(); }
   int64_t i64() { return get<int64_t>(); }

@@ -8,8 +8,8 @@
 #include <linux/fs.h>
 #include <linux/xattr.h>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <optional>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <vector>
 
@@ -167,8 +167,7 @@ thread_local std::vector<BlockRun> pending_frees;
 }
 
 void Filesystem::free_data(Inode &inode, uint64_t first_block, uint64_t end_block) {
-  inode.extents.remove(first_block, end_block,
-                       [&](BlockRun run) { pending_frees.push_back(run); });
+  inode.extents.remove(first_block, end_block, [&](BlockRun run) { pending_frees.push_back(run); });
 }
 
 void Filesystem::release_pending() {
@@ -178,8 +177,7 @@ void Filesystem::release_pending() {
 }
 
 Result<void> Filesystem::log_inode(const Inode &i, std::vector<ExtentChange> &&changes) {
-  InodeRecord r{i.ino, i.mode, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime,
-                std::move(changes)};
+  InodeRecord r{i.ino, i.mode, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime, std::move(changes)};
   auto logged = log_record(PKRAMFS_JREC_INODE, r);
   if (!logged)
     spdlog::error("journal: cannot record a change of inode {}: {}", i.ino,
@@ -416,8 +414,7 @@ void Filesystem::detach_nondir(Inode &parent, std::string_view name, Inode &chil
   child.ctime = t;
 }
 
-void Filesystem::detach_dir(Inode &parent, std::string_view name, Inode &child,
-                            const timespec &t) {
+void Filesystem::detach_dir(Inode &parent, std::string_view name, Inode &child, const timespec &t) {
   parent.dir->remove(name);
   parent.size -= kBogoDirentSize;
   parent.nlink--;
@@ -502,8 +499,8 @@ Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint
     return Errno{new_dir.error()};
   if (auto r = check_rename(**old_dir, name, **new_dir, new_name, flags); !r || *r)
     return r ? Result<void>() : Errno{r.error()};
-  const RenameRecord r{parent_ino, new_parent_ino, flags, now(), std::string(name),
-                       std::string(new_name)};
+  const RenameRecord r{parent_ino, new_parent_ino,    flags,
+                       now(),      std::string(name), std::string(new_name)};
   if (auto logged = log_record(PKRAMFS_JREC_RENAME, r); !logged)
     return logged;
   if (Inode *victim = apply_rename(r))

@@ -198,8 +198,8 @@ private:
   Inode *apply_rename(const RenameRecord &r);
   void apply_xattr(const XattrRecord &r, bool remove);
   void apply_release(Inode &inode);
-  Result<bool> check_rename(Inode &od, std::string_view name, Inode &nd,
-                            std::string_view new_name, unsigned flags) const;
+  Result<bool> check_rename(Inode &od, std::string_view name, Inode &nd, std::string_view new_name,
+                            unsigned flags) const;
   Result<void> replay_inode(const InodeRecord &r, std::string &why);
   void detach_dir(Inode &parent, std::string_view name, Inode &child, const timespec &t);
   Inode *find(uint64_t ino) const;

@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
 #include <spdlog/spdlog.h>
+#include <unordered_map>
 
 namespace pkramfs {
 namespace {
@@ -35,9 +35,7 @@ bool valid_type(uint32_t mode) {
 }
 
 // What an inode costs against nr_inodes: itself, and every extra link (as on tmpfs).
-uint64_t inode_charge(const Inode &i) {
-  return i.is_dir() || i.nlink <= 1 ? 1 : i.nlink;
-}
+uint64_t inode_charge(const Inode &i) { return i.is_dir() || i.nlink <= 1 ? 1 : i.nlink; }
 
 Errno corrupt(std::string &why, std::string what) {
   why = std::move(what);
@@ -104,8 +102,7 @@ void Filesystem::verify(std::vector<std::string> &problems) const {
                            std::to_string(count) + " times");
     } else if (inode->nlink != count) {
       problems.push_back("inode " + std::to_string(ino) + " has link count " +
-                         std::to_string(inode->nlink) + " but " + std::to_string(count) +
-                         " names");
+                         std::to_string(inode->nlink) + " but " + std::to_string(count) + " names");
     }
   }
 }
@@ -113,8 +110,9 @@ void Filesystem::verify(std::vector<std::string> &problems) const {
 // ---------------------------------------------------------------------------------------------
 // Checkpoint images
 
-Result<void> Filesystem::checkpoint(
-    uint64_t generation, const std::function<Result<void>(std::string_view image)> &store) {
+Result<void>
+Filesystem::checkpoint(uint64_t generation,
+                       const std::function<Result<void>(std::string_view image)> &store) {
   std::unique_lock lock(tree_);
   std::string image;
   Encoder e(image);
@@ -185,11 +183,9 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   pkramfs_ckpt_header h{};
   if (!d.raw(&h, sizeof h) || h.magic != PKRAMFS_CKPT_MAGIC)
     return corrupt(why, "checkpoint image has no valid header");
-  if (h.version != PKRAMFS_FORMAT_VERSION || h.header_bytes != sizeof h ||
-      h.bytes != image.size())
+  if (h.version != PKRAMFS_FORMAT_VERSION || h.header_bytes != sizeof h || h.bytes != image.size())
     return corrupt(why, "checkpoint header does not match its image (version " +
-                            std::to_string(h.version) + ", " + std::to_string(h.bytes) +
-                            " bytes)");
+                            std::to_string(h.version) + ", " + std::to_string(h.bytes) + " bytes)");
   if (h.nr_inodes > image.size() / sizeof(pkramfs_ckpt_inode))
     return corrupt(why, "checkpoint claims more inodes than it can hold");
   inodes_.clear();
@@ -202,8 +198,8 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
       return corrupt(why, "checkpoint ends inside inode record " + std::to_string(n));
     const std::string where = "inode " + std::to_string(c.ino);
     if (c.ino == 0 || inodes_.contains(c.ino) || !valid_type(c.mode) ||
-        c.atime_nsec >= 1000000000u || c.mtime_nsec >= 1000000000u ||
-        c.ctime_nsec >= 1000000000u || c.target_bytes >= PATH_MAX)
+        c.atime_nsec >= 1000000000u || c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u ||
+        c.target_bytes >= PATH_MAX)
       return corrupt(why, where + " in the checkpoint is invalid or repeated");
     auto inode = std::make_unique<Inode>();
     Inode &i = *inode;
@@ -252,8 +248,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
           return corrupt(why, where + " has overlapping or empty extents");
         if (!arena_->claim({block, count}))
           return corrupt(why, where + " has blocks " + std::to_string(block) + "+" +
-                                  std::to_string(count) +
-                                  " outside the data area or owned twice");
+                                  std::to_string(count) + " outside the data area or owned twice");
         i.extents.insert(fblock, {block, count}, flags & kExtentUnwritten);
       }
     }
@@ -312,8 +307,8 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
   case PKRAMFS_JREC_LINK: {
     LinkRecord r;
     Inode *dir, *inode;
-    if (!decode(d, r) || !(dir = dir_of(r.parent)) || !(inode = find(r.ino)) ||
-        inode->is_dir() || !valid_name(r.name) || dir->dir->find(r.name))
+    if (!decode(d, r) || !(dir = dir_of(r.parent)) || !(inode = find(r.ino)) || inode->is_dir() ||
+        !valid_name(r.name) || dir->dir->find(r.name))
       return corrupt(why, "journal LINK record does not fit the tree");
     used_inodes_++;
     apply_link(r);

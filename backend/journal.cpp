@@ -53,8 +53,8 @@ Result<void> Journal::append(uint32_t type, std::string_view payload) {
   return {};
 }
 
-Journal::Check Journal::check(const std::byte *base, uint64_t bytes, uint64_t off,
-                              uint64_t epoch, uint64_t sequence, Record *out) {
+Journal::Check Journal::check(const std::byte *base, uint64_t bytes, uint64_t off, uint64_t epoch,
+                              uint64_t sequence, Record *out) {
   out->next = 0;
   if (off + kHeader > bytes)
     return Check::kEnd;

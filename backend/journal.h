@@ -30,9 +30,9 @@ public:
 
   struct ScanResult {
     uint64_t records = 0;
-    uint64_t end = 0;           // offset after the last valid record
+    uint64_t end = 0; // offset after the last valid record
     uint64_t next_sequence = 1;
-    std::string corruption;     // non-empty: a bad record is followed by valid ones
+    std::string corruption; // non-empty: a bad record is followed by valid ones
   };
   // Calls f(type, payload) for each valid record of `epoch`, in order. A torn last record is
   // normal and ends the scan.

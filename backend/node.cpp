@@ -66,8 +66,8 @@ std::string check_superblock(const pkramfs_superblock &sb) {
     return "no pkramfs superblock (unknown magic)";
   if (sb.version > PKRAMFS_FORMAT_VERSION)
     return "format version " + std::to_string(sb.version) +
-           " is newer than this build reads (version " +
-           std::to_string(PKRAMFS_FORMAT_VERSION) + ")";
+           " is newer than this build reads (version " + std::to_string(PKRAMFS_FORMAT_VERSION) +
+           ")";
   if (sb.version != PKRAMFS_FORMAT_VERSION || sb.sb_bytes != sizeof sb)
     return "unknown format version " + std::to_string(sb.version);
   if (superblock_crc(sb) != sb.crc32c)
@@ -124,8 +124,8 @@ Result<NodeHeader> read_node_header(int fd, uint64_t file_bytes, std::string &wh
     if (problem.empty()) {
       h.slot = slot;
       if (slot != cur)
-        h.warning = first_problem + "; using the older checkpoint " +
-                    std::to_string(s.generation) + " (changes after it are lost)";
+        h.warning = first_problem + "; using the older checkpoint " + std::to_string(s.generation) +
+                    " (changes after it are lost)";
       return h;
     }
     if (first_problem.empty())
@@ -169,9 +169,9 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
   if (!source)
     return Errno{source.error()};
   node->source_ = std::move(source.value());
-  node->journal_ = std::make_unique<Journal>(
-      node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
-      node->sb_.journal_frames * kFrameSize);
+  node->journal_ =
+      std::make_unique<Journal>(node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
+                                node->sb_.journal_frames * kFrameSize);
   if (node->fresh_)
     node->write_superblock();
   return node;
@@ -246,8 +246,8 @@ Result<void> Node::checkpoint(Filesystem &fs) {
       if (auto r = source_->acquire(f); !r)
         return r;
     std::memcpy(source_->base() + first * kFrameSize, image.data(), image.size());
-    sb_.slots[other] = {generation, first, need, image.size(),
-                        crc32c(image.data(), image.size()), 0};
+    sb_.slots[other] = {generation, first, need, image.size(), crc32c(image.data(), image.size()),
+                        0};
     sb_.current_slot = other;
     sb_.journal_epoch = generation;
     write_superblock();

@@ -17,10 +17,14 @@ namespace {
 
 const char *state_name(uint32_t state) {
   switch (state) {
-  case PKRAMFS_STATE_CLEAN: return "clean";
-  case PKRAMFS_STATE_DIRTY: return "dirty";
-  case PKRAMFS_STATE_PRESERVED: return "preserved";
-  default: return "unknown";
+  case PKRAMFS_STATE_CLEAN:
+    return "clean";
+  case PKRAMFS_STATE_DIRTY:
+    return "dirty";
+  case PKRAMFS_STATE_PRESERVED:
+    return "preserved";
+  default:
+    return "unknown";
   }
 }
 
@@ -69,9 +73,8 @@ Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string 
         static_cast<ssize_t>(journal.size()))
       return Errno{EIO};
     Result<void> failed;
-    auto scan = Journal::scan(reinterpret_cast<const std::byte *>(journal.data()),
-                              journal.size(), sb.journal_epoch,
-                              [&](uint32_t type, std::string_view payload) {
+    auto scan = Journal::scan(reinterpret_cast<const std::byte *>(journal.data()), journal.size(),
+                              sb.journal_epoch, [&](uint32_t type, std::string_view payload) {
                                 if (failed)
                                   failed = o.fs->replay(type, payload, why);
                               });

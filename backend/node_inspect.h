@@ -11,13 +11,13 @@
 namespace pkramfs {
 
 struct NodeSummary {
-  std::string state;             // "clean", "dirty" (not cleanly unmounted), "preserved", "empty"
+  std::string state; // "clean", "dirty" (not cleanly unmounted), "preserved", "empty"
   uint64_t node_bytes = 0;
   uint64_t limit_bytes = 0;
   uint64_t inodes_limit = 0;
   uint64_t checkpoint_generation = 0;
   uint64_t checkpoint_bytes = 0;
-  uint64_t journal_records = 0;  // records to replay after the checkpoint
+  uint64_t journal_records = 0; // records to replay after the checkpoint
   uint64_t files = 0, directories = 0, other_inodes = 0;
   uint64_t data_bytes = 0;
 };

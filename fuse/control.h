@@ -11,24 +11,24 @@
 namespace pkramfs {
 
 struct NodeUsage {
-  uint64_t files = 0;            // regular files
+  uint64_t files = 0; // regular files
   uint64_t directories = 0;
-  uint64_t other_inodes = 0;     // symlinks, fifos, devices, sockets
-  uint64_t data_bytes = 0;       // blocks holding file data, in bytes
-  uint64_t limit_bytes = 0;      // size=
+  uint64_t other_inodes = 0; // symlinks, fifos, devices, sockets
+  uint64_t data_bytes = 0;   // blocks holding file data, in bytes
+  uint64_t limit_bytes = 0;  // size=
   uint64_t inodes_used = 0;
-  uint64_t inodes_limit = 0;     // 0: unlimited
+  uint64_t inodes_limit = 0; // 0: unlimited
   uint64_t journal_used_bytes = 0;
   uint64_t journal_bytes = 0;
   uint64_t checkpoint_bytes = 0; // size of the current checkpoint image
   uint64_t checkpoint_generation = 0;
-  uint64_t node_bytes = 0;       // size of the node (file or kmod frames)
+  uint64_t node_bytes = 0; // size of the node (file or kmod frames)
 };
 
 struct NodeStatus {
   std::string name;
-  std::string backend;           // "shm", "kmod", "anon"
-  std::string state;             // "active", "preserved"
+  std::string backend; // "shm", "kmod", "anon"
+  std::string state;   // "active", "preserved"
   std::string mountpoint;
   int64_t pid = 0;
   NodeUsage usage;
@@ -36,7 +36,7 @@ struct NodeStatus {
 
 struct PreserveReport {
   uint64_t files = 0;
-  uint64_t bytes = 0;            // file data bytes preserved
+  uint64_t bytes = 0; // file data bytes preserved
   uint64_t checkpoint_bytes = 0;
   double milliseconds = 0;
 };

@@ -1,7 +1,7 @@
 // pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
 #include "arena.h"
-#include "filesystem.h"
 #include "control_server.h"
+#include "filesystem.h"
 #include "geometry.h"
 #include "node.h"
 #include "node_lock.h"
@@ -92,12 +92,13 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   st.fs = std::make_unique<Filesystem>(std::move(arena), fs_config(opt, n.max_inodes()));
   if (n.fresh()) {
     if (auto r = n.checkpoint(*st.fs); !r)
-      die("cannot write the first checkpoint of node '" + opt.node + "' (" + why(r.error()) +
-          ")");
+      die("cannot write the first checkpoint of node '" + opt.node + "' (" + why(r.error()) + ")");
   } else if (auto r = n.restore(*st.fs, problem); !r) {
     die("node '" + opt.node + "' (" + path + ") cannot be restored: " + problem +
-        "; inspect it with pkramfs-ctl check " + opt.node + " or remove it with pkramfs-ctl "
-        "destroy " + opt.node);
+        "; inspect it with pkramfs-ctl check " + opt.node +
+        " or remove it with pkramfs-ctl "
+        "destroy " +
+        opt.node);
   }
   n.set_state(PKRAMFS_STATE_DIRTY);
   Filesystem &fs = *st.fs;
@@ -177,9 +178,8 @@ public:
     report.files = u.files;
     report.bytes = u.data_blocks * kBlockSize;
     report.checkpoint_bytes = st_.node->checkpoint_bytes();
-    report.milliseconds = std::chrono::duration<double, std::milli>(
-                              std::chrono::steady_clock::now() - start)
-                              .count();
+    report.milliseconds =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     spdlog::info("preserved {}: {} files, {} bytes, checkpoint {} bytes, {:.1f} ms", opt_.node,
                  report.files, report.bytes, report.checkpoint_bytes, report.milliseconds);
     return report;

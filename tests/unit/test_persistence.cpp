@@ -1,0 +1,194 @@
+// Journal records, checkpoints and restore, in-process: a node file in a temporary directory,
+// a tree built through the Filesystem API, then a second Node + Filesystem restoring it.
+#include "crc32c.h"
+#include "filesystem.h"
+#include "journal.h"
+#include "node.h"
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using namespace pkramfs;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+struct Collect final : ReadSink {
+  std::string bytes;
+  void deliver(std::span<const iovec> iov) override {
+    for (const iovec &v : iov)
+      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
+  }
+};
+
+// A mounted node without FUSE: Node + Arena + Filesystem, wired as pkramfs-fuse does.
+struct Mounted {
+  std::unique_ptr<Node> node;
+  std::unique_ptr<Filesystem> fs;
+
+  explicit Mounted(const std::string &path) {
+    std::string why;
+    NodeParams params;
+    params.limit_blocks = 64 * kMiB / kBlockSize;
+    auto opened = Node::open_shm(path, params, why);
+    INFO(why);
+    REQUIRE(opened.ok());
+    node = std::move(opened.value());
+    fs = std::make_unique<Filesystem>(
+        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
+        FsConfig{node->max_inodes()});
+    if (node->fresh()) {
+      REQUIRE(node->checkpoint(*fs).ok());
+    } else {
+      auto restored = node->restore(*fs, why);
+      INFO(why);
+      REQUIRE(restored.ok());
+    }
+    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
+  }
+};
+
+std::string temp_node() {
+  char dir[] = "/tmp/pkramfs-unit.XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  return std::string(dir) + "/node";
+}
+
+uint64_t lookup(Filesystem &fs, uint64_t parent, const char *name) {
+  auto r = fs.lookup(parent, name);
+  REQUIRE(r.ok());
+  return r->st_ino;
+}
+
+std::string read_all(Filesystem &fs, uint64_t ino) {
+  Collect c;
+  REQUIRE(fs.read(ino, 0, 1 << 30, c).ok());
+  return c.bytes;
+}
+
+} // namespace
+
+TEST_CASE("crc32c matches the Castagnoli check value", "[persistence]") {
+  CHECK(crc32c("123456789", 9) == 0xe3069283u);
+}
+
+TEST_CASE("journal: records scan back in order, a torn last record ends the log", "[persistence]") {
+  std::vector<std::byte> region(64 * 1024);
+  Journal j(region.data(), region.size());
+  j.resume(7, 0, 1);
+  REQUIRE(j.append(1, "first").ok());
+  REQUIRE(j.append(2, "second").ok());
+  REQUIRE(j.append(3, "third").ok());
+  std::vector<std::string> seen;
+  auto scan = Journal::scan(region.data(), region.size(), 7,
+                            [&](uint32_t, std::string_view p) { seen.emplace_back(p); });
+  CHECK(seen == std::vector<std::string>{"first", "second", "third"});
+  CHECK(scan.next_sequence == 4);
+  CHECK(scan.corruption.empty());
+
+  SECTION("another epoch's records are not replayed") {
+    auto other = Journal::scan(region.data(), region.size(), 8, [](uint32_t, std::string_view) {});
+    CHECK(other.records == 0);
+  }
+  SECTION("a damaged last record is dropped") {
+    region[scan.end - 4] ^= std::byte{0x40}; // the last payload byte, before the padding
+    seen.clear();
+    auto torn = Journal::scan(region.data(), region.size(), 7,
+                              [&](uint32_t, std::string_view p) { seen.emplace_back(p); });
+    CHECK(seen == std::vector<std::string>{"first", "second"});
+    CHECK(torn.corruption.empty());
+  }
+  SECTION("a damaged record followed by valid ones is corruption") {
+    // The second record's payload sits after the first record (header + padded "first").
+    region[2 * sizeof(pkramfs_jrec_header) + 8 + 1] ^= std::byte{0x40};
+    auto bad = Journal::scan(region.data(), region.size(), 7, [](uint32_t, std::string_view) {});
+    CHECK(bad.records == 1);
+    CHECK_FALSE(bad.corruption.empty());
+  }
+  SECTION("a full journal refuses a record") {
+    std::string big(region.size(), 'x');
+    CHECK(j.append(4, big).error() == ENOSPC);
+  }
+}
+
+TEST_CASE("restore: a tree survives a crash (journal) and a clean close (checkpoint)",
+          "[persistence]") {
+  const std::string path = temp_node();
+  const Caller root;
+  std::string big(3 * kMiB + 123, '\0');
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>(i * 7 + 3);
+  {
+    Mounted m(path);
+    Filesystem &fs = *m.fs;
+    auto dir = fs.mkdir(kRootIno, "d", 0755, root);
+    REQUIRE(dir.ok());
+    auto f = fs.create(dir->st_ino, "f", 0644, root);
+    REQUIRE(f.ok());
+    REQUIRE(fs.write(f->st_ino, 0, big.data(), big.size(), root).ok());
+    REQUIRE(fs.setxattr(f->st_ino, "user.k", "v", 0).ok());
+    REQUIRE(fs.link(f->st_ino, kRootIno, "hard").ok());
+    REQUIRE(fs.symlink(kRootIno, "long", std::string(300, 'x'), root).ok());
+    auto gone = fs.create(kRootIno, "gone", 0644, root);
+    REQUIRE(gone.ok());
+    REQUIRE(fs.write(gone->st_ino, 0, "bye", 3, root).ok());
+    fs.release(gone->st_ino);
+    REQUIRE(fs.unlink(kRootIno, "gone").ok());
+    REQUIRE(fs.rename(kRootIno, "hard", dir->st_ino, "moved", 0).ok());
+    SetAttr a;
+    a.valid = SetAttr::kSize;
+    a.size = 2 * kMiB + 5;
+    REQUIRE(fs.setattr(f->st_ino, a, root).ok());
+    // No checkpoint: the Mounted goes away like a killed daemon.
+  }
+  const std::string expected = big.substr(0, 2 * kMiB + 5);
+  uint64_t used_after_crash;
+  {
+    Mounted m(path);
+    Filesystem &fs = *m.fs;
+    const uint64_t d = lookup(fs, kRootIno, "d");
+    const uint64_t f = lookup(fs, d, "f");
+    CHECK(lookup(fs, d, "moved") == f);
+    CHECK(fs.getattr(f)->st_nlink == 2);
+    CHECK(read_all(fs, f) == expected);
+    CHECK(*fs.getxattr(f, "user.k") == "v");
+    CHECK(fs.readlink(lookup(fs, kRootIno, "long"))->size() == 300);
+    CHECK(fs.lookup(kRootIno, "gone").error() == ENOENT);
+    used_after_crash = fs.statfs().f_bfree;
+    std::vector<std::string> problems;
+    fs.verify(problems);
+    CHECK(problems.empty());
+    REQUIRE(m.node->checkpoint(*m.fs).ok()); // a clean close
+  }
+  {
+    Mounted m(path);
+    Filesystem &fs = *m.fs;
+    const uint64_t f = lookup(fs, lookup(fs, kRootIno, "d"), "f");
+    CHECK(read_all(fs, f) == expected);
+    CHECK(fs.statfs().f_bfree == used_after_crash);
+  }
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+TEST_CASE("restore: a node whose superblocks are damaged is refused and left as it was",
+          "[persistence]") {
+  const std::string path = temp_node();
+  { Mounted m(path); }
+  const int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  const char junk[8] = {'j', 'u', 'n', 'k', 'j', 'u', 'n', 'k'};
+  REQUIRE(pwrite(fd, junk, sizeof junk, 0) == sizeof junk);
+  REQUIRE(pwrite(fd, junk, sizeof junk, PKRAMFS_SB_COPY_OFFSET) == sizeof junk);
+  ::close(fd);
+  std::string why;
+  auto opened = Node::open_shm(path, NodeParams{64 * kMiB / kBlockSize, UINT64_MAX}, why);
+  CHECK(opened.error() == EUCLEAN);
+  CHECK(why.find("magic") != std::string::npos);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
