@@ -13,7 +13,8 @@ cleanup() { umount "$work/test" 2>/dev/null || true; umount "$work/ref" 2>/dev/n
 trap cleanup EXIT
 mkdir "$work/ref" "$work/test"
 mount -t tmpfs -o size=1g,huge=never tmpfs "$work/ref"
-"$bin/pkramfs-fuse" --size=1g "$work/test"
+# A persistent node, so that every operation also goes through the journal.
+"$bin/pkramfs-fuse" --pkram=difftest --size=1g --shm-dir="$work/shm" --run-dir="$work/run" "$work/test"
 echo "difftest: seeds $seed..$((seed + seeds - 1)), $ops ops each"
 "$bin/pkramfs-difftest" --seed "$seed" --ops "$ops" --seeds "$seeds" "$work/ref" "$work/test"
 ' difftest "$bin" "$seeds" "$ops" "$first_seed"
