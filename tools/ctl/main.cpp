@@ -86,8 +86,16 @@ std::string human_bytes(uint64_t n) {
 
 bool pid_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
+// Who holds a node's lock. The pid is what the daemon wrote after starting: missing or dead
+// while a daemon is still starting, or when something else holds the lock.
 std::string holder_text(pid_t pid) {
-  return pid_alive(pid) ? "pkramfs-fuse pid " + std::to_string(pid) : "a starting daemon";
+  return pid_alive(pid) ? "pkramfs-fuse pid " + std::to_string(pid) : "an unknown process";
+}
+std::string holder_note(pid_t pid) {
+  if (pid_alive(pid))
+    return "";
+  return pid > 0 ? " (its lock names pid " + std::to_string(pid) + ", which is not running)"
+                 : " (its lock names no pid)";
 }
 
 int timeout_ms(const Settings &s, double default_s) {
@@ -132,7 +140,9 @@ std::string mountpoint_of(const Settings &s, const std::string &name) {
   } else {
     how = " (or try again: another pkramfs-ctl may hold the node's lock)";
   }
-  fail("node " + in_quotes(name) + " is busy: " + holder_text(pid) + " serves it", what + how);
+  fail("node " + in_quotes(name) + " is busy: " + holder_text(pid) + " serves it" +
+           holder_note(pid),
+       what + how);
 }
 
 // ----------------------------------------------------------------- daemon requests --
@@ -145,9 +155,15 @@ JsonObject ask(const Settings &s, const std::string &name, pid_t pid, const std:
   auto r = ctl::ask_daemon(sock_path(s, name), command, ms, detail);
   if (r)
     return std::move(r.value());
-  const std::string who = "the daemon of node " + in_quotes(name) + " (" + holder_text(pid) + ")";
-  const std::string hint = "check that it is alive (ps -p " + std::to_string(pid) +
-                           ") and read its log (journalctl -t pkramfs-fuse)";
+  const std::string who = "the daemon of node " + in_quotes(name) + " (" +
+                          (pid_alive(pid) ? holder_text(pid) : "pid unknown") + ")";
+  const std::string lock = control::lock_path(s.run_dir, name);
+  std::string hint = pid_alive(pid) ? "check that pid " + std::to_string(pid) +
+                                          " is alive (ps -p " + std::to_string(pid) +
+                                          ") and read its log (journalctl -t pkramfs-fuse)"
+                                    : "find who holds " + lock + " (fuser -v " + lock + ")";
+  if (r.error() == ENOENT || r.error() == ECONNREFUSED)
+    hint += "; a daemon that has just started may still be restoring the node: try again";
   switch (r.error()) {
   case ENOENT:
     fail(who + " is not answering: no control socket " + sock_path(s, name), hint);
@@ -297,7 +313,7 @@ int cmd_list(const Settings &s) {
       row.pid = lock.pid;
       if (lock.held) {
         std::string detail;
-        auto r = ctl::ask_daemon(sock_path(s, name), "status", timeout_ms(s, 5), detail);
+        auto r = ctl::ask_daemon(sock_path(s, name), "status", timeout_ms(s, 2), detail);
         if (!r) {
           row.state = "not-answering";
           row.error = "daemon not answering (" + (detail.empty() ? why(r.error()) : detail) + ")";
