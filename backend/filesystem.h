@@ -203,6 +203,7 @@ private:
   Result<void> replay_inode(const InodeRecord &r, std::string &why);
   void detach_dir(Inode &parent, std::string_view name, Inode &child, const timespec &t);
   Inode *find(uint64_t ino) const;
+  void verify_locked(std::vector<std::string> &problems) const;
   Result<Inode *> find_dir(uint64_t ino) const;
   void drop_inode_if_unused(Inode &inode);
   void release_if_dead(Inode &inode);

@@ -68,8 +68,14 @@ Filesystem::Usage Filesystem::usage() const {
 
 void Filesystem::verify(std::vector<std::string> &problems) const {
   std::shared_lock lock(tree_);
+  verify_locked(problems);
+}
+
+void Filesystem::verify_locked(std::vector<std::string> &problems) const {
   std::unordered_map<uint64_t, uint64_t> names; // links counted from directory entries
-  for (auto &[ino, inode] : inodes_) {
+  for (const auto &entry : inodes_) {
+    const uint64_t ino = entry.first;
+    const Inode *inode = entry.second.get();
     if (!inode->is_dir())
       continue;
     uint64_t subdirs = 0;
@@ -264,7 +270,9 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   if (!root || !root->is_dir())
     return corrupt(why, "checkpoint has no root directory");
   // Names must point at inodes that exist, and directories at their real parent.
-  for (auto &[ino, inode] : inodes_) {
+  for (const auto &entry : inodes_) {
+    const uint64_t ino = entry.first;
+    const Inode *inode = entry.second.get();
     if (!inode->is_dir())
       continue;
     bool ok = true;
@@ -277,6 +285,11 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
       return corrupt(why, "directory inode " + std::to_string(ino) +
                               " names a missing inode or disagrees with its parent");
   }
+  // Link counts, directory sizes: what `pkramfs-ctl check` verifies, a mount requires.
+  std::vector<std::string> problems;
+  verify_locked(problems);
+  if (!problems.empty())
+    return corrupt(why, "checkpoint: " + problems.front());
   next_ino_ = std::max(h.next_ino, max_ino + 1);
   replaying_ = true;
   return {};

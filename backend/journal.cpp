@@ -60,7 +60,9 @@ Journal::Check Journal::check(const std::byte *base, uint64_t bytes, uint64_t of
     return Check::kEnd;
   pkramfs_jrec_header h;
   std::memcpy(&h, base + off, kHeader);
-  if (h.magic != PKRAMFS_JREC_MAGIC || h.epoch != epoch || h.sequence != sequence)
+  // sequence 0: any sequence after the ones already replayed (the search for later records).
+  if (h.magic != PKRAMFS_JREC_MAGIC || h.epoch != epoch ||
+      (sequence ? h.sequence != sequence : h.sequence == 0))
     return Check::kEnd;
   const uint64_t next = off + kHeader + padded(h.payload_bytes);
   if (h.payload_bytes > bytes || next > bytes)

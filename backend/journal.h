@@ -70,12 +70,17 @@ Journal::ScanResult Journal::scan(const std::byte *base, uint64_t bytes, uint64_
       r.next_sequence++;
       continue;
     }
-    // A torn record is the last one written; if a valid record follows it, the journal was
-    // damaged in the middle.
-    if (c == Check::kTorn && rec.next &&
-        check(base, bytes, rec.next, epoch, r.next_sequence + 1, &rec) == Check::kValid)
-      r.corruption = "journal record " + std::to_string(r.next_sequence) + " at offset " +
-                     std::to_string(r.end) + " is damaged but later records are valid";
+    // The first record that fails is the last one written (torn), unless a later record of
+    // this epoch is still valid: then the journal was damaged in the middle. The failed
+    // record's own length may be what is damaged, so look at every aligned offset after it.
+    for (uint64_t off = r.end + 8; off + sizeof(uint64_t) <= bytes; off += 8) {
+      Record later;
+      if (check(base, bytes, off, epoch, 0, &later) == Check::kValid) {
+        r.corruption = "journal record " + std::to_string(r.next_sequence) + " at offset " +
+                       std::to_string(r.end) + " is damaged but later records are valid";
+        break;
+      }
+    }
     return r;
   }
 }

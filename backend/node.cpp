@@ -137,15 +137,30 @@ Result<NodeHeader> read_node_header(int fd, uint64_t file_bytes, std::string &wh
 
 Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const NodeParams &params,
                                              std::string &why) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // Only a file this call creates is a new node: an existing empty one was emptied behind
+  // our back (or its creation crashed) and is refused like any truncated node.
+  bool created = false;
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid() && errno == ENOENT) {
+    fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    created = fd.valid();
+  }
   if (!fd.valid())
     return Errno{errno};
   struct stat st {};
   if (fstat(fd.get(), &st) != 0)
     return Errno{errno};
+  if (!S_ISREG(st.st_mode)) {
+    why = "node is not a regular file";
+    return Errno{EUCLEAN};
+  }
   std::unique_ptr<Node> node(new Node);
   const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
-  if (file_bytes == 0) {
+  if (!created && file_bytes == 0) {
+    why = "node file is empty: it was truncated, or its creation was interrupted";
+    return Errno{EUCLEAN};
+  }
+  if (created) {
     node->fresh_ = true;
     node->sb_ = new_superblock(params);
     if (ftruncate(fd.get(), static_cast<off_t>(node->sb_.ckpt_first_frame * kFrameSize)) != 0)

@@ -49,8 +49,10 @@ Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string 
   }
   file_bytes = static_cast<uint64_t>(st.st_size);
   Offline o;
-  if (file_bytes == 0)
-    return o;
+  if (file_bytes == 0) {
+    why = "node file is empty: it was truncated, or its creation was interrupted";
+    return Errno{EINVAL};
+  }
   auto header = read_node_header(fd.get(), file_bytes, why);
   if (!header)
     return Errno{EINVAL};

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Read and damage pkramfs node files for the corruption tests (layout: include/pkramfs/format.h).
+
+Usage: node_image.py COMMAND FILE [ARGS]
+  info FILE               print the newest valid superblock as KEY=VALUE lines (shell-sourceable),
+                          with the journal's records of the current epoch (jrecs=, jrec_<i>_off=...)
+  flip FILE OFFSET        invert every bit of the byte at OFFSET
+  set-version FILE COPY V write version V into superblock copy COPY (0/1) and recompute its CRC32C
+  selftest                CRC32C of "123456789" must be 0xe3069283
+"""
+import struct
+import sys
+
+FRAME = 2 << 20
+SB_MAGIC = 0x3153464D41524B50
+JREC_MAGIC = 0x4A524B50
+SB_COPY_OFFSET = 4096
+
+# struct pkramfs_superblock (272 bytes; the CRC covers the first 268)
+SB_FMT = "<QIIQ16sIIQQQQQQQII" + "QQQQII" * 2 + "Q8QII"
+SB_SIZE = struct.calcsize(SB_FMT)
+SB_FIELDS = ("magic version sb_bytes sequence uuid frame_size block_size journal_first_frame "
+             "journal_frames data_first_frame data_frames data_limit_blocks ckpt_first_frame "
+             "max_inodes state current_slot").split()
+SB_VERSION_OFF = 8
+SB_CRC_OFF = SB_SIZE - 4
+JREC_FMT = "<IIQQII"  # magic, crc32c, sequence, epoch, type, payload_bytes
+JREC_SIZE = struct.calcsize(JREC_FMT)
+JREC_CRC_SKIP = 8     # the CRC covers the header from `sequence` on, then the payload
+
+
+def _table():
+    t = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+TABLE = _table()
+
+
+def crc32c(data, crc=0):
+    c = crc ^ 0xFFFFFFFF
+    for b in data:
+        c = TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def parse_sb(raw):
+    v = struct.unpack(SB_FMT, raw[:SB_SIZE])
+    sb = dict(zip(SB_FIELDS, v[:16]))
+    sb["slots"] = [dict(zip("generation first_frame nr_frames bytes crc32c".split(), v[16 + 6 * i:21 + 6 * i]))
+                   for i in range(2)]
+    sb["journal_epoch"] = v[28]
+    sb["crc32c"] = v[-1]
+    sb["crc_ok"] = crc32c(raw[:SB_CRC_OFF]) == sb["crc32c"]
+    return sb
+
+
+def read(path, off, n):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+def newest_sb(path):
+    best = None
+    for copy in (0, 1):
+        raw = read(path, copy * SB_COPY_OFFSET, SB_SIZE)
+        if len(raw) < SB_SIZE:
+            continue
+        sb = parse_sb(raw)
+        sb["copy"] = copy
+        if sb["magic"] == SB_MAGIC and sb["crc_ok"] and (best is None or sb["sequence"] > best["sequence"]):
+            best = sb
+    return best
+
+
+def journal_records(path, sb):
+    base = sb["journal_first_frame"] * FRAME
+    size = sb["journal_frames"] * FRAME
+    j = read(path, base, size)
+    off, seq, out = 0, 1, []
+    while off + JREC_SIZE <= len(j):
+        magic, crc, s, epoch, typ, n = struct.unpack_from(JREC_FMT, j, off)
+        nxt = off + JREC_SIZE + ((n + 7) & ~7)
+        if magic != JREC_MAGIC or epoch != sb["journal_epoch"] or s != seq or nxt > len(j):
+            break
+        if crc32c(j[off + JREC_CRC_SKIP:off + JREC_SIZE + n]) != crc:
+            break
+        out.append((base + off, typ, n))
+        off, seq = nxt, seq + 1
+    return out
+
+
+def info(path):
+    sb = newest_sb(path)
+    if sb is None:
+        print("valid=0")
+        return
+    print("valid=1")
+    for k in SB_FIELDS[1:] + ["journal_epoch", "copy"]:
+        if k != "uuid":
+            print(f"{k}={sb[k]}")
+    for i, s in enumerate(sb["slots"]):
+        for k, v in s.items():
+            print(f"slot{i}_{k}={v}")
+        print(f"slot{i}_off={s['first_frame'] * FRAME}")
+    cur = sb["slots"][sb["current_slot"]]
+    print(f"cur_off={cur['first_frame'] * FRAME}")
+    print(f"cur_bytes={cur['bytes']}")
+    recs = journal_records(path, sb)
+    print(f"jrecs={len(recs)}")
+    for i, (off, typ, n) in enumerate(recs):
+        print(f"jrec_{i}_off={off}")
+        print(f"jrec_{i}_type={typ}")
+        print(f"jrec_{i}_payload={n}")
+
+
+def flip(path, off):
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        if len(b) != 1:
+            sys.exit(f"offset {off} is past the end of {path}")
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def set_version(path, copy, version):
+    at = copy * SB_COPY_OFFSET
+    raw = bytearray(read(path, at, SB_SIZE))
+    struct.pack_into("<I", raw, SB_VERSION_OFF, version)
+    struct.pack_into("<I", raw, SB_CRC_OFF, crc32c(bytes(raw[:SB_CRC_OFF])))
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(raw)
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "selftest":
+        ok = crc32c(b"123456789") == 0xE3069283 and SB_SIZE == 272 and JREC_SIZE == 32
+        print("ok" if ok else "bad")
+        sys.exit(0 if ok else 1)
+    if cmd == "info":
+        info(sys.argv[2])
+    elif cmd == "flip":
+        flip(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "set-version":
+        set_version(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
