@@ -134,7 +134,10 @@ Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std
   if (fstat(fd.get(), &st) != 0)
     return Errno{errno};
   // Mapping past the end of the file is allowed; frames are only touched once acquired.
-  std::byte *p = map_aligned(frames * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get());
+  // MAP_NORESERVE: on hugetlbfs a shared mapping would otherwise reserve huge pages for the
+  // whole address range; frames are fallocated one by one as they come into use instead.
+  std::byte *p = map_aligned(frames * kFrameSize, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_NORESERVE, fd.get());
   if (!p)
     return Errno{errno ? errno : ENOMEM};
   madvise(p, frames * kFrameSize, MADV_HUGEPAGE);

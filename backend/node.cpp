@@ -187,8 +187,13 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
   node->journal_ =
       std::make_unique<Journal>(node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
                                 node->sb_.journal_frames * kFrameSize);
-  if (node->fresh_)
+  if (node->fresh_) {
+    // The superblock and journal frames are written without going through the allocator.
+    for (uint64_t f = 0; f < node->sb_.data_first_frame; ++f)
+      if (auto r = node->source_->acquire(f); !r)
+        return Errno{r.error()};
     node->write_superblock();
+  }
   return node;
 }
 

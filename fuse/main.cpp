@@ -4,6 +4,7 @@
 #include "filesystem.h"
 #include "geometry.h"
 #include "node.h"
+#include "node_dirs.h"
 #include "node_lock.h"
 #include "operations.h"
 #include "options.h"
@@ -65,10 +66,16 @@ FsConfig fs_config(const Options &opt, uint64_t max_inodes) {
 }
 
 void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
-  if (auto r = ensure_private_dir(opt.shm_dir); !r)
-    die("cannot use shm directory '" + opt.shm_dir + "' (" + why(r.error()) +
+  // Frames of the superblock, the journal, the data and a first checkpoint.
+  const uint64_t node_bytes =
+      (2 + Node::kJournalFrames + (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame) *
+      kFrameSize;
+  const std::string shm_dir =
+      opt.shm_dir.empty() ? default_node_dir(opt.node, node_bytes) : opt.shm_dir;
+  if (auto r = ensure_private_dir(shm_dir); !r)
+    die("cannot use shm directory '" + shm_dir + "' (" + why(r.error()) +
         "); it must be a directory owned by root and writable only by root");
-  const std::string path = opt.shm_dir + "/" + opt.node;
+  const std::string path = shm_dir + "/" + opt.node;
   NodeParams params;
   params.limit_blocks = limit_blocks;
   params.max_inodes = opt.nr_inodes ? opt.nr_inodes : UINT64_MAX;
@@ -83,11 +90,12 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   st.node = std::move(node.value());
   Node &n = *st.node;
   struct statvfs vfs {};
-  if (statvfs(opt.shm_dir.c_str(), &vfs) == 0 &&
+  if (statvfs(shm_dir.c_str(), &vfs) == 0 && vfs.f_bsize != kFrameSize &&
       vfs.f_blocks * vfs.f_frsize < n.limit_blocks() * kBlockSize)
     spdlog::warn("{} holds at most {} MiB, less than the node's size; writes fail with ENOSPC "
                  "there",
-                 opt.shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
+                 shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
+  spdlog::debug("node file {} ({})", path, n.frames().describe());
   auto arena = std::make_unique<Arena>(n.frames(), n.data_first_frame(), n.limit_blocks());
   st.fs = std::make_unique<Filesystem>(std::move(arena), fs_config(opt, n.max_inodes()));
   if (n.fresh()) {

@@ -170,7 +170,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   add("--mode", "mode", "octal mode of the root directory (default 1777)");
   add("--uid", "uid", "owner of the root directory (default 0)");
   add("--gid", "gid", "group of the root directory (default 0)");
-  add("--shm-dir", "shm_dir", "where shm nodes live (default /dev/shm/pkramfs)");
+  add("--shm-dir", "shm_dir",
+      "where shm nodes live (default /dev/shm/pkramfs, or a hugetlbfs "
+      "mount with free 2 MiB pages for the whole node)");
   add("--run-dir", "run_dir", "where the daemon keeps its lock (default /run/pkramfs)");
   app.add_flag("-f,--foreground", out.foreground, "stay in the foreground");
   app.add_flag("--debug", out.debug, "verbose logging");

@@ -18,7 +18,7 @@ struct Options {
   uint32_t mode = 01777;
   uint32_t uid = 0;
   uint32_t gid = 0;
-  std::string shm_dir = "/dev/shm/pkramfs";
+  std::string shm_dir; // empty: /dev/shm/pkramfs or a hugetlbfs mount (node_dirs.h)
   std::string run_dir = "/run/pkramfs";
   bool foreground = false;
   bool debug = false;

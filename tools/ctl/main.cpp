@@ -1,6 +1,7 @@
 // pkramfs-ctl: the operator's tool for pkramfs nodes. Talks to a mounted node's daemon over
 // <run-dir>/NAME.sock and reads unmounted nodes directly (read-only).
 #include "client.h"
+#include "node_dirs.h"
 #include "node_inspect.h"
 #include "parse.h"
 
@@ -32,7 +33,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
 struct Settings {
-  std::string shm_dir = "/dev/shm/pkramfs";
+  std::string shm_dir; // empty: the defaults of node_dirs.h
   std::string run_dir = "/run/pkramfs";
   bool json = false;
   std::optional<double> timeout_s;
@@ -612,7 +613,9 @@ int main(int argc, char **argv) {
   app.fallthrough(); // global options are accepted after the command too
   app.require_subcommand(1);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--shm-dir", s.shm_dir, "where shm nodes live (default /dev/shm/pkramfs)");
+  app.add_option("--shm-dir", s.shm_dir,
+                 "where shm nodes live (default /dev/shm/pkramfs, or a hugetlbfs mount with 2 MiB "
+                 "pages that holds the node)");
   app.add_option("--run-dir", s.run_dir,
                  "where daemons keep their locks and control sockets (default /run/pkramfs)");
   app.add_flag("--json", s.json, "print JSON instead of a table (list, status, check)");
@@ -695,14 +698,28 @@ int main(int argc, char **argv) {
       throw Failure{"invalid node name " + in_quotes(s.name) +
                         "; a node name is 1-127 bytes of [A-Za-z0-9._-], not starting with '.'",
                     kExitUsage};
-    if (s.shm_dir.empty() || s.run_dir.empty())
-      throw Failure{"--shm-dir and --run-dir cannot be empty; omit them for the defaults",
-                    kExitUsage};
+    if (s.run_dir.empty())
+      throw Failure{"--run-dir cannot be empty; omit it for the default", kExitUsage};
     if (::geteuid() != 0)
       fail("must run as root (nodes and control sockets belong to root)",
            "run it with sudo or as root");
+    if (s.command == "list" && s.shm_dir.empty()) {
+      // Every default place that holds nodes: /dev/shm/pkramfs and hugetlbfs mounts.
+      int rc = 0;
+      for (const std::string &dir : default_node_dirs()) {
+        struct stat st {};
+        if (dir != kDefaultShmDir && ::stat(dir.c_str(), &st) != 0)
+          continue;
+        Settings one = s;
+        one.shm_dir = dir;
+        rc = std::max(rc, cmd_list(one));
+      }
+      return rc;
+    }
     if (s.command == "list")
       return cmd_list(s);
+    if (s.shm_dir.empty())
+      s.shm_dir = default_node_dir(s.name, 0);
     if (s.command == "status")
       return cmd_status(s);
     if (s.command == "preserve")
