@@ -5,6 +5,8 @@
 #include "unique_fd.h"
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +22,13 @@ constexpr size_t kSbCrcBytes = offsetof(pkramfs_superblock, crc32c);
 uint32_t superblock_crc(const pkramfs_superblock &sb) { return crc32c(&sb, kSbCrcBytes); }
 
 uint64_t frames_for(uint64_t bytes) { return (bytes + kFrameSize - 1) / kFrameSize; }
+
+// Tests kill the daemon at exact points of a checkpoint: PKRAMFS_CRASH_POINT names one.
+void crash_point(const char *name) {
+  static const char *wanted = getenv("PKRAMFS_CRASH_POINT");
+  if (wanted && std::strcmp(wanted, name) == 0)
+    raise(SIGKILL);
+}
 
 // Address space for checkpoints beyond the data frames: it costs nothing until used.
 uint64_t checkpoint_reserve(const pkramfs_superblock &sb) {
@@ -266,11 +275,13 @@ Result<void> Node::checkpoint(Filesystem &fs) {
       if (auto r = source_->acquire(f); !r)
         return r;
     std::memcpy(source_->base() + first * kFrameSize, image.data(), image.size());
+    crash_point("checkpoint-written");
     sb_.slots[other] = {generation, first, need, image.size(), crc32c(image.data(), image.size()),
                         0};
     sb_.current_slot = other;
     sb_.journal_epoch = generation;
     write_superblock();
+    crash_point("checkpoint-switched");
     restored_slot_ = other;
     journal_->resume(generation, 0, 1);
     return {};

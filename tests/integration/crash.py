@@ -34,7 +34,7 @@ def workload(root, log_path, seed):
         return
     log.write(json.dumps(["D"]) + "\n")
     i = 0
-    while i < 2000:  # bounded, so that the node never fills up
+    while i < 600:  # bounded, so that the node never fills up and rounds stay short
         i += 1
         op = rng.choice(["create"] * 4 + ["append", "rename", "unlink", "mkdir", "xattr",
                                           "truncate"])
