@@ -224,6 +224,24 @@ void Node::set_state(uint32_t state) {
   write_superblock();
 }
 
+Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base, uint64_t bytes,
+                                           uint64_t epoch, std::string &why) {
+  Result<void> failed;
+  auto scan = Journal::scan(base, bytes, epoch, [&](uint32_t type, std::string_view payload) {
+    if (failed)
+      failed = fs.replay(type, payload, why);
+  });
+  if (!failed) {
+    why = "journal record " + std::to_string(scan.records) + ": " + why;
+    return Errno{failed.error()};
+  }
+  if (!scan.corruption.empty()) {
+    why = scan.corruption;
+    return Errno{EUCLEAN};
+  }
+  return scan;
+}
+
 Result<void> Node::restore(Filesystem &fs, std::string &why) {
   if (auto r = fs.load_image(slot_image(restored_slot_), why); !r)
     return r;
@@ -235,21 +253,11 @@ Result<void> Node::restore(Filesystem &fs, std::string &why) {
   }
   // After falling back to the older checkpoint the journal's records do not follow it.
   if (restored_slot_ == sb_.current_slot) {
-    Result<void> failed;
-    scan = Journal::scan(source_->base() + sb_.journal_first_frame * kFrameSize,
-                         sb_.journal_frames * kFrameSize, epoch,
-                         [&](uint32_t type, std::string_view payload) {
-                           if (failed)
-                             failed = fs.replay(type, payload, why);
-                         });
-    if (!failed) {
-      why = "journal record " + std::to_string(scan.records) + ": " + why;
-      return failed;
-    }
-    if (!scan.corruption.empty()) {
-      why = scan.corruption;
-      return Errno{EUCLEAN};
-    }
+    auto replayed = replay_journal(fs, source_->base() + sb_.journal_first_frame * kFrameSize,
+                                   sb_.journal_frames * kFrameSize, epoch, why);
+    if (!replayed)
+      return Errno{replayed.error()};
+    scan = *replayed;
   }
   fs.finish_restore();
   journal_->resume(epoch, scan.end, scan.next_sequence);

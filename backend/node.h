@@ -76,4 +76,8 @@ struct NodeHeader {
 };
 Result<NodeHeader> read_node_header(int fd, uint64_t file_bytes, std::string &why);
 
+// Replays the records of `epoch` from a journal region into `fs` (after load_image).
+Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base, uint64_t bytes,
+                                           uint64_t epoch, std::string &why);
+
 } // namespace pkramfs

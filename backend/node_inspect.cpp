@@ -74,21 +74,11 @@ Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string 
               static_cast<off_t>(sb.journal_first_frame * kFrameSize)) !=
         static_cast<ssize_t>(journal.size()))
       return Errno{EIO};
-    Result<void> failed;
-    auto scan = Journal::scan(reinterpret_cast<const std::byte *>(journal.data()), journal.size(),
-                              sb.journal_epoch, [&](uint32_t type, std::string_view payload) {
-                                if (failed)
-                                  failed = o.fs->replay(type, payload, why);
-                              });
-    if (!failed) {
-      why = "journal record " + std::to_string(scan.records) + ": " + why;
+    auto scan = replay_journal(*o.fs, reinterpret_cast<const std::byte *>(journal.data()),
+                               journal.size(), sb.journal_epoch, why);
+    if (!scan)
       return Errno{EINVAL};
-    }
-    if (!scan.corruption.empty()) {
-      why = scan.corruption;
-      return Errno{EINVAL};
-    }
-    o.records = scan.records;
+    o.records = scan->records;
   }
   o.fs->finish_restore();
   return o;
