@@ -182,7 +182,6 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
     node->restored_slot_ = header->slot;
     if (!header->warning.empty())
       spdlog::warn("{}: {}", path, header->warning);
-    node->state_at_open_ = node->sb_.state;
   }
   uint64_t capacity = node->sb_.ckpt_first_frame + checkpoint_reserve(node->sb_);
   for (const auto &s : node->sb_.slots)

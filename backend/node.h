@@ -35,7 +35,6 @@ public:
   uint64_t max_inodes() const { return sb_.max_inodes; }
   // True when the node holds no tree yet (just created).
   bool fresh() const { return fresh_; }
-  uint32_t state_at_open() const { return state_at_open_; }
   Journal &journal() { return *journal_; }
 
   // Loads the newest valid checkpoint and replays the journal into `fs`.
@@ -61,7 +60,6 @@ private:
   uint64_t capacity_frames_ = 0;
   unsigned restored_slot_ = 0;
   bool fresh_ = false;
-  uint32_t state_at_open_ = 0;
 };
 
 // Validates a superblock copy; empty string when valid, else what is wrong.
