@@ -1,13 +1,16 @@
 #include "frame_source.h"
 
 #include "geometry.h"
+#include "pkram_device.h"
 #include "unique_fd.h"
 
 #include <cerrno>
 #include <fcntl.h>
+#include <mutex>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace pkramfs {
 namespace {
@@ -93,6 +96,44 @@ private:
   uint64_t file_bytes_;
 };
 
+class KmodFrameSource final : public FrameSource {
+public:
+  KmodFrameSource(PkramDevice device, std::string name, std::byte *base, uint64_t frames)
+      : device_(std::move(device)), name_(std::move(name)), base_(base), frames_(frames),
+        populated_(frames) {}
+  ~KmodFrameSource() override { munmap(base_, frames_ * kFrameSize); }
+
+  std::byte *base() const override { return base_; }
+  uint64_t capacity_frames() const override { return frames_; }
+
+  Result<void> acquire(uint64_t frame) override {
+    std::lock_guard lock(mu_);
+    // POPULATE leaves a frame that is already there alone, so frames held before this daemon
+    // started need no bookkeeping: the first acquire of each asks the module once.
+    if (populated_[frame])
+      return {};
+    if (auto r = device_.populate(frame, 1); !r)
+      return r;
+    populated_[frame] = true;
+    return {};
+  }
+  void release(uint64_t frame) override {
+    std::lock_guard lock(mu_);
+    if (device_.punch(frame, 1))
+      populated_[frame] = false;
+  }
+  std::string describe() const override { return "pkram.ko node " + name_; }
+  Result<void> set_preserved(bool preserved) override { return device_.set_preserved(preserved); }
+
+private:
+  PkramDevice device_;
+  std::string name_;
+  std::byte *base_;
+  uint64_t frames_;
+  std::mutex mu_;
+  std::vector<bool> populated_;
+};
+
 bool hugetlb_pool_can_hold(uint64_t frames) {
   // Only take hugetlb pages the administrator set aside and nobody uses yet.
   FILE *f = fopen("/proc/meminfo", "re");
@@ -143,6 +184,15 @@ Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std
   madvise(p, frames * kFrameSize, MADV_HUGEPAGE);
   return std::unique_ptr<FrameSource>(
       new ShmFrameSource(std::move(fd), path, p, frames, static_cast<uint64_t>(st.st_size)));
+}
+
+Result<std::unique_ptr<FrameSource>>
+make_kmod_frame_source(PkramDevice device, const std::string &name, uint64_t frames) {
+  // The whole address space is mapped once; holes fault with SIGBUS until acquired.
+  std::byte *p = map_aligned(frames * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, device.fd());
+  if (!p)
+    return Errno{errno ? errno : ENOMEM};
+  return std::unique_ptr<FrameSource>(new KmodFrameSource(std::move(device), name, p, frames));
 }
 
 } // namespace pkramfs

@@ -24,7 +24,11 @@ public:
   virtual void release(uint64_t frame) = 0;
   // Human-readable description for logs ("anon (THP)", "shm /dev/shm/pkramfs/x").
   virtual std::string describe() const = 0;
+  // Marks the frames as a consistent image to keep (pkram.ko refuses to change them meanwhile).
+  virtual Result<void> set_preserved(bool) { return {}; }
 };
+
+class PkramDevice;
 
 // Private anonymous memory: MAP_HUGETLB when the hugepage pool can hold the whole arena,
 // transparent hugepages otherwise. Volatile.
@@ -34,5 +38,10 @@ Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t capacity_fr
 // The file must already be open; the source takes ownership of fd.
 Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int fd, const std::string &path,
                                                            uint64_t capacity_frames);
+
+// A pkram.ko node: frames in a reserved physical region that survive kexec. `device` must be
+// attached to the node; frames are populated and punched one by one, like a file with holes.
+Result<std::unique_ptr<FrameSource>>
+make_kmod_frame_source(PkramDevice device, const std::string &name, uint64_t capacity_frames);
 
 } // namespace pkramfs

@@ -2,6 +2,8 @@
 
 #include "crc32c.h"
 #include "geometry.h"
+#include "pkram_device.h"
+#include "pkramfs/pkram_uapi.h"
 #include "unique_fd.h"
 
 #include <cerrno>
@@ -148,11 +150,11 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
                                              std::string &why) {
   // Only a file this call creates is a new node: an existing empty one was emptied behind
   // our back (or its creation crashed) and is refused like any truncated node.
-  bool created = false;
+  Store store;
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid() && errno == ENOENT) {
     fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    created = fd.valid();
+    store.created = fd.valid();
   }
   if (!fd.valid())
     return Errno{errno};
@@ -163,32 +165,60 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
     why = "node is not a regular file";
     return Errno{EUCLEAN};
   }
+  store.fd = fd.get();
+  store.bytes = static_cast<uint64_t>(st.st_size);
+  store.map = [&](uint64_t capacity) {
+    return make_shm_frame_source(fd.release(), path, capacity);
+  };
+  return open_store(store, "node file", params, why);
+}
+
+Result<std::unique_ptr<Node>> Node::open_kmod(const std::string &name, const NodeParams &params,
+                                              std::string &why) {
+  auto device = PkramDevice::open();
+  if (!device)
+    return Errno{device.error()};
+  Store store;
+  auto info = device->attach(name, true, &store.created);
+  if (!info)
+    return Errno{info.error()};
+  store.fd = device->fd();
+  store.bytes = info->span_frames * kFrameSize;
+  store.preserved = info->preserved;
+  store.map = [&](uint64_t capacity) -> Result<std::unique_ptr<FrameSource>> {
+    if (capacity > PKRAM_MAX_SPAN)
+      return Errno{EFBIG};
+    return make_kmod_frame_source(std::move(device.value()), name, capacity);
+  };
+  return open_store(store, "pkram node", params, why);
+}
+
+Result<std::unique_ptr<Node>> Node::open_store(Store &store, const std::string &label,
+                                               const NodeParams &params, std::string &why) {
   std::unique_ptr<Node> node(new Node);
-  const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
-  if (!created && file_bytes == 0) {
-    why = "node file is empty: it was truncated, or its creation was interrupted";
+  if (!store.created && store.bytes == 0) {
+    why = label + " is empty: it was truncated, or its creation was interrupted";
     return Errno{EUCLEAN};
   }
-  if (created) {
+  if (store.created) {
     node->fresh_ = true;
     node->sb_ = new_superblock(params);
-    if (ftruncate(fd.get(), static_cast<off_t>(node->sb_.ckpt_first_frame * kFrameSize)) != 0)
-      return Errno{errno};
   } else {
-    auto header = read_node_header(fd.get(), file_bytes, why);
+    auto header = read_node_header(store.fd, store.bytes, why);
     if (!header)
       return Errno{header.error()};
     node->sb_ = header->sb;
     node->restored_slot_ = header->slot;
     if (!header->warning.empty())
-      spdlog::warn("{}: {}", path, header->warning);
+      spdlog::warn("{}: {}", label, header->warning);
   }
   uint64_t capacity = node->sb_.ckpt_first_frame + checkpoint_reserve(node->sb_);
   for (const auto &s : node->sb_.slots)
     if (s.generation)
       capacity = std::max(capacity, s.first_frame + s.nr_frames);
   node->capacity_frames_ = capacity;
-  auto source = make_shm_frame_source(fd.release(), path, capacity);
+  node->source_preserved_ = store.preserved;
+  auto source = store.map(capacity);
   if (!source)
     return Errno{source.error()};
   node->source_ = std::move(source.value());
@@ -196,13 +226,25 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
       std::make_unique<Journal>(node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
                                 node->sb_.journal_frames * kFrameSize);
   if (node->fresh_) {
-    // The superblock and journal frames are written without going through the allocator.
+    // The superblock and journal frames are written without going through the allocator, and
+    // the node reaches its first checkpoint frame at once so that it never looks truncated.
     for (uint64_t f = 0; f < node->sb_.data_first_frame; ++f)
       if (auto r = node->source_->acquire(f); !r)
         return Errno{r.error()};
+    if (auto r = node->source_->acquire(node->sb_.ckpt_first_frame); !r)
+      return Errno{r.error()};
     node->write_superblock();
   }
   return node;
+}
+
+Result<void> Node::set_source_preserved(bool preserved) {
+  if (preserved == source_preserved_)
+    return {};
+  if (auto r = source_->set_preserved(preserved); !r)
+    return r;
+  source_preserved_ = preserved;
+  return {};
 }
 
 std::string_view Node::slot_image(unsigned slot) const {
@@ -221,6 +263,10 @@ void Node::set_state(uint32_t state) {
   std::lock_guard lock(mu_);
   sb_.state = state;
   write_superblock();
+  if (auto r = set_source_preserved(state == PKRAMFS_STATE_PRESERVED); !r)
+    spdlog::error("cannot mark the frames {}: {}",
+                  state == PKRAMFS_STATE_PRESERVED ? "preserved" : "active",
+                  std::strerror(r.error()));
 }
 
 Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base, uint64_t bytes,
@@ -242,6 +288,20 @@ Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base
 }
 
 Result<void> Node::restore(Filesystem &fs, std::string &why) {
+  // Restoring gives empty frames back, which a preserved pkram node refuses; a refused image
+  // leaves the node preserved as it was.
+  const bool was_preserved = source_preserved_;
+  if (auto r = set_source_preserved(false); !r) {
+    why = std::string("cannot make the node writable: ") + std::strerror(r.error());
+    return r;
+  }
+  auto restored = restore_tree(fs, why);
+  if (!restored && was_preserved)
+    (void)set_source_preserved(true);
+  return restored;
+}
+
+Result<void> Node::restore_tree(Filesystem &fs, std::string &why) {
   if (auto r = fs.load_image(slot_image(restored_slot_), why); !r)
     return r;
   uint64_t epoch;
@@ -267,6 +327,17 @@ Result<void> Node::restore(Filesystem &fs, std::string &why) {
 
 Result<void> Node::checkpoint(Filesystem &fs) {
   std::lock_guard lock(mu_);
+  // A preserved pkram node refuses new frames: lift that for the checkpoint's own frames.
+  const bool was_preserved = source_preserved_;
+  if (auto r = set_source_preserved(false); !r)
+    return r;
+  auto written = write_checkpoint(fs);
+  if (was_preserved)
+    (void)set_source_preserved(true);
+  return written;
+}
+
+Result<void> Node::write_checkpoint(Filesystem &fs) {
   const uint64_t generation = std::max(sb_.slots[0].generation, sb_.slots[1].generation) + 1;
   return fs.checkpoint(generation, [&](std::string_view image) -> Result<void> {
     const pkramfs_ckpt_slot &cur = sb_.slots[sb_.current_slot];

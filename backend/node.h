@@ -9,6 +9,7 @@
 #include "pkramfs/format.h"
 #include "result.h"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,10 @@ public:
   // an existing file is not a node this build can use.
   static Result<std::unique_ptr<Node>> open_shm(const std::string &path, const NodeParams &params,
                                                 std::string &why);
+  // Attaches pkram.ko node `name` (creating it if missing). EBUSY when another process holds
+  // it, ENOENT without the module, EFBIG when the size does not fit a pkram node.
+  static Result<std::unique_ptr<Node>> open_kmod(const std::string &name, const NodeParams &params,
+                                                 std::string &why);
 
   FrameSource &frames() { return *source_; }
   uint64_t data_first_frame() const { return sb_.data_first_frame; }
@@ -49,6 +54,20 @@ public:
   uint64_t node_bytes() const;
 
 private:
+  // What a node lives in, before its frames are mapped.
+  struct Store {
+    int fd = -1;          // pread() reads the node's bytes; holes read as zeros
+    uint64_t bytes = 0;   // the node's size: file size, or the pkram node's span
+    bool created = false; // this open made it
+    bool preserved = false;
+    std::function<Result<std::unique_ptr<FrameSource>>(uint64_t capacity_frames)> map;
+  };
+  static Result<std::unique_ptr<Node>> open_store(Store &store, const std::string &label,
+                                                  const NodeParams &params, std::string &why);
+  Result<void> set_source_preserved(bool preserved);
+  Result<void> restore_tree(Filesystem &fs, std::string &why);
+  Result<void> write_checkpoint(Filesystem &fs); // mu_ held
+
   Node() = default;
   void write_superblock();
   std::string_view slot_image(unsigned slot) const;
@@ -60,6 +79,7 @@ private:
   uint64_t capacity_frames_ = 0;
   unsigned restored_slot_ = 0;
   bool fresh_ = false;
+  bool source_preserved_ = false;
 };
 
 // Validates a superblock copy; empty string when valid, else what is wrong.

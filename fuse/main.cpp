@@ -9,6 +9,7 @@
 #include "operations.h"
 #include "options.h"
 #include "parse.h"
+#include "pkram_device.h"
 
 #include <cerrno>
 #include <chrono>
@@ -49,8 +50,9 @@ void check_fuse_device() {
         "); load the fuse module (modprobe fuse) or run where /dev/fuse is available");
 }
 
-// The storage behind a mount: a persistent node (shm) or volatile anonymous memory.
+// The storage behind a mount: a persistent node (kmod or shm) or volatile anonymous memory.
 struct Storage {
+  std::string backend; // "kmod", "shm" or "anon"
   std::unique_ptr<Node> node;
   std::unique_ptr<FrameSource> anon;
   std::unique_ptr<Filesystem> fs;
@@ -65,48 +67,32 @@ FsConfig fs_config(const Options &opt, uint64_t max_inodes) {
   return config;
 }
 
-void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
-  // Frames of the superblock, the journal, the data and a first checkpoint.
-  const uint64_t node_bytes =
-      (2 + Node::kJournalFrames + (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame) *
-      kFrameSize;
-  const std::string shm_dir =
-      opt.shm_dir.empty() ? default_node_dir(opt.node, node_bytes) : opt.shm_dir;
-  if (auto r = ensure_private_dir(shm_dir); !r)
-    die("cannot use shm directory '" + shm_dir + "' (" + why(r.error()) +
-        "); it must be a directory owned by root and writable only by root");
-  const std::string path = shm_dir + "/" + opt.node;
+[[noreturn]] void die_refused(const Options &opt, const std::string &where,
+                              const std::string &problem) {
+  die("node '" + opt.node + "' (" + where + ") cannot be restored: " + problem +
+      "; it was left untouched: inspect it with pkramfs-ctl check " + opt.node +
+      " or remove it with pkramfs-ctl destroy " + opt.node);
+}
+
+NodeParams node_params(const Options &opt, uint64_t limit_blocks) {
   NodeParams params;
   params.limit_blocks = limit_blocks;
   params.max_inodes = opt.nr_inodes ? opt.nr_inodes : UINT64_MAX;
-  std::string problem;
-  auto node = Node::open_shm(path, params, problem);
-  if (!node && !problem.empty())
-    die("node '" + opt.node + "' (" + path + ") cannot be restored: " + problem +
-        "; it was left untouched: inspect it with pkramfs-ctl check " + opt.node +
-        " or remove it with pkramfs-ctl destroy " + opt.node);
-  if (!node)
-    die("cannot open node file '" + path + "' (" + why(node.error()) + "); check --shm-dir");
-  st.node = std::move(node.value());
+  return params;
+}
+
+// Restores the node's tree, or writes a new node's first checkpoint, then journals every change.
+void start_node(const Options &opt, const std::string &where, Storage &st) {
   Node &n = *st.node;
-  struct statvfs vfs {};
-  if (statvfs(shm_dir.c_str(), &vfs) == 0 && vfs.f_bsize != kFrameSize &&
-      vfs.f_blocks * vfs.f_frsize < n.limit_blocks() * kBlockSize)
-    spdlog::warn("{} holds at most {} MiB, less than the node's size; writes fail with ENOSPC "
-                 "there",
-                 shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
-  spdlog::debug("node file {} ({})", path, n.frames().describe());
+  spdlog::debug("node {} ({})", where, n.frames().describe());
   auto arena = std::make_unique<Arena>(n.frames(), n.data_first_frame(), n.limit_blocks());
   st.fs = std::make_unique<Filesystem>(std::move(arena), fs_config(opt, n.max_inodes()));
+  std::string problem;
   if (n.fresh()) {
     if (auto r = n.checkpoint(*st.fs); !r)
       die("cannot write the first checkpoint of node '" + opt.node + "' (" + why(r.error()) + ")");
   } else if (auto r = n.restore(*st.fs, problem); !r) {
-    die("node '" + opt.node + "' (" + path + ") cannot be restored: " + problem +
-        "; inspect it with pkramfs-ctl check " + opt.node +
-        " or remove it with pkramfs-ctl "
-        "destroy " +
-        opt.node);
+    die_refused(opt, where, problem);
   }
   n.set_state(PKRAMFS_STATE_DIRTY);
   Filesystem &fs = *st.fs;
@@ -117,17 +103,124 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   });
 }
 
+std::string shm_node_dir(const Options &opt, uint64_t node_bytes) {
+  return opt.shm_dir.empty() ? default_node_dir(opt.node, node_bytes) : opt.shm_dir;
+}
+
+void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
+  // Frames of the superblock, the journal, the data and a first checkpoint.
+  const uint64_t node_bytes =
+      (2 + Node::kJournalFrames + (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame) *
+      kFrameSize;
+  const std::string shm_dir = shm_node_dir(opt, node_bytes);
+  if (auto r = ensure_private_dir(shm_dir); !r)
+    die("cannot use shm directory '" + shm_dir + "' (" + why(r.error()) +
+        "); it must be a directory owned by root and writable only by root");
+  const std::string path = shm_dir + "/" + opt.node;
+  std::string problem;
+  auto node = Node::open_shm(path, node_params(opt, limit_blocks), problem);
+  if (!node && !problem.empty())
+    die_refused(opt, path, problem);
+  if (!node)
+    die("cannot open node file '" + path + "' (" + why(node.error()) + "); check --shm-dir");
+  st.backend = "shm";
+  st.node = std::move(node.value());
+  struct statvfs vfs {};
+  if (statvfs(shm_dir.c_str(), &vfs) == 0 && vfs.f_bsize != kFrameSize &&
+      vfs.f_blocks * vfs.f_frsize < st.node->limit_blocks() * kBlockSize)
+    spdlog::warn("{} holds at most {} MiB, less than the node's size; writes fail with ENOSPC "
+                 "there",
+                 shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
+  start_node(opt, path, st);
+}
+
+PkramDevice open_pkram_device() {
+  auto dev = PkramDevice::open();
+  if (dev)
+    return std::move(dev.value());
+  if (dev.error() == ENOENT || dev.error() == ENXIO || dev.error() == ENODEV)
+    die("no /dev/pkram: pkram.ko is not loaded; load it with modprobe pkram region=SIZE@START "
+        "(see docs/operations.md) or use --backend=shm");
+  if (dev.error() == EPROTO)
+    die("/dev/pkram speaks another interface version than this pkramfs-fuse; install the "
+        "pkram.ko of the same release");
+  die("cannot open /dev/pkram (" + why(dev.error()) + "); pkramfs-fuse must run as root");
+}
+
+// Without --size a new pkram node takes the region's free frames, less its superblock,
+// journal and room for two checkpoints.
+uint64_t kmod_default_blocks(const Options &opt, const PkramDevice &dev) {
+  auto region = dev.region();
+  const uint64_t free = region ? region->free_frames : 0;
+  const uint64_t overhead = 1 + Node::kJournalFrames + std::max<uint64_t>(2, free / 32);
+  if (free <= overhead)
+    die("the pkram region has no room for a new node '" + opt.node + "' (" + std::to_string(free) +
+        " free frames of 2 MiB); destroy a node with pkramfs-ctl "
+        "destroy, or reserve a larger region");
+  return (free - overhead) * kBlocksPerFrame;
+}
+
+void open_kmod_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
+  PkramDevice dev = open_pkram_device();
+  const bool exists = dev.stat(opt.node).ok();
+  if (!exists && !opt.size_given)
+    limit_blocks = kmod_default_blocks(opt, dev);
+  else if (!exists) {
+    auto region = dev.region();
+    if (region && region->free_frames * kBlocksPerFrame < limit_blocks)
+      spdlog::warn("the pkram region has {} MiB free, less than --size; writes fail with ENOSPC "
+                   "once it is full",
+                   region->free_frames * 2);
+  }
+  std::string problem;
+  const std::string where = "pkram.ko node";
+  auto node = Node::open_kmod(opt.node, node_params(opt, limit_blocks), problem);
+  if (!node && !problem.empty())
+    die_refused(opt, where, problem);
+  if (!node && node.error() == EBUSY)
+    die("pkram node '" + opt.node +
+        "' is attached by another process; stop the daemon or "
+        "pkramfs-ctl that holds it (see pkramfs-ctl list)");
+  if (!node && node.error() == ENOSPC)
+    die("the pkram region is full: no room for node '" + opt.node +
+        "'; destroy a node with pkramfs-ctl destroy, or reserve a larger region");
+  if (!node && node.error() == EFBIG)
+    die("--size is too large for a pkram node (at most about 1 TiB); give a smaller --size");
+  if (!node)
+    die("cannot attach pkram node '" + opt.node + "' (" + why(node.error()) + ")");
+  st.backend = "kmod";
+  st.node = std::move(node.value());
+  start_node(opt, where, st);
+}
+
+// auto: the backend that already holds the node; a new node goes to pkram.ko when it is loaded.
+BackendKind choose_backend(const Options &opt) {
+  if (opt.node.empty())
+    return BackendKind::kAnon;
+  if (!PkramDevice::present())
+    return BackendKind::kShm;
+  if (auto dev = PkramDevice::open(); dev && dev->stat(opt.node))
+    return BackendKind::kKmod;
+  const std::string shm_file = shm_node_dir(opt, 0) + "/" + opt.node;
+  if (access(shm_file.c_str(), F_OK) == 0)
+    return BackendKind::kShm;
+  return BackendKind::kKmod;
+}
+
 void open_storage(const Options &opt, Storage &st) {
   const uint64_t limit_blocks = (opt.size_bytes + kBlockSize - 1) / kBlockSize;
-  BackendKind kind = opt.backend;
-  if (kind == BackendKind::kAuto)
-    kind = opt.node.empty() ? BackendKind::kAnon : BackendKind::kShm;
-  if (kind == BackendKind::kShm) {
+  const BackendKind kind = opt.backend == BackendKind::kAuto ? choose_backend(opt) : opt.backend;
+  if (kind == BackendKind::kShm || kind == BackendKind::kKmod) {
     if (opt.node.empty())
-      die("--backend=shm needs a node name; add --pkram=NAME");
-    open_shm_storage(opt, limit_blocks, st);
+      die(std::string("--backend=") + (kind == BackendKind::kShm ? "shm" : "kmod") +
+          " needs a node name; add --pkram=NAME");
+    if (kind == BackendKind::kShm)
+      open_shm_storage(opt, limit_blocks, st);
+    else
+      open_kmod_storage(opt, limit_blocks, st);
     return;
   }
+  st.backend = "anon";
   const uint64_t frames = (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
   auto source = make_anon_frame_source(frames);
   if (!source)
@@ -147,7 +240,7 @@ public:
   NodeStatus status() override {
     NodeStatus s;
     s.name = opt_.node;
-    s.backend = "shm";
+    s.backend = st_.backend;
     s.state = st_.fs->frozen() ? "preserved" : "active";
     s.mountpoint = opt_.mountpoint;
     s.pid = getpid();
@@ -165,6 +258,11 @@ public:
     s.usage.checkpoint_bytes = st_.node->checkpoint_bytes();
     s.usage.checkpoint_generation = st_.node->checkpoint_generation();
     s.usage.node_bytes = st_.node->node_bytes();
+    // A pkram node holds only its populated frames; the module knows how many.
+    if (st_.backend == "kmod")
+      if (auto dev = PkramDevice::open(); dev)
+        if (auto info = dev->stat(opt_.node); info)
+          s.usage.node_bytes = info->populated_frames * kFrameSize;
     return s;
   }
 
@@ -285,7 +383,8 @@ int main(int argc, char **argv) {
   Storage storage;
   open_storage(opt, storage);
   Filesystem &fs = *storage.fs;
-  spdlog::debug("storage: {}", storage.node ? "shm node " + opt.node : "anonymous memory");
+  spdlog::debug("storage: {}",
+                storage.node ? storage.backend + " node " + opt.node : "anonymous memory");
 
   const std::string fuse_opts = fuse_option_string(opt);
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};

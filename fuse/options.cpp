@@ -78,12 +78,14 @@ bool apply_setting(const std::string &key, const std::string &value, Options &ou
   } else if (key == "backend") {
     if (value == "auto")
       out.backend = BackendKind::kAuto;
+    else if (value == "kmod")
+      out.backend = BackendKind::kKmod;
     else if (value == "shm")
       out.backend = BackendKind::kShm;
     else if (value == "anon")
       out.backend = BackendKind::kAnon;
     else {
-      error = "unknown backend '" + value + "'; use auto, shm or anon";
+      error = "unknown backend '" + value + "'; use auto, kmod, shm or anon";
       return false;
     }
   } else if (key == "size") {
@@ -95,6 +97,7 @@ bool apply_setting(const std::string &key, const std::string &value, Options &ou
       return false;
     }
     out.size_bytes = *size;
+    out.size_given = true;
   } else if (key == "nr_inodes") {
     auto n = parse_count(value);
     if (!n) {
@@ -162,7 +165,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
         flag, [&longs, key](const std::string &v) { longs[key] = v; }, help);
   };
   add("--pkram", "pkram", "node NAME to mount (restored if it holds a tree)");
-  add("--backend", "backend", "frame source: auto, shm or anon (default auto)");
+  add("--backend", "backend",
+      "frame source: auto, kmod, shm or anon (default auto: kmod when /dev/pkram exists and a "
+      "node is named, else shm with a name, else anon)");
   add("--size", "size", "size limit: bytes with k/m/g/t suffix or N% of RAM (default 50%)");
   add("--nr-inodes", "nr_inodes",
       "inode limit, k/m/g suffix allowed, 0 = none (default: "

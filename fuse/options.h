@@ -8,12 +8,13 @@
 
 namespace pkramfs {
 
-enum class BackendKind { kAuto, kShm, kAnon };
+enum class BackendKind { kAuto, kKmod, kShm, kAnon };
 
 struct Options {
   std::string node; // --pkram=NAME or the first positional argument
   BackendKind backend = BackendKind::kAuto;
   uint64_t size_bytes = 0; // arena size limit, rounded up to 4 KiB blocks
+  bool size_given = false; // else a new kmod node takes the region's free space
   uint64_t nr_inodes = 0;  // 0: unlimited
   uint32_t mode = 01777;
   uint32_t uid = 0;

@@ -6,8 +6,9 @@
  * (memmap=SIZE$START) and given to it as region=SIZE@START.  The first
  * frame(s) of the range hold a superblock, a node table and a per-frame
  * owner map (kmod/pkram_format.h); the other frames are handed out to named
- * nodes.  User space attaches a /dev/pkram fd to a node, resizes it and
- * mmaps its frames.  After kexec the next kernel's pkram.ko adopts the same
+ * nodes.  User space attaches a /dev/pkram fd to a node, populates and
+ * punches its frames (a node is sparse, like a file with holes) and mmaps
+ * them.  After kexec the next kernel's pkram.ko adopts the same
  * region and the same nodes.  Interface: include/pkramfs/pkram_uapi.h.
  *
  * The region gets struct pages (ZONE_DEVICE, like device-dax) and user
@@ -58,8 +59,9 @@ MODULE_PARM_DESC(format, "format the region if its superblock is damaged or of a
 
 /* In-memory companion of a node slot. */
 struct pkram_node {
-	u32 *frames;		/* region frame number of each node frame */
+	u32 *frames;		/* region frame of each node index, NO_FRAME for a hole */
 	u32 cap;		/* entries allocated in @frames */
+	u32 populated;		/* indices that hold a frame */
 	bool attached;
 };
 
@@ -322,7 +324,8 @@ static int check_sb(void)
 	const struct pkram_sb *sb = pk.sb;
 	u32 stored, crc;
 
-	if (le32_to_cpu(sb->version) != PKRAM_FORMAT_VERSION) {
+	if (le32_to_cpu(sb->version) != PKRAM_FORMAT_VERSION &&
+	    le32_to_cpu(sb->version) != PKRAM_FORMAT_VERSION_DENSE) {
 		pr_err("superblock has unknown format version %u (this module: %u)\n",
 		       le32_to_cpu(sb->version), PKRAM_FORMAT_VERSION);
 		return -EINVAL;
@@ -359,7 +362,7 @@ static int check_rec(int slot)
 		return rec->name[0] || rec->nr_frames ? -EUCLEAN : 0;
 	if (state != PKRAM_STATE_ACTIVE && state != PKRAM_STATE_PRESERVED)
 		return -EUCLEAN;
-	if (!name_valid(rec->name) || rec_frames(slot) > data_frames())
+	if (!name_valid(rec->name) || rec_frames(slot) > PKRAM_MAX_SPAN)
 		return -EUCLEAN;
 	if (find_node(rec->name) != slot)	/* duplicate name */
 		return -EUCLEAN;
@@ -374,6 +377,7 @@ static void free_node_arrays(void)
 		kvfree(pk.nodes[i].frames);
 		pk.nodes[i].frames = NULL;
 		pk.nodes[i].cap = 0;
+		pk.nodes[i].populated = 0;
 	}
 }
 
@@ -415,10 +419,15 @@ static int take_owner(u32 frame)
 	    pk.nodes[slot].frames[index] != NO_FRAME)
 		return -EUCLEAN;
 	pk.nodes[slot].frames[index] = frame;
+	pk.nodes[slot].populated++;
 	return 0;
 }
 
-/* Validate node table and owner map and build the in-memory node arrays. */
+/*
+ * Validate node table and owner map and build the in-memory node arrays.
+ * Every data frame is free or claims one index below its node's span, and
+ * no index is claimed twice; unclaimed indices are holes.
+ */
 static int build_nodes(void)
 {
 	u64 used = 0;
@@ -430,11 +439,6 @@ static int build_nodes(void)
 			pr_err("node table slot %d is invalid\n", i);
 			return -EUCLEAN;
 		}
-		used += rec_frames(i);
-	}
-	if (used > data_frames()) {
-		pr_err("nodes claim %llu frames, region has %u\n", used, data_frames());
-		return -EUCLEAN;
 	}
 	ret = alloc_node_arrays();
 	if (ret)
@@ -446,7 +450,8 @@ static int build_nodes(void)
 			return -EUCLEAN;
 		}
 	}
-	/* Every index below nr_frames was claimed exactly once iff: */
+	for (i = 0; i < PKRAM_MAX_NODES; i++)
+		used += pk.nodes[i].populated;
 	if (used + pk.free_frames != data_frames()) {
 		pr_err("owner map does not match node sizes\n");
 		return -EUCLEAN;
@@ -465,6 +470,7 @@ static int adopt_region(void)
 		return ret;
 	}
 	le64_add_cpu(&pk.sb->load_count, 1);
+	pk.sb->version = cpu_to_le32(PKRAM_FORMAT_VERSION);
 	pkram_commit();
 	pk.adopted = true;
 	return 0;
@@ -514,59 +520,88 @@ static int create_node(const char *name)
 	return i;
 }
 
+/* Room for @want indices; grows geometrically so that page-by-page growth stays linear. */
 static int reserve_array(struct pkram_node *n, u32 want)
 {
-	u32 *frames;
+	u32 cap = max3(want, n->cap + n->cap / 2, 64u), *frames;
 
 	if (want <= n->cap)
 		return 0;
-	frames = kvmalloc_array(want, sizeof(u32), GFP_KERNEL);
+	cap = min(cap, PKRAM_MAX_SPAN);
+	frames = kvmalloc_array(cap, sizeof(u32), GFP_KERNEL);
 	if (!frames)
 		return -ENOMEM;
 	if (n->frames)
 		memcpy(frames, n->frames, n->cap * sizeof(u32));
 	kvfree(n->frames);
 	n->frames = frames;
-	n->cap = want;
+	n->cap = cap;
 	return 0;
 }
 
-static int grow_node(int slot, u32 want)
+static bool is_hole(int slot, u32 index)
+{
+	return index >= rec_frames(slot) || pk.nodes[slot].frames[index] == NO_FRAME;
+}
+
+/* Give a zeroed frame to every hole in [first, end); the span grows to @end. */
+static int populate_range(int slot, u32 first, u32 end)
 {
 	struct pkram_node *n = &pk.nodes[slot];
-	u32 i = rec_frames(slot), f = pk.meta_frames;
+	u32 span = rec_frames(slot), holes = 0, i, f = pk.meta_frames;
 	int ret;
 
-	if (want - i > pk.free_frames)
+	for (i = first; i < end; i++)
+		holes += is_hole(slot, i);
+	if (holes > pk.free_frames)
 		return -ENOSPC;
-	ret = reserve_array(n, want);
+	ret = reserve_array(n, end);
 	if (ret)
 		return ret;
-	pk.free_frames -= want - i;
-	for (; i < want && f < pk.nr_frames; f++) {
-		if (le32_to_cpu(pk.owners[f].node) != PKRAM_OWNER_FREE)
+	for (i = span; i < end; i++)
+		n->frames[i] = NO_FRAME;
+	if (end > span)
+		pk.recs[slot].nr_frames = cpu_to_le32(end);
+	for (i = first; i < end; i++) {
+		if (n->frames[i] != NO_FRAME)
 			continue;
+		while (f < pk.nr_frames &&
+		       le32_to_cpu(pk.owners[f].node) != PKRAM_OWNER_FREE)
+			f++;
+		if (WARN_ON_ONCE(f >= pk.nr_frames))
+			return -EUCLEAN;
 		memset(frame_addr(f), 0, PKRAM_FRAME_SIZE);
 		set_owner(f, slot + 1, i);
-		n->frames[i++] = f;
+		n->frames[i] = f;
+		n->populated++;
+		pk.free_frames--;
 		cond_resched();
 	}
-	WARN_ON_ONCE(i != want);
-	pk.recs[slot].nr_frames = cpu_to_le32(i);
 	return 0;
 }
 
-static void shrink_node(int slot, u32 want)
+/* Zero and free the frames in [first, end) (clipped to the span), leaving holes. */
+static void punch_range(int slot, u32 first, u32 end)
 {
 	struct pkram_node *n = &pk.nodes[slot];
 	u32 i;
 
-	for (i = want; i < rec_frames(slot); i++) {
+	end = min(end, rec_frames(slot));
+	for (i = first; i < end; i++) {
+		if (n->frames[i] == NO_FRAME)
+			continue;
 		memset(frame_addr(n->frames[i]), 0, PKRAM_FRAME_SIZE);
 		set_owner(n->frames[i], PKRAM_OWNER_FREE, 0);
+		n->frames[i] = NO_FRAME;
+		n->populated--;
 		pk.free_frames++;
 		cond_resched();
 	}
+}
+
+static void shrink_node(int slot, u32 want)
+{
+	punch_range(slot, want, rec_frames(slot));
 	pk.recs[slot].nr_frames = cpu_to_le32(want);
 }
 
@@ -590,6 +625,7 @@ static void fill_info(int slot, struct pkram_node_info *info)
 	info->nr_frames = rec_frames(slot);
 	info->generation = le64_to_cpu(pk.recs[slot].generation);
 	info->attached = pk.nodes[slot].attached;
+	info->populated = pk.nodes[slot].populated;
 }
 
 /* ---- ioctls ------------------------------------------------------------ */
@@ -696,8 +732,10 @@ static int resize_locked(struct pkram_file *pf, u32 want)
 	if (rec_state(slot) == PKRAM_STATE_PRESERVED)
 		return -EBUSY;
 	have = rec_frames(slot);
+	if (want > PKRAM_MAX_SPAN)
+		return -ENOSPC;
 	if (want > have) {
-		ret = grow_node(slot, want);
+		ret = populate_range(slot, have, want);
 	} else if (want < have) {
 		if (atomic_read(&pf->nr_maps))
 			return -EBUSY;
@@ -719,6 +757,75 @@ static long ioc_resize(struct pkram_file *pf, struct pkram_resize __user *uarg)
 		return -EINVAL;
 	mutex_lock(&pkram_lock);
 	ret = resize_locked(pf, r.nr_frames);
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+/* A node range from user space; -EINVAL unless 1 <= count and the end fits a span. */
+static int get_range(struct pkram_range __user *uarg, u32 *first, u32 *end)
+{
+	struct pkram_range r;
+
+	if (copy_from_user(&r, uarg, sizeof(r)))
+		return -EFAULT;
+	if (!r.count || r.first >= PKRAM_MAX_SPAN ||
+	    r.count > PKRAM_MAX_SPAN - r.first)
+		return -EINVAL;
+	*first = r.first;
+	*end = r.first + r.count;
+	return 0;
+}
+
+/* The node of @pf if it may change its frames, else an error. */
+static int changeable_slot(struct pkram_file *pf)
+{
+	if (pf->slot < 0)
+		return -EBADFD;
+	if (rec_state(pf->slot) == PKRAM_STATE_PRESERVED)
+		return -EBUSY;
+	return pf->slot;
+}
+
+static long ioc_populate(struct pkram_file *pf, struct pkram_range __user *uarg)
+{
+	u32 first, end;
+	int slot, ret = get_range(uarg, &first, &end);
+
+	if (ret)
+		return ret;
+	mutex_lock(&pkram_lock);
+	slot = ret = changeable_slot(pf);
+	if (slot >= 0)
+		ret = populate_range(slot, first, end);
+	if (!ret)
+		pkram_commit();
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+/*
+ * Frames leave the node only after every user mapping of their offsets is
+ * zapped, so no one keeps a PTE to a frame that another node may get next.
+ * All /dev/pkram files share one address_space: mappings of other nodes at
+ * the same offsets are zapped too and simply fault again.
+ */
+static long ioc_punch(struct file *file, struct pkram_file *pf,
+		      struct pkram_range __user *uarg)
+{
+	u32 first, end;
+	int slot, ret = get_range(uarg, &first, &end);
+
+	if (ret)
+		return ret;
+	mutex_lock(&pkram_lock);
+	slot = ret = changeable_slot(pf);
+	if (slot >= 0) {
+		unmap_mapping_range(file->f_mapping, (loff_t)first << PKRAM_FRAME_SHIFT,
+				    (loff_t)(end - first) << PKRAM_FRAME_SHIFT, 1);
+		punch_range(slot, first, end);
+		pkram_commit();
+		ret = 0;
+	}
 	mutex_unlock(&pkram_lock);
 	return ret;
 }
@@ -765,7 +872,7 @@ static long ioc_stat(struct pkram_node_info __user *uarg)
 
 	if (copy_from_user(&info, uarg, sizeof(info)))
 		return -EFAULT;
-	if (!name_valid(info.name) || info.reserved)
+	if (!name_valid(info.name))
 		return -EINVAL;
 	mutex_lock(&pkram_lock);
 	slot = find_node(info.name);
@@ -835,6 +942,10 @@ static long pkram_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return ioc_list(uarg);
 	case PKRAM_IOC_STAT:
 		return ioc_stat(uarg);
+	case PKRAM_IOC_POPULATE:
+		return ioc_populate(pf, uarg);
+	case PKRAM_IOC_PUNCH:
+		return ioc_punch(file, pf, uarg);
 	}
 	return -ENOTTY;
 }
@@ -869,8 +980,7 @@ static vm_fault_t pkram_vm_fault(struct vm_fault *vmf)
 	phys_addr_t phys;
 
 	mutex_lock(&pkram_lock);
-	if (pf->slot >= 0 &&
-	    pgoff < (pgoff_t)rec_frames(pf->slot) * FRAME_PAGES) {
+	if (pf->slot >= 0 && !is_hole(pf->slot, pgoff / FRAME_PAGES)) {
 		phys = frame_phys(pk.nodes[pf->slot].frames[pgoff / FRAME_PAGES]) +
 		       ((phys_addr_t)(pgoff % FRAME_PAGES) << PAGE_SHIFT);
 		ret = vmf_insert_mixed(vmf->vma, vmf->address,
@@ -888,8 +998,11 @@ static const struct vm_operations_struct pkram_vm_ops = {
 
 /*
  * The node's frames appear in node order: file offset o is byte o % 2 MiB
- * of node frame o / 2 MiB.  Pages are inserted at fault time.  A shrink is
- * refused while the file has mappings, so mapped frames stay the node's.
+ * of node frame o / 2 MiB.  Any range below PKRAM_MAX_SPAN frames can be
+ * mapped, so that a daemon maps its whole address space once; pages are
+ * inserted at fault time, and a hole (or an index past the span) raises
+ * SIGBUS.  A shrink is refused while the file has mappings; a punch zaps
+ * the punched offsets first.  Either way mapped frames stay the node's.
  */
 static int pkram_mmap(struct file *file, struct vm_area_struct *vma)
 {
@@ -904,7 +1017,7 @@ static int pkram_mmap(struct file *file, struct vm_area_struct *vma)
 		ret = -EBADFD;
 		goto out;
 	}
-	node_pages = (unsigned long)rec_frames(pf->slot) * FRAME_PAGES;
+	node_pages = (unsigned long)PKRAM_MAX_SPAN * FRAME_PAGES;
 	if (vma->vm_pgoff >= node_pages ||
 	    vma_pages(vma) > node_pages - vma->vm_pgoff) {
 		ret = -EINVAL;
@@ -923,6 +1036,55 @@ out:
 	return ret;
 }
 
+/*
+ * pread() of the node: holes read as zeros, the span is the end of file.
+ * Bytes go through a bounce page because pkram_lock (which keeps the frame
+ * the node's) cannot be held across copy_to_user().
+ */
+static ssize_t pkram_read(struct file *file, char __user *buf, size_t len,
+			  loff_t *ppos)
+{
+	struct pkram_file *pf = file->private_data;
+	size_t done = 0, chunk;
+	void *bounce;
+	u64 pos = *ppos;
+	u32 index;
+	bool eof;
+	int ret = 0;
+
+	if (pf->slot < 0)
+		return -EBADFD;
+	bounce = (void *)__get_free_page(GFP_KERNEL);
+	if (!bounce)
+		return -ENOMEM;
+	while (done < len) {
+		chunk = min_t(size_t, len - done, PAGE_SIZE - offset_in_page(pos));
+		index = pos >> PKRAM_FRAME_SHIFT;
+		mutex_lock(&pkram_lock);
+		eof = pf->slot < 0 || pos >= (u64)rec_frames(pf->slot) << PKRAM_FRAME_SHIFT;
+		if (!eof && is_hole(pf->slot, index))
+			memset(bounce, 0, chunk);
+		else if (!eof)
+			memcpy(bounce, frame_addr(pk.nodes[pf->slot].frames[index]) +
+			       (pos & (PKRAM_FRAME_SIZE - 1)), chunk);
+		mutex_unlock(&pkram_lock);
+		if (eof)
+			break;
+		if (copy_to_user(buf + done, bounce, chunk)) {
+			ret = -EFAULT;
+			break;
+		}
+		done += chunk;
+		pos += chunk;
+		if (fatal_signal_pending(current))
+			break;
+		cond_resched();
+	}
+	free_page((unsigned long)bounce);
+	*ppos = pos;
+	return done ? done : ret;
+}
+
 /* ---- device ---------------------------------------------------------------- */
 
 static int pkram_open(struct inode *inode, struct file *file)
@@ -937,7 +1099,7 @@ static int pkram_open(struct inode *inode, struct file *file)
 	pf->slot = -1;
 	atomic_set(&pf->nr_maps, 0);
 	file->private_data = pf;
-	return nonseekable_open(inode, file);
+	return 0;	/* seekable: pread() reads the node */
 }
 
 static int pkram_release(struct inode *inode, struct file *file)
@@ -956,7 +1118,8 @@ static const struct file_operations pkram_fops = {
 	.unlocked_ioctl = pkram_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = pkram_mmap,
-	.llseek = no_llseek,
+	.read = pkram_read,
+	.llseek = default_llseek,
 };
 
 static struct miscdevice pkram_misc = {
@@ -1020,10 +1183,10 @@ static int nodes_show(struct seq_file *m, void *v)
 	for (i = 0; i < PKRAM_MAX_NODES; i++) {
 		if (rec_state(i) == PKRAM_STATE_FREE)
 			continue;
-		seq_printf(m, "%s %s %u %llu %d\n", pk.recs[i].name,
+		seq_printf(m, "%s %s %u %llu %d %u\n", pk.recs[i].name,
 			   state_names[rec_state(i)], rec_frames(i),
 			   le64_to_cpu(pk.recs[i].generation),
-			   pk.nodes[i].attached);
+			   pk.nodes[i].attached, pk.nodes[i].populated);
 	}
 	mutex_unlock(&pkram_lock);
 	return 0;
@@ -1066,6 +1229,7 @@ static void pkram_build_checks(void)
 	BUILD_BUG_ON(sizeof(struct pkram_version) != 48);
 	BUILD_BUG_ON(sizeof(struct pkram_list) != 16);
 	BUILD_BUG_ON(sizeof(struct pkram_resize) != 8);
+	BUILD_BUG_ON(sizeof(struct pkram_range) != 8);
 }
 
 static int __init pkram_init(void)

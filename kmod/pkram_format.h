@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * pkram_format.h - persistent layout of a pkram region (format version 1).
+ * pkram_format.h - persistent layout of a pkram region (format version 2).
  *
  * This is the only description of the on-region format; it is private to
  * pkram.ko (and the VM test, which corrupts it on purpose).  All fields are
@@ -22,7 +22,9 @@
 #include <linux/types.h>
 
 #define PKRAM_MAGIC		0x3142534d41524b50ULL	/* "PKRAMSB1" in LE byte order */
-#define PKRAM_FORMAT_VERSION	1
+#define PKRAM_FORMAT_VERSION	2
+/* Version 1 had dense nodes only; a dense node is a valid version 2 node. */
+#define PKRAM_FORMAT_VERSION_DENSE	1
 #define PKRAM_SB_SIZE		4096
 #define PKRAM_MAX_NODES		256
 
@@ -53,12 +55,15 @@ struct pkram_sb {
 struct pkram_node_rec {
 	char   name[128];	/*   0: NUL-terminated, zero-padded */
 	__le32 state;		/* 128: PKRAM_STATE_* */
-	__le32 nr_frames;	/* 132 */
+	__le32 nr_frames;	/* 132: span: node indices 0..nr_frames-1 */
 	__le64 generation;	/* 136 */
 	__u8   reserved[112];	/* 144: zero */
 };
 
-/* Owner of one frame: which node and at which index inside that node. */
+/*
+ * Owner of one frame: which node and at which index inside that node.  A
+ * node index below the span that no frame claims is a hole (sparse node).
+ */
 struct pkram_owner {
 	__le32 node;		/* PKRAM_OWNER_* or node slot + 1 */
 	__le32 index;		/* frame index within the node */

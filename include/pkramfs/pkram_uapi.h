@@ -4,9 +4,16 @@
  *
  * pkram.ko reserves 2 MiB physical frames of a memmap= region under named
  * nodes that survive kexec.  Protocol: open /dev/pkram (root only), bind the
- * fd to a node with PKRAM_IOC_ATTACH, then RESIZE / PRESERVE / UNPRESERVE and
- * mmap(MAP_SHARED) the node's frames in node order.  Closing the fd detaches;
- * the node stays until PKRAM_IOC_DESTROY.  See docs/pkram-module.md.
+ * fd to a node with PKRAM_IOC_ATTACH, then RESIZE / POPULATE / PUNCH /
+ * PRESERVE / UNPRESERVE, pread() and mmap(MAP_SHARED) the node's frames in
+ * node order.  Closing the fd detaches; the node stays until
+ * PKRAM_IOC_DESTROY.  See docs/pkram-module.md.
+ *
+ * A node is like a sparse file of frames: node index i (byte offset
+ * i * 2 MiB of the fd) either holds a frame or is a hole.  The span
+ * (nr_frames) is one past the highest index ever given a frame (or set by
+ * RESIZE).  pread() of a hole returns zeros; touching a hole through a
+ * mapping raises SIGBUS.
  *
  * All structures use fixed-width types and have the same layout on 32-bit
  * and 64-bit user space.  Reserved fields must be zero (else -EINVAL).
@@ -17,11 +24,12 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define PKRAM_UAPI_VERSION	1
+#define PKRAM_UAPI_VERSION	2
 
 #define PKRAM_DEVICE_PATH	"/dev/pkram"
 #define PKRAM_FRAME_SHIFT	21
 #define PKRAM_FRAME_SIZE	(1u << PKRAM_FRAME_SHIFT)	/* 2 MiB */
+#define PKRAM_MAX_SPAN		(1u << 20)	/* node indices: 2 TiB of offsets */
 
 /* Node names: 1..127 bytes of [A-Za-z0-9._-], not starting with '.'. */
 #define PKRAM_NAME_MAX		127
@@ -59,9 +67,16 @@ struct pkram_attach {
 	__u64 generation;		/* out: see pkram_node_info */
 };
 
+/* RESIZE: set the span; indices added get frames, indices dropped lose theirs. */
 struct pkram_resize {
-	__u32 nr_frames;	/* in: new size in frames */
+	__u32 nr_frames;	/* in: new span in frames */
 	__u32 reserved;		/* in: must be 0 */
+};
+
+/* POPULATE / PUNCH: node indices [first, first + count). */
+struct pkram_range {
+	__u32 first;		/* in */
+	__u32 count;		/* in: >= 1, first + count <= PKRAM_MAX_SPAN */
 };
 
 struct pkram_name {
@@ -75,10 +90,10 @@ struct pkram_name {
 struct pkram_node_info {
 	char  name[PKRAM_NAME_LEN];	/* in (STAT) / out (LIST) */
 	__u32 state;			/* out: PKRAM_STATE_* */
-	__u32 nr_frames;		/* out */
+	__u32 nr_frames;		/* out: span */
 	__u64 generation;		/* out */
 	__u32 attached;			/* out: 1 if an fd is attached */
-	__u32 reserved;			/* in: must be 0 (STAT) */
+	__u32 populated;		/* out: frames held (nr_frames minus holes) */
 };
 
 /*
@@ -103,5 +118,7 @@ struct pkram_list {
 #define PKRAM_IOC_DESTROY	_IOW(PKRAM_IOC_MAGIC, 0x05, struct pkram_name)
 #define PKRAM_IOC_LIST		_IOWR(PKRAM_IOC_MAGIC, 0x06, struct pkram_list)
 #define PKRAM_IOC_STAT		_IOWR(PKRAM_IOC_MAGIC, 0x07, struct pkram_node_info)
+#define PKRAM_IOC_POPULATE	_IOW(PKRAM_IOC_MAGIC, 0x08, struct pkram_range)
+#define PKRAM_IOC_PUNCH		_IOW(PKRAM_IOC_MAGIC, 0x09, struct pkram_range)
 
 #endif /* PKRAMFS_PKRAM_UAPI_H */

@@ -59,6 +59,13 @@ assert_contains "bad-size-o:names-it" "$ERRMSG" "xyz"
 expect_error "bad-nr-inodes" --nr-inodes=lots "$M"
 expect_error "bad-mode" --mode=999 "$M"
 expect_error "bad-backend" --backend=disk "$M"
+expect_error "kmod-without-name" --backend=kmod "$M"
+assert_contains "kmod-without-name:says-so" "$ERRMSG" "needs a node name"
+# The host never has pkram.ko (only the QEMU guests of tools/vm-test load it).
+if [ ! -e /dev/pkram ]; then
+    expect_error "kmod-without-module" --backend=kmod --pkram=kmodnode "$M"
+    assert_contains "kmod-without-module:names-it" "$ERRMSG" "pkram.ko is not loaded"
+fi
 
 # ------------------------------------------------------- mountpoint errors --
 expect_error "no-mountpoint"

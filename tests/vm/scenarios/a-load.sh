@@ -20,7 +20,7 @@ stage1() {
 	pkram-test create a-node 3 && pkram-test fill a-node 5
 	check unload pkram_unload
 	check reload pkram_load
-	check_eq adopted "$(sysfs adopted) $(cat /sys/kernel/debug/pkram/nodes)" "1 a-node active 3 1 0"
+	check_eq adopted "$(sysfs adopted) $(cat /sys/kernel/debug/pkram/nodes)" "1 a-node active 3 1 0 3"
 	check_eq load-count "$(sysfs load_count)" 1
 	check verify-after-reload pkram-test verify a-node 5
 }

@@ -32,7 +32,7 @@ stage1() {
 	check setup setup
 	check_eq devmem-blocked "$(pkram-test devmem-xor "$REGION_START")" EPERM
 	pkram_unload
-	refused version 8 'pkram: superblock has unknown format version 254'
+	refused version 8 'pkram: superblock has unknown format version 253'
 	check untouched load_verify
 	refused sbcrc 1000 'pkram: superblock CRC mismatch'
 	refused table 4096 'pkram: node table / owner map CRC mismatch'

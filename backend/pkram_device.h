@@ -1,0 +1,59 @@
+// /dev/pkram, the device of pkram.ko: named nodes of 2 MiB physical frames that survive kexec.
+// One PkramDevice is one open file; attached to a node it can populate, punch, map and read it
+// (ABI in pkramfs/pkram_uapi.h, semantics in docs/pkram-module.md).
+#pragma once
+
+#include "result.h"
+#include "unique_fd.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pkramfs {
+
+struct PkramNodeInfo {
+  std::string name;
+  bool preserved = false;
+  bool attached = false;
+  uint64_t span_frames = 0;      // node indices 0..span-1
+  uint64_t populated_frames = 0; // indices that hold a frame
+  uint64_t generation = 0;
+};
+
+struct PkramRegionInfo {
+  uint64_t frames = 0;      // usable by nodes
+  uint64_t free_frames = 0; // not held by any node
+  uint64_t nodes = 0;
+};
+
+class PkramDevice {
+public:
+  static constexpr const char *kPath = "/dev/pkram";
+
+  // ENOENT when the module is not loaded, EACCES/EPERM when not root.
+  static Result<PkramDevice> open();
+  static bool present();
+
+  Result<PkramRegionInfo> region() const;
+  Result<std::vector<PkramNodeInfo>> list() const;
+  Result<PkramNodeInfo> stat(const std::string &name) const;
+  // EBUSY while a daemon has it attached.
+  Result<void> destroy(const std::string &name) const;
+
+  // Binds this file to node `name`; `create` makes it if missing. EBUSY when attached elsewhere.
+  Result<PkramNodeInfo> attach(const std::string &name, bool create, bool *created);
+  // Give frames to the holes of [first, first + count); ENOSPC when the region is full.
+  Result<void> populate(uint64_t first, uint64_t count);
+  // Zero and free the frames of [first, first + count); their mappings are zapped first.
+  Result<void> punch(uint64_t first, uint64_t count);
+  Result<void> set_preserved(bool preserved);
+
+  int fd() const { return fd_.get(); }
+
+private:
+  explicit PkramDevice(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+} // namespace pkramfs
