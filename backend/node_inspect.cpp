@@ -35,25 +35,14 @@ struct Offline {
   uint64_t records = 0;
 };
 
-// Restores the node at `path` offline. A problem that stops the restore goes to `why`.
-Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string &why) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid())
-    return Errno{errno};
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0)
-    return Errno{errno};
-  if (!S_ISREG(st.st_mode)) {
-    why = "not a regular file";
-    return Errno{EINVAL};
-  }
-  file_bytes = static_cast<uint64_t>(st.st_size);
+// Restores `node` offline. A problem that stops the restore goes to `why`.
+Result<Offline> load(const NodeBytes &node, std::string &why) {
   Offline o;
-  if (file_bytes == 0) {
-    why = "node file is empty: it was truncated, or its creation was interrupted";
+  if (node.bytes == 0) {
+    why = node.label + " is empty: it was truncated, or its creation was interrupted";
     return Errno{EINVAL};
   }
-  auto header = read_node_header(fd.get(), file_bytes, why);
+  auto header = read_node_header(node.fd, node.bytes, why);
   if (!header)
     return Errno{EINVAL};
   o.header = std::move(header.value());
@@ -70,7 +59,7 @@ Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string 
     return Errno{EINVAL};
   if (o.header.slot == sb.current_slot) {
     std::string journal(sb.journal_frames * kFrameSize, '\0');
-    if (pread(fd.get(), journal.data(), journal.size(),
+    if (pread(node.fd, journal.data(), journal.size(),
               static_cast<off_t>(sb.journal_first_frame * kFrameSize)) !=
         static_cast<ssize_t>(journal.size()))
       return Errno{EIO};
@@ -84,9 +73,9 @@ Result<Offline> load(const std::string &path, uint64_t &file_bytes, std::string 
   return o;
 }
 
-NodeSummary summarize(const Offline &o, uint64_t file_bytes) {
+NodeSummary summarize(const Offline &o, uint64_t node_bytes) {
   NodeSummary s;
-  s.node_bytes = file_bytes;
+  s.node_bytes = node_bytes;
   if (!o.fs) {
     s.state = "empty";
     return s;
@@ -106,20 +95,39 @@ NodeSummary summarize(const Offline &o, uint64_t file_bytes) {
   return s;
 }
 
-} // namespace
-
-Result<NodeSummary> inspect_node(const std::string &path, std::string &why) {
-  uint64_t file_bytes = 0;
-  auto o = load(path, file_bytes, why);
-  if (!o)
-    return Errno{o.error()};
-  return summarize(*o, file_bytes);
+// An open node file: refuses anything but a regular file (with `why` set).
+struct NodeFile {
+  UniqueFd fd;
+  uint64_t bytes = 0;
+};
+Result<NodeFile> open_node_file(const std::string &path, std::string &why) {
+  NodeFile f;
+  f.fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!f.fd.valid())
+    return Errno{errno};
+  struct stat st {};
+  if (fstat(f.fd.get(), &st) != 0)
+    return Errno{errno};
+  if (!S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+    return Errno{EINVAL};
+  }
+  f.bytes = static_cast<uint64_t>(st.st_size);
+  return f;
 }
 
-Result<CheckReport> check_node(const std::string &path) {
-  uint64_t file_bytes = 0;
+} // namespace
+
+Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why) {
+  auto o = load(node, why);
+  if (!o)
+    return Errno{o.error()};
+  return summarize(*o, node.bytes);
+}
+
+Result<CheckReport> check_node(const NodeBytes &node) {
   std::string why;
-  auto o = load(path, file_bytes, why);
+  auto o = load(node, why);
   CheckReport report;
   if (!o) {
     if (why.empty())
@@ -127,13 +135,33 @@ Result<CheckReport> check_node(const std::string &path) {
     report.problems.push_back(why);
     return report;
   }
-  report.summary = summarize(*o, file_bytes);
+  report.summary = summarize(*o, node.bytes);
   if (!o->header.warning.empty())
     report.problems.push_back(o->header.warning);
   if (o->fs)
     o->fs->verify(report.problems);
   report.clean = report.problems.empty();
   return report;
+}
+
+Result<NodeSummary> inspect_node(const std::string &path, std::string &why) {
+  auto f = open_node_file(path, why);
+  if (!f)
+    return Errno{f.error()};
+  return inspect_node(NodeBytes{f->fd.get(), f->bytes, "node file"}, why);
+}
+
+Result<CheckReport> check_node(const std::string &path) {
+  std::string why;
+  auto f = open_node_file(path, why);
+  if (!f && why.empty())
+    return Errno{f.error()};
+  if (!f) {
+    CheckReport report;
+    report.problems.push_back(why);
+    return report;
+  }
+  return check_node(NodeBytes{f->fd.get(), f->bytes, "node file"});
 }
 
 } // namespace pkramfs

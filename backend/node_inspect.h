@@ -1,5 +1,5 @@
-// Reading a node that no daemon serves: for pkramfs-ctl list/status/check/destroy. Opens the
-// node read-only and never writes to it.
+// Reading a node that no daemon serves: for pkramfs-ctl list/status/check/destroy. Reads the
+// node with pread() only and never writes to it.
 #pragma once
 
 #include "result.h"
@@ -28,10 +28,22 @@ struct CheckReport {
   NodeSummary summary;
 };
 
-// ENOENT if there is no such file; EINVAL with `why` set when it is not a valid node.
-Result<NodeSummary> inspect_node(const std::string &path, std::string &why);
+// A node's bytes as pread() sees them: an open node file, or a /dev/pkram fd attached to the
+// node (holes read as zeros). Not owned: the caller keeps `fd` open meanwhile.
+struct NodeBytes {
+  int fd = -1;
+  uint64_t bytes = 0; // the node's size: file size, or span_frames * 2 MiB
+  std::string label;  // what to call it in messages: "node file", "pkram node"
+};
+
+// EINVAL with `why` set when it is not a valid node; EIO when a read comes up short.
+Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why);
 // Verifies every CRC and the tree: link counts, parent/child agreement, extents inside the
-// arena, no block owned twice.
+// arena, no block owned twice. A node that cannot be restored is a report with that problem.
+Result<CheckReport> check_node(const NodeBytes &node);
+
+// The same for the node file at `path` (opened read-only): ENOENT if there is no such file.
+Result<NodeSummary> inspect_node(const std::string &path, std::string &why);
 Result<CheckReport> check_node(const std::string &path);
 
 } // namespace pkramfs

@@ -69,10 +69,11 @@ Result<PkramRegionInfo> PkramDevice::region() const {
 }
 
 Result<std::vector<PkramNodeInfo>> PkramDevice::list() const {
-  // The count can grow between the two calls: retry on E2BIG.
+  // capacity 0 asks for the count (E2BIG as soon as there is a node); the count can grow
+  // between the two calls: retry on E2BIG.
   for (;;) {
     pkram_list l{};
-    if (auto r = ioctl_result(fd_.get(), PKRAM_IOC_LIST, &l); !r)
+    if (auto r = ioctl_result(fd_.get(), PKRAM_IOC_LIST, &l); !r && r.error() != E2BIG)
       return Errno{r.error()};
     std::vector<pkram_node_info> raw(l.count + 4);
     l.entries = reinterpret_cast<uintptr_t>(raw.data());

@@ -10,12 +10,14 @@
 #include "options.h"
 #include "parse.h"
 #include "pkram_device.h"
+#include "signal_stop.h"
 
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -134,13 +136,17 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   start_node(opt, path, st);
 }
 
+[[noreturn]] void die_no_pkram_device() {
+  die("no /dev/pkram: pkram.ko is not loaded; load it with modprobe pkram region=SIZE@START "
+      "(see docs/operations.md) or use --backend=shm");
+}
+
 PkramDevice open_pkram_device() {
   auto dev = PkramDevice::open();
   if (dev)
     return std::move(dev.value());
   if (dev.error() == ENOENT || dev.error() == ENXIO || dev.error() == ENODEV)
-    die("no /dev/pkram: pkram.ko is not loaded; load it with modprobe pkram region=SIZE@START "
-        "(see docs/operations.md) or use --backend=shm");
+    die_no_pkram_device();
   if (dev.error() == EPROTO)
     die("/dev/pkram speaks another interface version than this pkramfs-fuse; install the "
         "pkram.ko of the same release");
@@ -363,8 +369,17 @@ int main(int argc, char **argv) {
   }
   setup_logging(opt);
   check_mountpoint(opt.mountpoint);
+  // The daemon leaves its working directory when it goes to the background; pkramfs-ctl
+  // preserve and the signal path open the mount point by name later.
+  if (char *absolute = realpath(opt.mountpoint.c_str(), nullptr)) {
+    opt.mountpoint = absolute;
+    free(absolute);
+  }
   check_fuse_device();
 
+  // Before the node lock, so that a missing module leaves nothing behind.
+  if (opt.backend == BackendKind::kKmod && !opt.node.empty() && !PkramDevice::present())
+    die_no_pkram_device();
   std::optional<NodeLock> lock;
   if (!opt.node.empty()) {
     if (auto r = ensure_private_dir(opt.run_dir); !r)
@@ -396,8 +411,6 @@ int main(int argc, char **argv) {
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
   fs.on_attributes_changed(
       [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
-  if (fuse_set_signal_handlers(se) != 0)
-    die("cannot install signal handlers");
   if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
     die("cannot mount on '" + opt.mountpoint + "'; see the message above");
   spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);
@@ -407,6 +420,11 @@ int main(int argc, char **argv) {
     log_to_syslog(opt);
   if (lock)
     lock->write_pid(getpid());
+  // Before any other thread exists, so that every thread blocks the stop signals.
+  std::function<uint64_t()> activity;
+  if (storage.node)
+    activity = [&storage] { return storage.node->journal().used(); };
+  std::optional<SignalStop> signal_stop(std::in_place, se, opt.mountpoint, activity);
   DaemonControl control(opt, storage);
   std::unique_ptr<ControlServer> control_server;
   if (storage.node) {
@@ -420,15 +438,17 @@ int main(int argc, char **argv) {
 
   fuse_loop_config *loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(loop, 1);
-  fuse_loop_cfg_set_max_threads(loop, 16);
+  fuse_loop_cfg_set_max_threads(loop, getenv("PKRAMFS_THREADS") ? atoi(getenv("PKRAMFS_THREADS"))
+                                                                : 16); // EXPERIMENT
+  if (getenv("PKRAMFS_IDLE"))
+    fuse_loop_cfg_set_idle_threads(loop, atoi(getenv("PKRAMFS_IDLE"))); // EXPERIMENT
   const int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);
+  signal_stop.reset();
   control_server.reset();
   fuse_session_unmount(se);
-  fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   close_storage(storage);
   spdlog::debug("unmounted, exiting");
-  // A loop ended by SIGTERM/SIGINT/SIGHUP reports the signal: that is a clean stop.
-  return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+  return rc == 0 ? 0 : 1;
 }

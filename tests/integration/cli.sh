@@ -232,6 +232,38 @@ for sig in TERM INT; do
     fi
 done
 
+# A shared mmap write stays in the kernel's page cache until writeback (or munmap): SIGTERM while
+# it is still mapped must have it written back to the daemon before the session ends.
+if pk_start "$M" --pkram=sigmmap; then
+    rm -f "$T/mapped"
+    python3 - "$M/m" "$T/mapped" <<'PY' &
+import mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.ftruncate(fd, 8192)
+m = mmap.mmap(fd, 8192, mmap.MAP_SHARED)
+os.close(fd)  # closing flushes dirty pages: close first, then dirty them
+m[0:11] = b"dirty-pages"
+open(sys.argv[2], "w").close()
+time.sleep(60)  # keeps the dirty mapping until killed
+PY
+    holder=$!
+    for _ in $(seq 100); do [ -e "$T/mapped" ] && break; sleep 0.1; done
+    kill -TERM "$PK_PID"
+    wait_gone "$PK_PID" 10 || kill -KILL "$PK_PID"
+    wait "$PK_PID" 2>/dev/null
+    kill -KILL "$holder"; wait "$holder" 2>/dev/null
+    umount -l "$M" 2>/dev/null
+    if pk_start "$M" --pkram=sigmmap; then
+        assert_eq "SIGTERM:flushes-mmap" "dirty-pages" "$(head -c 11 "$M/m")"
+        pk_stop "$M"
+    else
+        fail "SIGTERM:flushes-mmap" "node did not mount again"
+    fi
+    rm -rf "${SHM:?}"/* "${RUN:?}"/*
+else
+    fail "SIGTERM:flushes-mmap" "did not mount"
+fi
+
 # --------------------------------------------------- daemonizing (no -f) --
 env --default-signal=INT,TERM "$PK" --shm-dir="$SHM" --run-dir="$RUN" "$M" >"$T/bg.out" 2>"$T/bg.err"
 rc=$?

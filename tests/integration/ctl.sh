@@ -4,7 +4,8 @@
 # nodes, the node lock (busy, naming the pid), the socket (mode 0600, root only, one-line JSON
 # replies, malformed/oversized/stuck requests answered with an error while the server keeps
 # serving), "not answering" daemons, stale sockets after SIGKILL, preserve/unpreserve, and
-# status/check of an unmounted node.
+# status/check of an unmounted node, --backend (kmod without pkram.ko: a clear error; shm nodes
+# listed with BACKEND shm).
 . "$(dirname "$0")/lib.sh"
 need_pk
 
@@ -156,6 +157,42 @@ ctl --json list
 assert_eq "list-ignores-bad-names" "[]" "$(json_get nodes)"
 rm -f "$SHM/.hidden" "$SHM/a b" "$SHM/x:y"
 
+# ----------------------------------------------------------------- backends --
+expect_fail "backend-bogus" 2 --backend=bogus list
+assert_contains "backend-bogus:names-it" "$ERR" "bogus"
+assert_contains "backend-bogus:names-choices" "$ERR" "auto,kmod,shm"
+expect_fail "backend-bogus[status]" 2 status ghost --backend=bogus
+expect_fail "backend-empty" 2 --backend= list
+ctl --backend shm list # the value as the next argument
+assert_eq "backend-shm[separate-value]:exit-0" 0 "$RC"
+assert_contains "backend-shm[separate-value]:no-nodes" "$OUT" "no nodes in $SHM"
+ctl --backend=auto --json list
+assert_eq "backend-auto:json" "[]" "$(json_get nodes)"
+if [ -e /dev/pkram ]; then
+    skip "backend-kmod-absent" "/dev/pkram exists on this host"
+else
+    # without pkram.ko: auto is the shm backend, with no word about /dev/pkram
+    ctl list
+    assert_eq "backend-auto[no-pkram]:exit-0" 0 "$RC"
+    assert_eq "backend-auto[no-pkram]:quiet" "" "$ERR"
+    expect_fail "backend-auto[no-pkram]:status-missing" 1 status ghost
+    assert_contains "backend-auto[no-pkram]:names-shm-dir" "$ERR" "no such node 'ghost' in $SHM"
+    case $ERR in *"/dev/pkram"*) fail "backend-auto[no-pkram]:no-pkram-word" "stderr: $ERR" ;;
+    *) pass "backend-auto[no-pkram]:no-pkram-word" ;; esac
+    # --backend=kmod: "no /dev/pkram: pkram.ko is not loaded; ...", exit 1 (check: 2)
+    for cmd in "list" "status alpha" "destroy alpha" "preserve alpha" "check alpha"; do
+        want=1
+        [ "$cmd" = "check alpha" ] && want=2
+        # shellcheck disable=SC2086
+        expect_fail "backend-kmod-absent[$cmd]" "$want" --backend=kmod $cmd
+        assert_contains "backend-kmod-absent[$cmd]:says-why" "$ERR" \
+            "no /dev/pkram: pkram.ko is not loaded"
+        assert_contains "backend-kmod-absent[$cmd]:says-fix" "$ERR" "--backend=shm"
+    done
+    check "backend-kmod-absent:nothing-created" "a lock file appeared: $(ls -A "$RUN")" \
+        test -z "$(ls -A "$RUN")"
+fi
+
 # ------------------------------------------------------------ missing nodes --
 expect_fail "destroy-missing" 1 destroy ghost
 assert_contains "destroy-missing:no-such-node" "$ERR" "no such node"
@@ -208,6 +245,17 @@ ctl --json list
 assert_eq "list-mounted:name" "alpha" "$(json_get nodes.0.name)"
 assert_eq "list-mounted:mounted" "true" "$(json_get nodes.0.mounted)"
 assert_eq "list-mounted:pid" "$PID" "$(json_get nodes.0.pid)"
+assert_eq "list-mounted:backend" "shm" "$(json_get nodes.0.backend)"
+ctl list
+assert_eq "list-table:exit-0" 0 "$RC"
+assert_contains "list-table:header" "$(printf '%s\n' "$OUT" | head -n 1)" "BACKEND"
+row=$(printf '%s\n' "$OUT" | awk '$1 == "alpha"')
+assert_eq "list-table:row" "alpha shm yes $PID" "$(echo "$row" | awk '{print $1, $2, $3, $4}')"
+ctl --backend=shm --json list
+assert_eq "list-backend-shm:name" "alpha" "$(json_get nodes.0.name)"
+if [ ! -e /dev/pkram ]; then
+    expect_fail "list-backend-kmod-absent:with-nodes" 1 --backend=kmod list
+fi
 
 # The socket: served once the daemon runs ControlServer (fuse/main.cpp).
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
@@ -328,12 +376,17 @@ assert_eq "offline-status:exit-0" 0 "$RC"
 ctl --json status alpha
 assert_eq "offline-status:mounted" "false" "$(json_get mounted)"
 assert_eq "offline-status:clean" "clean" "$(json_get state)"
+assert_eq "offline-status:backend" "shm" "$(json_get backend)"
+ctl --backend=shm status alpha
+assert_eq "offline-status[backend=shm]:exit-0" 0 "$RC"
+assert_contains "offline-status[backend=shm]:says-shm" "$OUT" "backend:      shm"
 ctl check alpha
 assert_eq "offline-check:exit-0" 0 "$RC"
 [ "$RC" = 0 ] || { details - 5 <<<"$OUT"; details "$T/ctl.err" 3; }
 ctl --json check alpha
 assert_eq "offline-check:json-clean" "true" "$(json_get clean)"
 assert_eq "offline-check:json-no-problems" "[]" "$(json_get problems)"
+assert_eq "offline-check:json-backend" "shm" "$(json_get backend)"
 
 # -------------------------------------------- SIGKILL: stale socket, restart --
 if pk_start "$M" --pkram=alpha; then

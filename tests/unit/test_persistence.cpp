@@ -2,14 +2,17 @@
 // a tree built through the Filesystem API, then a second Node + Filesystem restoring it.
 #include "crc32c.h"
 #include "filesystem.h"
+#include "geometry.h"
 #include "journal.h"
 #include "node.h"
+#include "node_inspect.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <string>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <vector>
 
@@ -190,5 +193,90 @@ TEST_CASE("restore: a node whose superblocks are damaged is refused and left as 
   auto opened = Node::open_shm(path, NodeParams{64 * kMiB / kBlockSize, UINT64_MAX}, why);
   CHECK(opened.error() == EUCLEAN);
   CHECK(why.find("magic") != std::string::npos);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+TEST_CASE("inspect: a node reads the same through any pread-able fd, which is never written",
+          "[persistence]") {
+  const std::string path = temp_node();
+  const Caller root;
+  {
+    Mounted m(path);
+    auto f = m.fs->create(kRootIno, "f", 0644, root);
+    REQUIRE(f.ok());
+    REQUIRE(m.fs->write(f->st_ino, 0, "hello", 5, root).ok());
+    REQUIRE(m.fs->mkdir(kRootIno, "d", 0755, root).ok());
+    REQUIRE(m.node->checkpoint(*m.fs).ok());
+    m.node->set_state(PKRAMFS_STATE_CLEAN);
+  }
+  std::string why;
+  auto by_path = inspect_node(path, why);
+  INFO(why);
+  REQUIRE(by_path.ok());
+  CHECK(by_path->state == "clean");
+  CHECK(by_path->files == 1);
+  CHECK(by_path->directories == 2);
+
+  // As /dev/pkram shows a node: a copy whose size is whole 2 MiB frames, the tail a hole.
+  const int file = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(file >= 0);
+  const off_t file_bytes = lseek(file, 0, SEEK_END);
+  const int mem = memfd_create("node", 0);
+  REQUIRE(mem >= 0);
+  std::string buf(1 << 20, '\0');
+  for (off_t off = 0; off < file_bytes;) {
+    const ssize_t n = pread(file, buf.data(), buf.size(), off);
+    REQUIRE(n > 0);
+    REQUIRE(pwrite(mem, buf.data(), static_cast<size_t>(n), off) == n);
+    off += n;
+  }
+  ::close(file);
+  const uint64_t span = (static_cast<uint64_t>(file_bytes) + kFrameSize - 1) / kFrameSize;
+  REQUIRE(ftruncate(mem, static_cast<off_t>(span * kFrameSize)) == 0);
+  const NodeBytes node{mem, span * kFrameSize, "pkram node"};
+
+  auto by_fd = inspect_node(node, why);
+  INFO(why);
+  REQUIRE(by_fd.ok());
+  CHECK(by_fd->state == by_path->state);
+  CHECK(by_fd->files == by_path->files);
+  CHECK(by_fd->directories == by_path->directories);
+  CHECK(by_fd->checkpoint_generation == by_path->checkpoint_generation);
+  CHECK(by_fd->node_bytes == span * kFrameSize);
+  auto checked = check_node(node);
+  REQUIRE(checked.ok());
+  CHECK(checked->clean);
+  CHECK(checked->problems.empty());
+
+  // An empty node is named by its label.
+  auto empty = inspect_node(NodeBytes{mem, 0, "pkram node"}, why);
+  CHECK(empty.error() == EINVAL);
+  CHECK(why.find("pkram node is empty") != std::string::npos);
+
+  // Garbage: reported as a problem, and every byte stays as it was.
+  const char junk[8] = {'j', 'u', 'n', 'k', 'j', 'u', 'n', 'k'};
+  REQUIRE(pwrite(mem, junk, sizeof junk, 0) == sizeof junk);
+  REQUIRE(pwrite(mem, junk, sizeof junk, PKRAMFS_SB_COPY_OFFSET) == sizeof junk);
+  auto contents = [&] {
+    std::string all(span * kFrameSize, '\0');
+    REQUIRE(pread(mem, all.data(), all.size(), 0) == static_cast<ssize_t>(all.size()));
+    return all;
+  };
+  const std::string before = contents();
+  auto bad = check_node(node);
+  REQUIRE(bad.ok());
+  CHECK_FALSE(bad->clean);
+  REQUIRE(bad->problems.size() == 1);
+  CHECK(bad->problems[0].find("magic") != std::string::npos);
+  CHECK(inspect_node(node, why).error() == EINVAL);
+  CHECK(contents() == before);
+  ::close(mem);
+
+  // The path versions: a missing file, and something that is not a regular file.
+  CHECK(inspect_node(path + ".missing", why).error() == ENOENT);
+  CHECK(check_node(path + ".missing").error() == ENOENT);
+  auto dir = check_node(std::filesystem::path(path).parent_path().string());
+  REQUIRE(dir.ok());
+  CHECK_FALSE(dir->clean);
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }

@@ -9,7 +9,7 @@
 # own root into the next initramfs); /tmp does not.  Lines
 # "# vm-test-expect: a b c" in the scenario name results that must PASS.
 
-. /vmtest/config.sh		# REGION, REGION_START (written by tools/vm-test)
+. /vmtest/config.sh		# default REGION, REGION_START (written by tools/vm-test)
 
 cmdline_value() {	# last KEY=value word of the kernel command line
 	local w v=
@@ -18,6 +18,14 @@ cmdline_value() {	# last KEY=value word of the kernel command line
 	done
 	echo "$v"
 }
+
+# this VM's region: tools/vm-test passes vmtest_region=SIZE@START (the size
+# can differ per scenario: "# vm-test-region: 512M")
+if [ -n "$(cmdline_value vmtest_region)" ]; then
+	REGION=$(cmdline_value vmtest_region)
+	# shellcheck disable=SC2034  # used by scenarios
+	REGION_START=${REGION#*@}
+fi
 
 pass() { echo "PASS $SCEN.$1"; }
 fail() { echo "FAIL $SCEN.$1: $2"; }
@@ -65,10 +73,106 @@ fuse_load() { [ -d /sys/module/fuse ] || insmod /lib/modules/fuse.ko; }
 
 sysfs() { cat "/sys/kernel/pkram/$1"; }
 
-# vm_kexec: repack this root as the next initramfs and kexec into stage+1
+# ---- the pkramfs daemon ------------------------------------------------------
+# Nodes are pkram.ko nodes (--backend=kmod) unless the kernel command line
+# says vmtest_backend=shm (PKRAMFS_VM_APPEND=vmtest_backend=shm on the host):
+# then they are files in /state/shm, which vm_kexec carries over by copying
+# them (slow, but it lets the scenarios run against the shm backend).
+BACKEND=$(cmdline_value vmtest_backend)
+: "${BACKEND:=kmod}"
+SHM_DIR=/state/shm
+
+backend_args() {
+	case $BACKEND in
+	shm) echo "--backend=shm --shm-dir=$SHM_DIR" ;;
+	*) echo "--backend=$BACKEND" ;;
+	esac
+}
+
+pkramfs_ctl() {		# pkramfs-ctl with the backend's options
+	if [ "$BACKEND" = shm ]; then
+		pkramfs-ctl --shm-dir="$SHM_DIR" "$@"
+	else
+		pkramfs-ctl "$@"
+	fi
+}
+
+mounted() { grep -q "^[^ ]* $1 fuse" /proc/mounts; }
+
+alive() {	# alive PID: running (not gone, not a zombie)
+	[ -e "/proc/$1/status" ] && ! grep -q '^State:.*Z' "/proc/$1/status"
+}
+
+# pkramfs_mount NAME MNT [OPTION...]: start pkramfs-fuse -f in the
+# background (pid in /tmp/fuse-NAME.pid, its messages in /tmp/fuse-NAME.log)
+# and wait until MNT is mounted.  Call it from the stage's shell (check is
+# fine, $(...) is not), so that pkramfs_umount/pkramfs_kill can reap it.
+pkramfs_mount() {
+	local name=$1 mnt=$2 pid n=0
+	shift 2
+	mkdir -p "$mnt"
+	# shellcheck disable=SC2046
+	pkramfs-fuse -f --pkram="$name" $(backend_args) "$@" "$mnt" \
+		>>"/tmp/fuse-$name.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"/tmp/fuse-$name.pid"
+	while ! mounted "$mnt"; do
+		if ! alive "$pid"; then
+			wait "$pid"
+			echo "pkramfs-fuse exited with $?: $(cat "/tmp/fuse-$name.log")"
+			return 1
+		fi
+		n=$((n + 1))
+		if [ "$n" -gt 1200 ]; then
+			echo "not mounted after 120 s: $(cat "/tmp/fuse-$name.log")"
+			return 1
+		fi
+		usleep 100000
+	done
+}
+
+# wait_exit NAME: wait (120 s at most) for the daemon of NAME to exit; its
+# exit status
+wait_exit() {
+	local pid n=0
+	pid=$(cat "/tmp/fuse-$1.pid")
+	while alive "$pid"; do
+		n=$((n + 1))
+		if [ "$n" -gt 1200 ]; then
+			echo "pkramfs-fuse $pid still running after 120 s"
+			return 1
+		fi
+		usleep 100000
+	done
+	wait "$pid"
+}
+
+# pkramfs_umount NAME MNT: unmount; the daemon writes its final checkpoint
+# and must exit 0
+pkramfs_umount() {
+	local rc
+	umount "$2" || return 1
+	wait_exit "$1"
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "pkramfs-fuse exited with $rc: $(cat "/tmp/fuse-$1.log")"
+		return 1
+	fi
+}
+
+# pkramfs_kill NAME MNT: kill -9 the daemon and detach its dead mount
+pkramfs_kill() {
+	kill -9 "$(cat "/tmp/fuse-$1.pid")" || return 1
+	wait_exit "$1"
+	[ $? = 137 ] || return 1
+	umount -l "$2"
+}
+
+# vm_kexec [nosync]: repack this root as the next initramfs and kexec into
+# stage+1; "nosync" leaves out the sync before kexec -e
 vm_kexec() {
 	local next=$((STAGE + 1))
-	echo "VMTEST-KEXEC $SCEN stage $next"
+	echo "VMTEST-KEXEC $SCEN stage $next (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 	dmesg_check "dmesg-clean-stage$STAGE"
 	dump_dmesg
 	(cd / && find . -xdev | cpio -o -H newc >/tmp/next.cpio 2>/dev/null)
@@ -78,7 +182,7 @@ vm_kexec() {
 		vm_finish
 	fi
 	pass "kexec-stage$STAGE"
-	sync
+	[ "${1:-}" = nosync ] || sync
 	kexec -e
 	fail "kexec-exec-stage$STAGE" "kexec -e returned"
 	vm_finish
@@ -99,6 +203,7 @@ dmesg_check() {	# dmesg_check NAME: no BUG, Oops or WARNING in the kernel log
 vm_finish() {
 	dmesg_check dmesg-clean
 	dump_dmesg
+	echo "VMTEST-UPTIME $SCEN stage $STAGE: $(cut -d' ' -f1 /proc/uptime) s"
 	echo "VMTEST-DONE $SCEN"
 	poweroff -f
 }
@@ -107,7 +212,7 @@ vm_main() {
 	SCEN=$(cmdline_value vmtest)
 	STAGE=$(cmdline_value stage)
 	: "${STAGE:=1}"
-	echo "VMTEST-STAGE $SCEN $STAGE"
+	echo "VMTEST-STAGE $SCEN $STAGE (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 	if [ ! -f "/vmtest/scenarios/$SCEN.sh" ]; then
 		fail "scenario" "no scenario '$SCEN'"
 		vm_finish

@@ -1,9 +1,12 @@
 // pkramfs-ctl: the operator's tool for pkramfs nodes. Talks to a mounted node's daemon over
-// <run-dir>/NAME.sock and reads unmounted nodes directly (read-only).
+// <run-dir>/NAME.sock and reads unmounted nodes directly (read-only): shm node files, and
+// pkram.ko nodes through /dev/pkram.
 #include "client.h"
+#include "geometry.h"
 #include "node_dirs.h"
 #include "node_inspect.h"
 #include "parse.h"
+#include "pkram_device.h"
 
 #include <pkramfs/control_protocol.h>
 
@@ -32,7 +35,12 @@ namespace {
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
+// Where nodes live: pkram.ko nodes (/dev/pkram) or files in the shm dir. auto: a name that
+// pkram.ko holds is a kmod node, else an shm node (as pkramfs-fuse chooses).
+enum class Backend { kAuto, kKmod, kShm };
+
 struct Settings {
+  Backend backend = Backend::kAuto;
   std::string shm_dir; // empty: the defaults of node_dirs.h
   std::string run_dir = "/run/pkramfs";
   bool json = false;
@@ -252,7 +260,12 @@ NodeFile node_file(const Settings &s, const std::string &name, struct stat *out 
 }
 
 [[noreturn]] void no_such_node(const Settings &s, const std::string &name) {
-  fail("no such node " + in_quotes(name) + " in " + s.shm_dir,
+  if (s.backend == Backend::kKmod)
+    fail("no such node " + in_quotes(name) + " in " + PkramDevice::kPath, "see pkramfs-ctl list");
+  const std::string where = s.backend == Backend::kAuto && PkramDevice::present()
+                                ? std::string(PkramDevice::kPath) + " or " + s.shm_dir
+                                : s.shm_dir;
+  fail("no such node " + in_quotes(name) + " in " + where,
        "see pkramfs-ctl list (or pass the daemon's --shm-dir/--run-dir)");
 }
 
@@ -261,9 +274,9 @@ NodeFile node_file(const Settings &s, const std::string &name, struct stat *out 
        "remove it by hand if it is not pkramfs's");
 }
 
-NodeSummary inspect(const Settings &s, const std::string &name) {
-  std::string detail;
-  auto r = inspect_node(node_path(s, name), detail);
+// A summary from inspect_node(), or a one-line failure; `where` names what to look at.
+NodeSummary inspected(const Settings &s, const std::string &name, Result<NodeSummary> r,
+                      const std::string &detail, const std::string &where) {
   if (r)
     return std::move(r.value());
   if (r.error() == ENOENT)
@@ -271,23 +284,156 @@ NodeSummary inspect(const Settings &s, const std::string &name) {
   if (r.error() == EINVAL)
     fail("node " + in_quotes(name) + " is not a valid pkramfs node: " + printable(detail),
          "run pkramfs-ctl check " + name + " for details; destroy it if it is not needed");
-  fail("cannot read node " + in_quotes(name) + " (" + why(r.error()) + ")",
-       "check " + node_path(s, name));
+  fail("cannot read node " + in_quotes(name) + " (" + why(r.error()) + ")", "check " + where);
+}
+
+NodeSummary inspect(const Settings &s, const std::string &name) {
+  std::string detail;
+  auto r = inspect_node(node_path(s, name), detail);
+  return inspected(s, name, std::move(r), detail, node_path(s, name));
+}
+
+// ---------------------------------------------------------------------- pkram.ko --
+
+bool device_absent(int err) { return err == ENOENT || err == ENXIO || err == ENODEV; }
+
+[[noreturn]] void device_failed(int err) {
+  if (device_absent(err))
+    fail("no /dev/pkram: pkram.ko is not loaded",
+         "load it (modprobe pkram region=SIZE@START, see docs/pkram-module.md) or use "
+         "--backend=shm");
+  if (err == EPROTO)
+    fail("/dev/pkram speaks another interface version than this pkramfs-ctl",
+         "install the pkram.ko of the same release");
+  fail("cannot open /dev/pkram (" + why(err) + ")", "pkramfs-ctl must run as root");
+}
+
+PkramDevice open_device() {
+  auto dev = PkramDevice::open();
+  if (!dev)
+    device_failed(dev.error());
+  return std::move(dev.value());
+}
+
+uint64_t held_bytes(const PkramNodeInfo &n) { return n.populated_frames * kFrameSize; }
+std::string pkram_state(const PkramNodeInfo &n) { return n.preserved ? "preserved" : "active"; }
+
+// A node attached to another /dev/pkram file than a daemon of this run dir: a daemon started
+// with another --run-dir, or a test tool.
+[[noreturn]] void attached_elsewhere(const Settings &s, const std::string &name,
+                                     const std::string &what) {
+  fail("node " + in_quotes(name) + " is busy: another process holds /dev/pkram node " +
+           in_quotes(name) + " (no pkramfs-fuse of run dir " + s.run_dir + " serves it)",
+       what + ": stop that process (a pkramfs-fuse with another --run-dir?) and try again");
+}
+
+// Where node `name` is, as --backend says.
+struct Located {
+  Backend kind = Backend::kShm;      // kKmod or kShm
+  std::optional<PkramDevice> dev;    // kKmod: /dev/pkram, not attached
+  std::optional<PkramNodeInfo> info; // kKmod: the node; empty when there is no such node
+};
+
+Located locate(const Settings &s, const std::string &name) {
+  Located loc;
+  if (s.backend == Backend::kShm || (s.backend == Backend::kAuto && !PkramDevice::present()))
+    return loc;
+  auto dev = PkramDevice::open();
+  if (!dev) {
+    if (s.backend == Backend::kAuto &&
+        (device_absent(dev.error()) || node_file(s, name) != NodeFile::kMissing))
+      return loc;
+    device_failed(dev.error());
+  }
+  auto info = dev->stat(name);
+  if (!info && info.error() != ENOENT)
+    fail("cannot look up pkram node " + in_quotes(name) + " (" + why(info.error()) + ")",
+         "see the kernel log (dmesg | grep pkram)");
+  if (!info && s.backend == Backend::kAuto && node_file(s, name) != NodeFile::kMissing)
+    return loc;
+  loc.kind = Backend::kKmod;
+  loc.dev.emplace(std::move(dev.value()));
+  if (info)
+    loc.info = std::move(info.value());
+  return loc;
+}
+
+bool exists(const Settings &s, const std::string &name, const Located &loc) {
+  return loc.kind == Backend::kKmod ? loc.info.has_value()
+                                    : node_file(s, name) != NodeFile::kMissing;
+}
+
+// An unmounted pkram node attached to `dev` for reading: pread() only, never a write.
+// Closing `dev` detaches it. The caller holds the node's lock, so no daemon starts meanwhile.
+struct AttachedNode {
+  NodeBytes bytes;
+  PkramNodeInfo info;
+};
+
+AttachedNode attach_for_reading(const Settings &s, const std::string &name, PkramDevice &dev,
+                                const std::string &what) {
+  bool created = false;
+  auto info = dev.attach(name, false, &created);
+  if (!info) {
+    if (info.error() == ENOENT)
+      no_such_node(s, name);
+    if (info.error() == EBUSY)
+      attached_elsewhere(s, name, what);
+    fail("cannot attach pkram node " + in_quotes(name) + " (" + why(info.error()) + ")",
+         "see the kernel log (dmesg | grep pkram)");
+  }
+  return {NodeBytes{dev.fd(), info->span_frames * kFrameSize, "pkram node"}, info.value()};
+}
+
+NodeSummary inspect_kmod(const Settings &s, const std::string &name, PkramDevice &dev,
+                         PkramNodeInfo &info) {
+  AttachedNode node = attach_for_reading(s, name, dev, "status reads an unmounted node");
+  info = node.info;
+  std::string detail;
+  auto r = inspect_node(node.bytes, detail);
+  return inspected(s, name, std::move(r), detail, "the kernel log (dmesg | grep pkram)");
+}
+
+// A node state, and pkram.ko's flag when it says otherwise.
+std::string kmod_state(const std::string &state, const PkramNodeInfo &info) {
+  if (info.preserved == (state == "preserved"))
+    return state;
+  return state + "/pkram-" + pkram_state(info);
 }
 
 // ---------------------------------------------------------------------- commands --
 
 struct ListRow {
   std::string name;
+  std::string backend; // "shm" or "kmod"
   bool mounted = false;
   pid_t pid = 0;
   std::string state;
-  uint64_t size = 0;
+  uint64_t size = 0; // shm: the node's size; kmod: the frames it holds
   std::optional<uint64_t> files;
   std::string error;
+  std::optional<PkramNodeInfo> pkram; // kmod: what pkram.ko says
 };
 
-int cmd_list(const Settings &s) {
+// A mounted node's row, from its daemon.
+void ask_for_row(const Settings &s, ListRow &row) {
+  std::string detail;
+  auto r = ctl::ask_daemon(sock_path(s, row.name), "status", timeout_ms(s, 2), detail);
+  if (!r) {
+    row.state = "not-answering";
+    row.error = "daemon not answering (" + (detail.empty() ? why(r.error()) : detail) + ")";
+  } else if (!r->at("ok").as_bool()) {
+    row.state = "error";
+    row.error = "daemon: " + str(*r, "error");
+  } else {
+    row.state = str(*r, "state");
+    if (row.backend == "shm")
+      row.size = u64(*r, "node_bytes");
+    row.files = u64(*r, "files");
+  }
+}
+
+void list_shm(const Settings &s, std::vector<ListRow> &rows) {
   std::vector<std::string> names;
   if (DIR *d = ::opendir(s.shm_dir.c_str())) {
     while (dirent *e = ::readdir(d))
@@ -300,11 +446,11 @@ int cmd_list(const Settings &s) {
   }
   std::sort(names.begin(), names.end());
 
-  std::vector<ListRow> rows;
   for (const std::string &name : names) {
     struct stat st {};
     ListRow row;
     row.name = name;
+    row.backend = "shm";
     try {
       if (node_file(s, name, &st) != NodeFile::kRegular)
         continue;
@@ -313,19 +459,7 @@ int cmd_list(const Settings &s) {
       row.mounted = lock.held;
       row.pid = lock.pid;
       if (lock.held) {
-        std::string detail;
-        auto r = ctl::ask_daemon(sock_path(s, name), "status", timeout_ms(s, 2), detail);
-        if (!r) {
-          row.state = "not-answering";
-          row.error = "daemon not answering (" + (detail.empty() ? why(r.error()) : detail) + ")";
-        } else if (!r->at("ok").as_bool()) {
-          row.state = "error";
-          row.error = "daemon: " + str(*r, "error");
-        } else {
-          row.state = str(*r, "state");
-          row.size = u64(*r, "node_bytes");
-          row.files = u64(*r, "files");
-        }
+        ask_for_row(s, row);
       } else {
         std::string detail;
         auto r = inspect_node(node_path(s, name), detail);
@@ -349,12 +483,116 @@ int cmd_list(const Settings &s) {
     }
     rows.push_back(std::move(row));
   }
+}
+
+// pkram.ko's nodes. An unmounted one is attached for reading while its lock is held.
+void list_kmod(const Settings &s, const PkramDevice &dev, std::vector<ListRow> &rows) {
+  auto nodes = dev.list();
+  if (!nodes)
+    fail("cannot list the nodes of /dev/pkram (" + why(nodes.error()) + ")",
+         "see the kernel log (dmesg | grep pkram)");
+  std::sort(nodes->begin(), nodes->end(),
+            [](const PkramNodeInfo &a, const PkramNodeInfo &b) { return a.name < b.name; });
+  for (const PkramNodeInfo &info : *nodes) {
+    ListRow row;
+    row.name = info.name;
+    row.backend = "kmod";
+    row.size = held_bytes(info);
+    row.pkram = info;
+    try {
+      if (!valid_node_name(info.name)) {
+        row.state = pkram_state(info);
+        row.error = "not a valid pkramfs node name";
+        rows.push_back(std::move(row));
+        continue;
+      }
+      ctl::LockProbe lock = probe(s, info.name, ctl::LockMode::kExclusive);
+      row.mounted = lock.held;
+      row.pid = lock.pid;
+      if (lock.held) {
+        ask_for_row(s, row);
+        if (row.error.empty())
+          row.state = kmod_state(row.state, info);
+      } else if (info.attached) {
+        row.state = pkram_state(info);
+        row.error =
+            "attached by another process (no pkramfs-fuse of run dir " + s.run_dir + " serves it)";
+      } else {
+        PkramDevice reader = open_device();
+        bool created = false;
+        auto attached = reader.attach(info.name, false, &created);
+        if (!attached && attached.error() == ENOENT)
+          continue; // destroyed meanwhile
+        if (!attached) {
+          row.state = pkram_state(info);
+          row.error = "cannot attach it: " + why(attached.error());
+        } else {
+          row.size = held_bytes(*attached);
+          row.pkram = *attached;
+          std::string detail;
+          auto r = inspect_node(
+              NodeBytes{reader.fd(), attached->span_frames * kFrameSize, "pkram node"}, detail);
+          if (r) {
+            row.state = kmod_state(r->state, *attached);
+            row.files = r->files;
+          } else if (r.error() == EINVAL) {
+            row.state = "invalid";
+            row.error = detail;
+          } else {
+            row.state = "unknown";
+            row.error = "cannot read: " + why(r.error());
+          }
+        }
+      }
+    } catch (const Failure &f) {
+      row.state = "unknown";
+      row.error = f.message;
+    }
+    rows.push_back(std::move(row));
+  }
+}
+
+// Every node of the shm dirs `dirs` and of pkram.ko, as --backend says.
+int cmd_list(const Settings &s, const std::vector<std::string> &dirs) {
+  std::vector<ListRow> rows;
+  std::vector<std::string> places;
+  int rc = 0;
+  if (s.backend != Backend::kKmod) {
+    for (const std::string &dir : dirs) {
+      Settings one = s;
+      one.shm_dir = dir;
+      list_shm(one, rows);
+      places.push_back(dir);
+    }
+  }
+  if (s.backend == Backend::kKmod || (s.backend == Backend::kAuto && PkramDevice::present())) {
+    try {
+      auto dev = PkramDevice::open();
+      if (dev) {
+        list_kmod(s, *dev, rows);
+        places.push_back(PkramDevice::kPath);
+      } else if (s.backend == Backend::kKmod || !device_absent(dev.error())) {
+        device_failed(dev.error());
+      }
+    } catch (const Failure &f) {
+      if (s.backend == Backend::kKmod)
+        throw;
+      // auto: the shm nodes are still worth listing
+      std::cerr << "pkramfs-ctl: " << f.message << "\n";
+      rc = kExitFailed;
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const ListRow &a, const ListRow &b) { return a.name < b.name; });
 
   if (s.json) {
     JsonWriter w;
     w.begin_object().key("nodes").begin_array();
     for (const ListRow &r : rows) {
-      w.begin_object().field("name", r.name).field("mounted", r.mounted);
+      w.begin_object()
+          .field("name", r.name)
+          .field("backend", r.backend)
+          .field("mounted", r.mounted);
       if (r.mounted)
         w.field("pid", static_cast<int64_t>(r.pid));
       else
@@ -364,24 +602,33 @@ int cmd_list(const Settings &s) {
         w.field("files", *r.files);
       else
         w.key("files").null();
+      if (r.pkram)
+        w.field("pkram_state", pkram_state(*r.pkram))
+            .field("attached", r.pkram->attached)
+            .field("span_bytes", r.pkram->span_frames * kFrameSize)
+            .field("generation", r.pkram->generation);
       if (!r.error.empty())
         w.field("error", r.error);
       w.end_object();
     }
     w.end_array().end_object();
     std::cout << w.str() << "\n";
-    return 0;
+    return rc;
   }
 
   if (rows.empty()) {
-    std::cout << "no nodes in " << s.shm_dir << "\n";
-    return 0;
+    std::string where;
+    for (size_t i = 0; i < places.size(); ++i)
+      where += (i == 0 ? "" : i + 1 == places.size() ? " or " : ", ") + places[i];
+    std::cout << "no nodes in " << where << "\n";
+    return rc;
   }
   std::vector<std::vector<std::string>> table = {
-      {"NAME", "MOUNTED", "PID", "STATE", "SIZE", "FILES"}};
+      {"NAME", "BACKEND", "MOUNTED", "PID", "STATE", "SIZE", "FILES"}};
   for (const ListRow &r : rows)
-    table.push_back({r.name, r.mounted ? "yes" : "no", r.mounted ? std::to_string(r.pid) : "-",
-                     r.state, human_bytes(r.size), r.files ? std::to_string(*r.files) : "-"});
+    table.push_back({r.name, r.backend, r.mounted ? "yes" : "no",
+                     r.mounted ? std::to_string(r.pid) : "-", r.state, human_bytes(r.size),
+                     r.files ? std::to_string(*r.files) : "-"});
   std::vector<size_t> width(table[0].size(), 0);
   for (auto &line : table)
     for (size_t i = 0; i < line.size(); ++i)
@@ -398,7 +645,7 @@ int cmd_list(const Settings &s) {
   for (const ListRow &r : rows)
     if (!r.error.empty())
       std::cerr << "pkramfs-ctl: node " << in_quotes(r.name) << ": " << printable(r.error) << "\n";
-  return 0;
+  return rc;
 }
 
 void print_kv(const std::string &k, const std::string &v) {
@@ -407,7 +654,11 @@ void print_kv(const std::string &k, const std::string &v) {
 
 int cmd_status(const Settings &s) {
   const std::string &name = s.name;
-  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
+  Located loc = locate(s, name);
+  // A pkram node is attached to read it: held exclusively, so that a daemon starting meanwhile
+  // is told the node is busy rather than finding it attached.
+  const bool kmod = loc.kind == Backend::kKmod && loc.info;
+  ctl::LockProbe lock = probe(s, name, kmod ? ctl::LockMode::kExclusive : ctl::LockMode::kShared);
   if (lock.held) {
     JsonObject r = ask(s, name, lock.pid, "status", 10);
     if (!r.at("ok").as_bool())
@@ -446,26 +697,49 @@ int cmd_status(const Settings &s) {
     return 0;
   }
 
-  switch (node_file(s, name)) {
-  case NodeFile::kMissing:
-    no_such_node(s, name);
-  case NodeFile::kOther:
-    not_a_node_file(s, name);
-  case NodeFile::kRegular:
-    break;
+  NodeSummary n;
+  std::optional<PkramNodeInfo> pkram;
+  if (loc.kind == Backend::kKmod) {
+    if (!loc.info)
+      no_such_node(s, name);
+    PkramNodeInfo info;
+    n = inspect_kmod(s, name, *loc.dev, info);
+    loc.dev.reset(); // detaches
+    n.node_bytes = held_bytes(info);
+    pkram = info;
+  } else {
+    switch (node_file(s, name)) {
+    case NodeFile::kMissing:
+      no_such_node(s, name);
+    case NodeFile::kOther:
+      not_a_node_file(s, name);
+    case NodeFile::kRegular:
+      break;
+    }
+    n = inspect(s, name);
   }
-  const NodeSummary n = inspect(s, name);
+  lock.fd.reset();
   if (s.json) {
     JsonWriter w;
-    w.begin_object().field("name", name).field("mounted", false);
+    w.begin_object()
+        .field("name", name)
+        .field("mounted", false)
+        .field("backend", pkram ? "kmod" : "shm");
     write_summary_fields(w, n);
+    if (pkram)
+      w.field("pkram_state", pkram_state(*pkram))
+          .field("span_bytes", pkram->span_frames * kFrameSize)
+          .field("generation", pkram->generation);
     w.end_object();
     std::cout << w.str() << "\n";
     return 0;
   }
   print_kv("node", name);
   print_kv("mounted", "no");
+  print_kv("backend", pkram ? "kmod" : "shm");
   print_kv("state", n.state);
+  if (pkram)
+    print_kv("pkram state", pkram_state(*pkram));
   print_kv("files", std::to_string(n.files) + " (" + std::to_string(n.directories) +
                         " directories, " + std::to_string(n.other_inodes) + " other inodes)");
   print_kv("data", human_bytes(n.data_bytes) +
@@ -475,7 +749,12 @@ int cmd_status(const Settings &s) {
   print_kv("journal", std::to_string(n.journal_records) + " records to replay");
   print_kv("checkpoint", human_bytes(n.checkpoint_bytes) + ", generation " +
                              std::to_string(n.checkpoint_generation));
-  print_kv("node size", human_bytes(n.node_bytes));
+  if (pkram)
+    print_kv("node size", human_bytes(held_bytes(*pkram)) + " held (" +
+                              std::to_string(pkram->populated_frames) + " frames of 2 MiB; span " +
+                              std::to_string(pkram->span_frames) + ")");
+  else
+    print_kv("node size", human_bytes(n.node_bytes));
   return 0;
 }
 
@@ -485,7 +764,7 @@ int cmd_preserve(const Settings &s, bool preserve) {
   const std::string command = preserve ? "preserve" : "unpreserve";
   ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
   if (!lock.held) {
-    if (node_file(s, name) == NodeFile::kMissing)
+    if (const Located loc = locate(s, name); !exists(s, name, loc))
       no_such_node(s, name);
     fail("node " + in_quotes(name) + " is not mounted",
          preserve ? "preserve acts on a mounted node; an unmounted node keeps its tree already"
@@ -526,8 +805,46 @@ int cmd_preserve(const Settings &s, bool preserve) {
   return 0;
 }
 
+// A socket left behind by a daemon that died: nobody serves it.
+void remove_stale_socket(const Settings &s, const std::string &name) {
+  struct stat sock {};
+  if (::lstat(sock_path(s, name).c_str(), &sock) == 0 && S_ISSOCK(sock.st_mode))
+    ::unlink(sock_path(s, name).c_str());
+}
+
+int destroy_kmod(const Settings &s, Located &loc) {
+  const std::string &name = s.name;
+  if (!loc.info)
+    no_such_node(s, name);
+  // Held exclusively until we are done: no daemon can start on the node meanwhile.
+  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kExclusive);
+  if (lock.held)
+    busy(s, name, lock.pid, "destroy needs it unmounted first");
+  // What it holds now is what the destroy frees.
+  auto info = loc.dev->stat(name);
+  if (!info && info.error() == ENOENT)
+    no_such_node(s, name);
+  if (!info)
+    fail("cannot look up pkram node " + in_quotes(name) + " (" + why(info.error()) + ")",
+         "see the kernel log (dmesg | grep pkram)");
+  if (auto r = loc.dev->destroy(name); !r) {
+    if (r.error() == ENOENT)
+      no_such_node(s, name);
+    if (r.error() == EBUSY)
+      attached_elsewhere(s, name, "destroy needs it detached first");
+    fail("cannot destroy pkram node " + in_quotes(name) + " (" + why(r.error()) + ")",
+         "see the kernel log (dmesg | grep pkram)");
+  }
+  remove_stale_socket(s, name);
+  std::cout << "destroyed node " << in_quotes(name) << " (" << human_bytes(held_bytes(*info))
+            << " freed)\n";
+  return 0;
+}
+
 int cmd_destroy(const Settings &s) {
   const std::string &name = s.name;
+  if (Located loc = locate(s, name); loc.kind == Backend::kKmod)
+    return destroy_kmod(s, loc);
   struct stat st {};
   switch (node_file(s, name, &st)) {
   case NodeFile::kMissing:
@@ -547,22 +864,23 @@ int cmd_destroy(const Settings &s) {
     fail("cannot remove " + node_path(s, name) + " (" + why(errno) + ")",
          "check the permissions of " + s.shm_dir);
   }
-  // A socket left behind by a daemon that died: nobody serves it.
-  struct stat sock {};
-  if (::lstat(sock_path(s, name).c_str(), &sock) == 0 && S_ISSOCK(sock.st_mode))
-    ::unlink(sock_path(s, name).c_str());
+  remove_stale_socket(s, name);
   std::cout << "destroyed node " << in_quotes(name) << " ("
             << human_bytes(static_cast<uint64_t>(st.st_blocks) * 512) << " freed)\n";
   return 0;
 }
 
-int cmd_check(const Settings &s) {
-  const std::string &name = s.name;
-  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kShared);
-  if (lock.held)
-    busy(s, name, lock.pid,
-         "check reads unmounted nodes only (pkramfs-ctl status " + name +
-             " reads a mounted one); unmount it first");
+// The check of an unmounted pkram node, attached for reading meanwhile.
+CheckReport check_kmod(const Settings &s, const std::string &name, PkramDevice &dev) {
+  const AttachedNode node = attach_for_reading(s, name, dev, "check reads an unmounted node");
+  auto r = check_node(node.bytes);
+  if (!r)
+    fail("cannot check node " + in_quotes(name) + " (" + why(r.error()) + ")",
+         "see the kernel log (dmesg | grep pkram)");
+  return std::move(r.value());
+}
+
+CheckReport check_shm(const Settings &s, const std::string &name) {
   switch (node_file(s, name)) {
   case NodeFile::kMissing:
     no_such_node(s, name);
@@ -578,11 +896,33 @@ int cmd_check(const Settings &s) {
     fail("cannot check node " + in_quotes(name) + " (" + why(r.error()) + ")",
          "check " + node_path(s, name));
   }
-  const CheckReport &c = r.value();
+  return std::move(r.value());
+}
+
+int cmd_check(const Settings &s) {
+  const std::string &name = s.name;
+  Located loc = locate(s, name);
+  const bool kmod = loc.kind == Backend::kKmod && loc.info;
+  ctl::LockProbe lock = probe(s, name, kmod ? ctl::LockMode::kExclusive : ctl::LockMode::kShared);
+  if (lock.held)
+    busy(s, name, lock.pid,
+         "check reads unmounted nodes only (pkramfs-ctl status " + name +
+             " reads a mounted one); unmount it first");
+  if (loc.kind == Backend::kKmod && !loc.info)
+    no_such_node(s, name);
+  const CheckReport c =
+      loc.kind == Backend::kKmod ? check_kmod(s, name, *loc.dev) : check_shm(s, name);
+  loc.dev.reset(); // detaches
+  lock.fd.reset();
   const bool clean = c.clean && c.problems.empty();
   if (s.json) {
     JsonWriter w;
-    w.begin_object().field("name", name).field("clean", clean).key("problems").begin_array();
+    w.begin_object()
+        .field("name", name)
+        .field("backend", loc.kind == Backend::kKmod ? "kmod" : "shm")
+        .field("clean", clean)
+        .key("problems")
+        .begin_array();
     for (const std::string &p : c.problems)
       w.value(p);
     w.end_array().key("summary").begin_object();
@@ -616,6 +956,12 @@ int main(int argc, char **argv) {
   app.add_option("--shm-dir", s.shm_dir,
                  "where shm nodes live (default /dev/shm/pkramfs, or a hugetlbfs mount with 2 MiB "
                  "pages that holds the node)");
+  std::string backend = "auto";
+  app.add_option("--backend", backend,
+                 "which nodes: kmod (pkram.ko, /dev/pkram), shm (files in --shm-dir) or auto "
+                 "(default: a name pkram.ko holds is a kmod node, else an shm node; list shows "
+                 "both)")
+      ->check(CLI::IsMember({"auto", "kmod", "shm"}));
   app.add_option("--run-dir", s.run_dir,
                  "where daemons keep their locks and control sockets (default /run/pkramfs)");
   app.add_flag("--json", s.json, "print JSON instead of a table (list, status, check)");
@@ -630,7 +976,8 @@ int main(int argc, char **argv) {
     sub->add_option("NAME", s.name, "node name")->required();
     return sub;
   };
-  app.add_subcommand("list", "every node in the shm dir: mounted or not, pid, state, size, files");
+  app.add_subcommand("list", "every node (pkram.ko and shm dir): backend, mounted or not, pid, "
+                             "state, size, files");
   named("status", "a node's state and usage (from its daemon when mounted)");
   named("preserve", "freeze a mounted node (EROFS), sync it, checkpoint it, mark it preserved");
   named("unpreserve", "make a preserved mounted node writable again");
@@ -654,7 +1001,7 @@ int main(int argc, char **argv) {
     const std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help" || arg == "--help-all")
       help = true;
-    if (arg == "--shm-dir" || arg == "--run-dir" || arg == "--timeout") {
+    if (arg == "--shm-dir" || arg == "--run-dir" || arg == "--timeout" || arg == "--backend") {
       ++i; // its value follows
       continue;
     }
@@ -671,8 +1018,9 @@ int main(int argc, char **argv) {
     break;
   }
   if (!has_command && !help) {
-    std::cerr << "pkramfs-ctl: no command given; usage: pkramfs-ctl [--shm-dir=DIR] "
-                 "[--run-dir=DIR] [--json] list|status|preserve|unpreserve|destroy|check [NAME]\n";
+    std::cerr << "pkramfs-ctl: no command given; usage: pkramfs-ctl [--backend=auto|kmod|shm] "
+                 "[--shm-dir=DIR] [--run-dir=DIR] [--json] "
+                 "list|status|preserve|unpreserve|destroy|check [NAME]\n";
     return kExitUsage;
   }
   try {
@@ -690,6 +1038,9 @@ int main(int argc, char **argv) {
     return kExitUsage;
   }
   s.command = app.get_subcommands().front()->get_name();
+  s.backend = backend == "kmod"  ? Backend::kKmod
+              : backend == "shm" ? Backend::kShm
+                                 : Backend::kAuto;
 
   // check reserves 1 for "problems found".
   const int error_exit = s.command == "check" ? kExitUsage : kExitFailed;
@@ -703,21 +1054,21 @@ int main(int argc, char **argv) {
     if (::geteuid() != 0)
       fail("must run as root (nodes and control sockets belong to root)",
            "run it with sudo or as root");
-    if (s.command == "list" && s.shm_dir.empty()) {
-      // Every default place that holds nodes: /dev/shm/pkramfs and hugetlbfs mounts.
-      int rc = 0;
-      for (const std::string &dir : default_node_dirs()) {
-        struct stat st {};
-        if (dir != kDefaultShmDir && ::stat(dir.c_str(), &st) != 0)
-          continue;
-        Settings one = s;
-        one.shm_dir = dir;
-        rc = std::max(rc, cmd_list(one));
-      }
-      return rc;
+    if (s.backend == Backend::kKmod && !PkramDevice::present())
+      device_failed(ENOENT);
+    if (s.command == "list") {
+      std::vector<std::string> dirs;
+      if (!s.shm_dir.empty())
+        dirs.push_back(s.shm_dir);
+      else
+        // Every default place that holds nodes: /dev/shm/pkramfs and hugetlbfs mounts.
+        for (const std::string &dir : default_node_dirs()) {
+          struct stat st {};
+          if (dir == kDefaultShmDir || ::stat(dir.c_str(), &st) == 0)
+            dirs.push_back(dir);
+        }
+      return cmd_list(s, dirs);
     }
-    if (s.command == "list")
-      return cmd_list(s);
     if (s.shm_dir.empty())
       s.shm_dir = default_node_dir(s.name, 0);
     if (s.command == "status")
