@@ -1,5 +1,8 @@
 #include "arena.h"
 
+#include <cstring>
+#include <spdlog/spdlog.h>
+
 #include <cerrno>
 
 namespace pkramfs {
@@ -43,9 +46,19 @@ void Arena::free(BlockRun run) {
 void Arena::release_empty_frames() {
   std::lock_guard lock(mu_);
   hold_ = false;
-  for (uint64_t f = 0; f < blocks_.frames(); ++f)
-    if (blocks_.frame_used(f) == 0)
-      source_.release(first_block_ / kBlocksPerFrame + f);
+  for (uint64_t f = 0; f < blocks_.frames(); ++f) {
+    const uint64_t frame = first_block_ / kBlocksPerFrame + f;
+    if (blocks_.frame_used(f) == 0) {
+      source_.release(frame);
+      continue;
+    }
+    // A frame the tree uses is there unless the node was damaged; then it comes back as zeros
+    // rather than as a fault on the first read (pkram nodes have holes that fault).
+    if (auto r = source_.acquire(frame); !r)
+      spdlog::error("frame {} of the node is missing and cannot be replaced ({}); reading the "
+                    "files in it will fail: copy what you need and destroy the node",
+                    frame, std::strerror(r.error()));
+  }
 }
 
 bool Arena::claim(BlockRun run) {

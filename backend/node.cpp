@@ -225,12 +225,14 @@ Result<std::unique_ptr<Node>> Node::open_store(Store &store, const std::string &
   node->journal_ =
       std::make_unique<Journal>(node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
                                 node->sb_.journal_frames * kFrameSize);
+  // The superblock and journal frames are used without going through the allocator. In an
+  // existing node they are there already (acquiring them changes nothing), unless the node was
+  // damaged: a pkram node with a hole there would otherwise fault while the journal is read.
+  for (uint64_t f = 0; f < node->sb_.data_first_frame; ++f)
+    if (auto r = node->source_->acquire(f); !r)
+      return Errno{r.error()};
   if (node->fresh_) {
-    // The superblock and journal frames are written without going through the allocator, and
-    // the node reaches its first checkpoint frame at once so that it never looks truncated.
-    for (uint64_t f = 0; f < node->sb_.data_first_frame; ++f)
-      if (auto r = node->source_->acquire(f); !r)
-        return Errno{r.error()};
+    // A new node reaches its first checkpoint frame at once so that it never looks truncated.
     if (auto r = node->source_->acquire(node->sb_.ckpt_first_frame); !r)
       return Errno{r.error()};
     node->write_superblock();

@@ -183,6 +183,19 @@ static int cmd_resize(const char *name, const char *frames)
 	return ret ? 1 : 0;
 }
 
+static int range_ioc(int fd, unsigned long cmd, uint32_t first, uint32_t count);
+
+/* punch NAME FIRST COUNT: damage a node on purpose (frames become holes). */
+static int cmd_punch(const char *name, const char *first, const char *count)
+{
+	int fd = open_node(name, NULL);
+	int ret = range_ioc(fd, PKRAM_IOC_PUNCH, strtoul(first, NULL, 0), strtoul(count, NULL, 0));
+
+	if (ret)
+		fprintf(stderr, "punch %s: %s\n", name, strerror(-ret));
+	return ret ? 1 : 0;
+}
+
 static int cmd_state(const char *name, unsigned long cmd)
 {
 	int fd = open_node(name, NULL), ret = xioctl(fd, cmd, NULL);
@@ -805,6 +818,7 @@ static int usage(void)
 		"usage: pkram-test version | list | create NAME FRAMES | resize NAME FRAMES\n"
 		"       | fill NAME SEED | verify NAME SEED | zero NAME | hash NAME\n"
 		"       | preserve NAME | unpreserve NAME | stat NAME | destroy NAME\n"
+		"       | punch NAME FIRST COUNT\n"
 		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS\n");
 	return 2;
 }
@@ -837,6 +851,8 @@ int main(int argc, char **argv)
 		return cmd_data(c, argv[2], argv[3]);
 	if (argc == 4 && !strcmp(c, "create"))
 		return cmd_create(argv[2], argv[3]);
+	if (argc == 5 && !strcmp(c, "punch"))
+		return cmd_punch(argv[2], argv[3], argv[4]);
 	if (argc == 4 && !strcmp(c, "resize"))
 		return cmd_resize(argv[2], argv[3]);
 	return usage();
