@@ -12,6 +12,7 @@
 #include "pkram_device.h"
 #include "signal_stop.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -343,6 +344,14 @@ std::string fuse_option_string(const Options &opt) {
   return s;
 }
 
+// One worker per two CPUs: on a 2-CPU machine 16 workers made cold random reads 3-6x slower
+// than one and creates no faster (docs/performance.md, "Throughput and metadata"); a request
+// costs a switch to the daemon and back, and idle workers only add switches.
+unsigned worker_threads() {
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<unsigned>(std::clamp<long>(cpus / 2, 1, 8));
+}
+
 void setup_logging(const Options &opt) {
   auto logger = spdlog::stderr_logger_mt("pkramfs");
   logger->set_pattern("pkramfs-fuse: %l: %v");
@@ -405,7 +414,7 @@ int main(int argc, char **argv) {
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
   fuse_args args =
       FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), const_cast<char **>(fuse_argv.data()));
-  const fuse_lowlevel_ops ops = make_operations();
+  const fuse_lowlevel_ops ops = make_operations(opt.cache);
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
@@ -438,10 +447,7 @@ int main(int argc, char **argv) {
 
   fuse_loop_config *loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(loop, 1);
-  fuse_loop_cfg_set_max_threads(loop, getenv("PKRAMFS_THREADS") ? atoi(getenv("PKRAMFS_THREADS"))
-                                                                : 16); // EXPERIMENT
-  if (getenv("PKRAMFS_IDLE"))
-    fuse_loop_cfg_set_idle_threads(loop, atoi(getenv("PKRAMFS_IDLE"))); // EXPERIMENT
+  fuse_loop_cfg_set_max_threads(loop, worker_threads());
   const int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);
   signal_stop.reset();

@@ -18,6 +18,8 @@ namespace {
 // The daemon is the only writer, so the kernel may cache names and attributes for long.
 constexpr double kTimeout = 86400.0;
 
+CacheMode cache_mode = CacheMode::kAuto;
+
 Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
 
 Caller caller_of(fuse_req_t req) {
@@ -55,6 +57,10 @@ void op_init(void *, fuse_conn_info *conn) {
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
     conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+  // The kernel keeps written data, mtime, ctime and size in its page cache and inode and hands
+  // them to us later (writeback, setattr); see docs/performance.md for what that changes.
+  if (cache_mode == CacheMode::kWriteback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major, conn->proto_minor,
                 conn->max_write, conn->want);
 }
@@ -157,12 +163,19 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
   reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags));
 }
 
+void set_caching(fuse_file_info *fi) {
+  if (cache_mode == CacheMode::kDirect)
+    fi->direct_io = 1;
+  else
+    fi->keep_cache = 1; // nobody changes the data behind the kernel's back
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   if (auto r = fs_of(req).open(ino, fi->flags & O_TRUNC, caller_of(req)); !r) {
     fuse_reply_err(req, r.error());
     return;
   }
-  fi->keep_cache = 1;
+  set_caching(fi);
   fuse_reply_open(req, fi);
 }
 
@@ -177,7 +190,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   e.ino = r->st_ino;
   e.attr = *r;
   e.attr_timeout = e.entry_timeout = kTimeout;
-  fi->keep_cache = 1;
+  set_caching(fi);
   fuse_reply_create(req, &e, fi);
 }
 
@@ -200,8 +213,13 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-              fuse_file_info *) {
-  auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size, caller_of(req));
+              fuse_file_info *fi) {
+  Caller who = caller_of(req);
+  // Writeback of cached pages: the kernel removed suid/sgid when the data was written into the
+  // page cache; the request's sender (a flusher thread) is not the writer.
+  if (fi && fi->writepage)
+    who.credentials = [] { return Credentials{.groups = {}, .cap_fsetid = true}; };
+  auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size, who);
   if (!r)
     fuse_reply_err(req, r.error());
   else
@@ -339,7 +357,8 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 
 } // namespace
 
-fuse_lowlevel_ops make_operations() {
+fuse_lowlevel_ops make_operations(CacheMode cache) {
+  cache_mode = cache;
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   ops.lookup = op_lookup;

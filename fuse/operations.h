@@ -4,8 +4,11 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include "options.h"
+
 namespace pkramfs {
 
-fuse_lowlevel_ops make_operations();
+// `cache` decides how the kernel caches file data (set once, before the session starts).
+fuse_lowlevel_ops make_operations(CacheMode cache = CacheMode::kAuto);
 
 } // namespace pkramfs

@@ -32,7 +32,7 @@ const std::set<std::string> kIgnored = {"defaults", "auto",  "noauto", "nofail",
                                         "user",     "users", "nouser", "owner",  "group"};
 // Our own settings, as -o key=value; the long option of the same meaning wins.
 const std::set<std::string> kOwnKeys = {"pkram", "backend", "size",    "nr_inodes", "mode",
-                                        "uid",   "gid",     "shm_dir", "run_dir"};
+                                        "uid",   "gid",     "shm_dir", "run_dir",   "cache"};
 
 uint64_t total_ram() {
   return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
@@ -121,6 +121,17 @@ bool apply_setting(const std::string &key, const std::string &value, Options &ou
     out.shm_dir = value;
   } else if (key == "run_dir") {
     out.run_dir = value;
+  } else if (key == "cache") {
+    if (value == "auto")
+      out.cache = CacheMode::kAuto;
+    else if (value == "direct")
+      out.cache = CacheMode::kDirect;
+    else if (value == "writeback")
+      out.cache = CacheMode::kWriteback;
+    else {
+      error = "unknown cache mode '" + value + "'; use auto, direct or writeback";
+      return false;
+    }
   }
   return true;
 }
@@ -179,13 +190,16 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
       "where shm nodes live (default /dev/shm/pkramfs, or a hugetlbfs "
       "mount with free 2 MiB pages for the whole node)");
   add("--run-dir", "run_dir", "where the daemon keeps its lock (default /run/pkramfs)");
+  add("--cache", "cache",
+      "file data caching: auto (page cache, writes go to the daemon at once; default), "
+      "writeback (kernel writeback cache) or direct (no page cache; no shared mmap)");
   app.add_flag("-f,--foreground", out.foreground, "stay in the foreground");
   app.add_flag("--debug", out.debug, "verbose logging");
   std::vector<std::string> mount_options;
   app.add_option("-o", mount_options,
                  "mount options, comma separated: the settings above as key=value "
-                 "(size=, nr_inodes=, mode=, uid=, gid=, pkram=, backend=, shm_dir=, run_dir=) "
-                 "and FUSE/kernel options (allow_other, ro, nosuid, ...)")
+                 "(size=, nr_inodes=, mode=, uid=, gid=, pkram=, backend=, shm_dir=, run_dir=, "
+                 "cache=) and FUSE/kernel options (allow_other, ro, nosuid, ...)")
       ->allow_extra_args(false);
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");

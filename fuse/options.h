@@ -10,12 +10,18 @@ namespace pkramfs {
 
 enum class BackendKind { kAuto, kKmod, kShm, kAnon };
 
+// How the kernel caches file data (docs/performance.md): auto = page cache, writes go through to
+// the daemon at once; writeback = the kernel's writeback cache; direct = no page cache
+// (FOPEN_DIRECT_IO; shared writable mmap is then refused by the kernel).
+enum class CacheMode { kAuto, kDirect, kWriteback };
+
 struct Options {
   std::string node; // --pkram=NAME or the first positional argument
   BackendKind backend = BackendKind::kAuto;
   uint64_t size_bytes = 0; // arena size limit, rounded up to 4 KiB blocks
   bool size_given = false; // else a new kmod node takes the region's free space
   uint64_t nr_inodes = 0;  // 0: unlimited
+  CacheMode cache = CacheMode::kAuto;
   uint32_t mode = 01777;
   uint32_t uid = 0;
   uint32_t gid = 0;
