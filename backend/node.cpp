@@ -225,19 +225,23 @@ Result<std::unique_ptr<Node>> Node::open_store(Store &store, const std::string &
   node->journal_ =
       std::make_unique<Journal>(node->source_->base() + node->sb_.journal_first_frame * kFrameSize,
                                 node->sb_.journal_frames * kFrameSize);
-  // The superblock and journal frames are used without going through the allocator. In an
-  // existing node they are there already (acquiring them changes nothing), unless the node was
-  // damaged: a pkram node with a hole there would otherwise fault while the journal is read.
-  for (uint64_t f = 0; f < node->sb_.data_first_frame; ++f)
-    if (auto r = node->source_->acquire(f); !r)
-      return Errno{r.error()};
   if (node->fresh_) {
-    // A new node reaches its first checkpoint frame at once so that it never looks truncated.
+    // The superblock and journal frames are written without going through the allocator, and
+    // the node reaches its first checkpoint frame at once so that it never looks truncated.
+    if (auto r = node->acquire_metadata_frames(); !r)
+      return Errno{r.error()};
     if (auto r = node->source_->acquire(node->sb_.ckpt_first_frame); !r)
       return Errno{r.error()};
     node->write_superblock();
   }
   return node;
+}
+
+Result<void> Node::acquire_metadata_frames() {
+  for (uint64_t f = 0; f < sb_.data_first_frame; ++f)
+    if (auto r = source_->acquire(f); !r)
+      return r;
+  return {};
 }
 
 Result<void> Node::set_source_preserved(bool preserved) {
@@ -297,7 +301,14 @@ Result<void> Node::restore(Filesystem &fs, std::string &why) {
     why = std::string("cannot make the node writable: ") + std::strerror(r.error());
     return r;
   }
-  auto restored = restore_tree(fs, why);
+  // An existing node has them already (acquiring changes nothing), unless it was damaged: a
+  // pkram node with a hole there would otherwise fault while the journal is read. After the
+  // unpreserve above: a preserved pkram node refuses POPULATE.
+  auto restored = acquire_metadata_frames();
+  if (!restored)
+    why = std::string("cannot map the node's journal: ") + std::strerror(restored.error());
+  else
+    restored = restore_tree(fs, why);
   if (!restored && was_preserved)
     (void)set_source_preserved(true);
   return restored;

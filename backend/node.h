@@ -65,6 +65,7 @@ private:
   static Result<std::unique_ptr<Node>> open_store(Store &store, const std::string &label,
                                                   const NodeParams &params, std::string &why);
   Result<void> set_source_preserved(bool preserved);
+  Result<void> acquire_metadata_frames(); // superblock and journal
   Result<void> restore_tree(Filesystem &fs, std::string &why);
   Result<void> write_checkpoint(Filesystem &fs); // mu_ held
 
