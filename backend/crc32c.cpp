@@ -52,7 +52,47 @@ uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n) {
   return crc;
 }
 
+// a(x) * b(x) modulo the polynomial, in the reflected bit order (as zlib's multmodp).
+constexpr uint32_t multmodp(uint32_t a, uint32_t b) {
+  uint32_t m = 1u << 31, p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0)
+        break;
+    }
+    m >>= 1;
+    b = (b & 1) ? (b >> 1) ^ kPoly : b >> 1;
+  }
+  return p;
+}
+
+// x^(2^k) modulo the polynomial, k = 0..31.
+constexpr std::array<uint32_t, 32> make_x2n() {
+  std::array<uint32_t, 32> t{};
+  uint32_t p = 1u << 30; // x^1
+  t[0] = p;
+  for (size_t n = 1; n < 32; ++n)
+    t[n] = p = multmodp(p, p);
+  return t;
+}
+
+constexpr auto kX2n = make_x2n();
+
+// x^(n * 2^k) modulo the polynomial.
+uint32_t x2nmodp(uint64_t n, unsigned k) {
+  uint32_t p = 1u << 31; // x^0
+  for (; n; n >>= 1, ++k)
+    if (n & 1)
+      p = multmodp(kX2n[k & 31], p);
+  return p;
+}
+
 } // namespace
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  return multmodp(x2nmodp(len_b, 3), crc_a) ^ crc_b;
+}
 
 uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
   static const bool hw = __builtin_cpu_supports("sse4.2");

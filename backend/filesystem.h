@@ -176,6 +176,17 @@ public:
   };
   Usage usage() const;
 
+  // One mapped run of a regular file or long symlink, as a checkpoint image records it.
+  struct DataExtent {
+    uint64_t ino = 0;
+    uint64_t file_block = 0;
+    uint64_t block = 0; // first arena block: the node's own block number
+    uint64_t count = 0;
+    bool unwritten = false;
+  };
+  // Every extent of every inode a checkpoint would hold, in no particular order.
+  std::vector<DataExtent> data_extents() const;
+
 private:
   // Collects the extent changes an operation makes, for its journal record.
   class ChangeRecorder {

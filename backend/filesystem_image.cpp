@@ -66,6 +66,19 @@ Filesystem::Usage Filesystem::usage() const {
   return u;
 }
 
+std::vector<Filesystem::DataExtent> Filesystem::data_extents() const {
+  std::shared_lock lock(tree_);
+  std::vector<DataExtent> out;
+  for (auto &[ino, inode] : inodes_) {
+    const Inode &i = *inode;
+    if ((i.nlink == 0 && !i.charged) || i.is_dir())
+      continue; // as checkpoint() below
+    for (auto &[fblock, ext] : i.extents.extents())
+      out.push_back({ino, fblock, ext.block, ext.count, ext.unwritten});
+  }
+  return out;
+}
+
 void Filesystem::verify(std::vector<std::string> &problems) const {
   std::shared_lock lock(tree_);
   verify_locked(problems);

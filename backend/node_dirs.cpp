@@ -2,10 +2,12 @@
 
 #include "geometry.h"
 
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 namespace pkramfs {
 namespace {
@@ -73,6 +75,26 @@ std::string default_node_dir(const std::string &name, uint64_t bytes) {
       if (m.free_bytes >= bytes)
         return m.dir;
   return kDefaultShmDir;
+}
+
+Result<void> ensure_private_dir(const std::string &dir) {
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    const std::string part = dir.substr(0, slash);
+    const mode_t mode = slash == std::string::npos ? 0700 : 0755;
+    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST)
+      return Errno{errno};
+    if (slash == std::string::npos)
+      break;
+  }
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0)
+    return Errno{errno};
+  if (!S_ISDIR(st.st_mode))
+    return Errno{ENOTDIR};
+  // Someone else's or a world-writable directory would let them swap our files for symlinks.
+  if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    return Errno{EPERM};
+  return {};
 }
 
 } // namespace pkramfs

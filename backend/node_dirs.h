@@ -2,6 +2,8 @@
 // 2 MiB pages free for the whole node, so that every frame is one huge page.
 #pragma once
 
+#include "result.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,5 +17,9 @@ std::vector<std::string> default_node_dirs();
 // The default directory for node `name`: the one that already holds it; for a new node the
 // first hugetlbfs mount whose free pages cover `bytes`, else /dev/shm/pkramfs.
 std::string default_node_dir(const std::string &name, uint64_t bytes);
+
+// Creates `dir` (mode 0700, parents 0755) if missing; refuses one that others could write
+// into (EPERM) or that is not a directory (ENOTDIR).
+Result<void> ensure_private_dir(const std::string &dir);
 
 } // namespace pkramfs

@@ -28,16 +28,13 @@ const char *state_name(uint32_t state) {
   }
 }
 
-struct Offline {
-  NodeHeader header;
-  std::unique_ptr<FrameSource> frames;
-  std::unique_ptr<Filesystem> fs;
-  uint64_t records = 0;
-};
+using Offline = OfflineNode;
+
+} // namespace
 
 // Restores `node` offline. A problem that stops the restore goes to `why`.
-Result<Offline> load(const NodeBytes &node, std::string &why) {
-  Offline o;
+Result<OfflineNode> load_node(const NodeBytes &node, std::string &why) {
+  OfflineNode o;
   if (node.bytes == 0) {
     why = node.label + " is empty: it was truncated, or its creation was interrupted";
     return Errno{EINVAL};
@@ -67,11 +64,13 @@ Result<Offline> load(const NodeBytes &node, std::string &why) {
                                journal.size(), sb.journal_epoch, why);
     if (!scan)
       return Errno{EINVAL};
-    o.records = scan->records;
+    o.journal_records = scan->records;
   }
   o.fs->finish_restore();
   return o;
 }
+
+namespace {
 
 NodeSummary summarize(const Offline &o, uint64_t node_bytes) {
   NodeSummary s;
@@ -86,7 +85,7 @@ NodeSummary summarize(const Offline &o, uint64_t node_bytes) {
   s.inodes_limit = sb.max_inodes == UINT64_MAX ? 0 : sb.max_inodes;
   s.checkpoint_generation = sb.slots[o.header.slot].generation;
   s.checkpoint_bytes = sb.slots[o.header.slot].bytes;
-  s.journal_records = o.records;
+  s.journal_records = o.journal_records;
   const auto u = o.fs->usage();
   s.files = u.files;
   s.directories = u.directories;
@@ -119,7 +118,7 @@ Result<NodeFile> open_node_file(const std::string &path, std::string &why) {
 } // namespace
 
 Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why) {
-  auto o = load(node, why);
+  auto o = load_node(node, why);
   if (!o)
     return Errno{o.error()};
   return summarize(*o, node.bytes);
@@ -127,7 +126,7 @@ Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why) {
 
 Result<CheckReport> check_node(const NodeBytes &node) {
   std::string why;
-  auto o = load(node, why);
+  auto o = load_node(node, why);
   CheckReport report;
   if (!o) {
     if (why.empty())

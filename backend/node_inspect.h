@@ -2,9 +2,13 @@
 // node with pread() only and never writes to it.
 #pragma once
 
+#include "filesystem.h"
+#include "frame_source.h"
+#include "node.h"
 #include "result.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +39,18 @@ struct NodeBytes {
   uint64_t bytes = 0; // the node's size: file size, or span_frames * 2 MiB
   std::string label;  // what to call it in messages: "node file", "pkram node"
 };
+
+// A node restored offline, with the same checks and restore code as a mount: its header, and
+// its tree (checkpoint + journal) in a throwaway Filesystem over anonymous memory. The tree's
+// block numbers are the node's: a block's data is at byte block * 4096 of the node.
+struct OfflineNode {
+  NodeHeader header;
+  std::unique_ptr<FrameSource> frames;
+  std::unique_ptr<Filesystem> fs;
+  uint64_t journal_records = 0; // replayed after the checkpoint
+};
+// EINVAL with `why` set when it is not a valid node; EIO when a read comes up short.
+Result<OfflineNode> load_node(const NodeBytes &node, std::string &why);
 
 // EINVAL with `why` set when it is not a valid node; EIO when a read comes up short.
 Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why);

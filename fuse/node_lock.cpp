@@ -9,26 +9,6 @@
 
 namespace pkramfs {
 
-Result<void> ensure_private_dir(const std::string &dir) {
-  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
-    const std::string part = dir.substr(0, slash);
-    const mode_t mode = slash == std::string::npos ? 0700 : 0755;
-    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST)
-      return Errno{errno};
-    if (slash == std::string::npos)
-      break;
-  }
-  struct stat st {};
-  if (lstat(dir.c_str(), &st) != 0)
-    return Errno{errno};
-  if (!S_ISDIR(st.st_mode))
-    return Errno{ENOTDIR};
-  // Someone else's or a world-writable directory would let them swap our files for symlinks.
-  if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
-    return Errno{EPERM};
-  return {};
-}
-
 Result<NodeLock> NodeLock::acquire(const std::string &run_dir, const std::string &node,
                                    pid_t *holder) {
   *holder = 0;

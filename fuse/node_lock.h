@@ -2,6 +2,7 @@
 // for the daemon's life, holding its pid for the error message of the next one.
 #pragma once
 
+#include "node_dirs.h" // ensure_private_dir
 #include "result.h"
 #include "unique_fd.h"
 
@@ -22,8 +23,5 @@ private:
   explicit NodeLock(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;
 };
-
-// Creates `dir` (mode 0700) if missing; refuses one that others could write into.
-Result<void> ensure_private_dir(const std::string &dir);
 
 } // namespace pkramfs

@@ -389,7 +389,11 @@ fuse_lowlevel_ops make_operations(CacheMode cache) {
   ops.listxattr = op_listxattr;
   ops.removexattr = op_removexattr;
   ops.fallocate = op_fallocate;
-  ops.lseek = op_lseek;
+  // With the writeback cache, data and size may still sit in dirty pages the daemon has not
+  // seen, and the kernel does not flush them before FUSE_LSEEK: SEEK_DATA would answer ENXIO
+  // inside the file and SEEK_HOLE a hole where there is data. Without an lseek handler the
+  // kernel answers from its own size (data everywhere below EOF).
+  ops.lseek = cache == CacheMode::kWriteback ? nullptr : op_lseek;
   ops.copy_file_range = op_copy_file_range;
   return ops;
 }

@@ -4,6 +4,7 @@
 #include "client.h"
 #include "geometry.h"
 #include "node_dirs.h"
+#include "node_export.h"
 #include "node_inspect.h"
 #include "parse.h"
 #include "pkram_device.h"
@@ -13,14 +14,21 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
+#include <iomanip>
 #include <iostream>
+#include <linux/magic.h>
 #include <optional>
 #include <set>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <vector>
 
@@ -47,6 +55,11 @@ struct Settings {
   std::optional<double> timeout_s;
   std::string command;
   std::string name;
+  std::string file;    // export, import: the image
+  bool verify = false; // export --verify
+  bool quiet = false;  // export, import --quiet
+  bool force = false;  // import --force
+  bool debug = false;
 };
 
 // An error for the user: printed as one line "pkramfs-ctl: <problem>; <fix>".
@@ -944,11 +957,541 @@ int cmd_check(const Settings &s) {
   return 1;
 }
 
+// ------------------------------------------------------------------ export, import --
+
+// Set by SIGINT/SIGTERM/SIGHUP during export and import: they stop, clean up and say so.
+volatile sig_atomic_t g_interrupted = 0;
+
+void on_interrupt(int) { g_interrupted = 1; }
+
+void catch_interrupts() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+    sigaction(sig, &sa, nullptr);
+}
+
+// "42%  123.4 MiB/s  ETA 0:07" on one line of stderr, redrawn in place at most 10 times a
+// second; only on a terminal and without --quiet.
+class Progress {
+public:
+  Progress(std::string label, bool enabled) : label_(std::move(label)), enabled_(enabled) {}
+  ~Progress() { clear(); }
+
+  void update(uint64_t done, uint64_t total) {
+    if (!enabled_)
+      return;
+    const auto now = Clock::now();
+    if (shown_ && done < total && now - last_ < std::chrono::milliseconds(100))
+      return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const double pct = total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100;
+    char line[160];
+    std::string eta = "--:--";
+    if (rate > 0 && done > 0) {
+      const auto left = static_cast<uint64_t>(static_cast<double>(total - done) / rate);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%llu:%02llu", static_cast<unsigned long long>(left / 60),
+                    static_cast<unsigned long long>(left % 60));
+      eta = buf;
+    }
+    std::snprintf(line, sizeof line, "\r%s %3.0f%%  %s of %s  %.1f MiB/s  ETA %s\033[K",
+                  label_.c_str(), pct, human_bytes(done).c_str(), human_bytes(total).c_str(),
+                  rate / (1 << 20), eta.c_str());
+    std::fputs(line, stderr);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void clear() {
+    if (shown_) {
+      std::fputs("\r\033[K", stderr);
+      std::fflush(stderr);
+      shown_ = false;
+    }
+  }
+  TransferHooks hooks() {
+    TransferHooks h;
+    h.progress = [this](uint64_t done, uint64_t total) { update(done, total); };
+    h.cancelled = [] { return g_interrupted != 0; };
+    return h;
+  }
+
+private:
+  using Clock = std::chrono::steady_clock;
+  std::string label_;
+  bool enabled_;
+  bool shown_ = false;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point last_{};
+};
+
+bool show_progress(const Settings &s) { return !s.quiet && !s.json && ::isatty(2); }
+
+std::string rate_text(uint64_t bytes, double seconds) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f MiB/s", seconds > 0 ? bytes / seconds / (1 << 20) : 0.0);
+  return buf;
+}
+
+std::string io_text(const TransferReport &r) {
+  return std::string(r.direct ? "O_DIRECT" : "buffered") +
+         (r.uring ? ", io_uring" : ", pread/pwrite");
+}
+
+std::string uuid_text(const uint8_t (&u)[16]) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+                u[15]);
+  return buf;
+}
+
+std::string tree_text(const pkramfs_export_header &h) {
+  return std::to_string(h.files) + " files, " + std::to_string(h.directories) + " directories, " +
+         std::to_string(h.other_inodes) + " other inodes, " +
+         human_bytes(h.data_blocks * kBlockSize) + " of data";
+}
+
+void write_transfer_json(JsonWriter &w, const TransferReport &r) {
+  const pkramfs_export_header &h = r.header;
+  w.field("uuid", uuid_text(h.uuid))
+      .field("files", h.files)
+      .field("directories", h.directories)
+      .field("other_inodes", h.other_inodes)
+      .field("data_bytes", h.data_blocks * kBlockSize)
+      .field("extent_records", h.nr_extents)
+      .field("checkpoint_bytes", h.checkpoint_bytes)
+      .field("image_bytes", h.image_bytes)
+      .field("seconds", r.seconds)
+      .field("direct", r.direct)
+      .field("io_uring", r.uring);
+}
+
+// The export image `s.file` as the user named it, refused before anything is done when it exists.
+void check_new_image_file(const Settings &s) {
+  struct stat st {};
+  if (::lstat(s.file.c_str(), &st) == 0)
+    fail("'" + printable(s.file) + "' exists",
+         "export writes a new file: remove it or choose another name");
+}
+
+[[noreturn]] void export_failed(const Settings &s, int err, const std::string &detail) {
+  const std::string file = "'" + printable(s.file) + "'";
+  if (err == EEXIST)
+    fail(file + " exists", "export writes a new file: remove it or choose another name");
+  if (err == ECANCELED)
+    fail("export of node " + in_quotes(s.name) + " interrupted; the partial " + file +
+             " was removed",
+         "");
+  std::string fix = "check the directory and its filesystem";
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+    fix = "free some space there, or export to another filesystem";
+  else if (err == EACCES || err == EPERM || err == EROFS)
+    fix = "export to a writable directory";
+  else if (err == ENOENT || err == ENOTDIR)
+    fix = "create the directory first";
+  fail("cannot export node " + in_quotes(s.name) + " to " + file + ": " + printable(detail) +
+           (err == ENOENT || err == EEXIST ? "" : "; the partial file was removed"),
+       fix);
+}
+
+void verify_written(const Settings &s, const TransferReport &written, TransferReport &verified) {
+  Progress progress("verify", show_progress(s));
+  const TransferHooks hooks = progress.hooks();
+  std::string detail;
+  auto r = import_image(s.file, nullptr, hooks, detail);
+  progress.clear();
+  if (!r) {
+    if (r.error() == ECANCELED)
+      fail("verification of '" + printable(s.file) + "' interrupted; the image was written",
+           "run export --verify again, or import it to check it");
+    fail("'" + printable(s.file) + "' was written but does not read back: " + printable(detail),
+         "the disk or its filesystem is damaging data; do not trust this image");
+  }
+  if (r->stream_crc32c != written.stream_crc32c)
+    fail("'" + printable(s.file) + "' was written but reads back as another valid image",
+         "something else wrote to it meanwhile");
+  verified = std::move(r.value());
+}
+
+// Exports the node whose bytes `node` reads: restore offline, write, --verify.
+int export_bytes(const Settings &s, const NodeBytes &node, const std::string &where,
+                 const std::string &note) {
+  std::string detail;
+  TransferReport report;
+  {
+    auto loaded = load_node(node, detail);
+    if (!loaded) {
+      if (loaded.error() == EINVAL)
+        fail("node " + in_quotes(s.name) + " is not a valid pkramfs node: " + printable(detail),
+             "run pkramfs-ctl check " + s.name + " for details");
+      fail("cannot read node " + in_quotes(s.name) + " (" + why(loaded.error()) + ")",
+           "check " + where);
+    }
+    Progress progress("export", show_progress(s));
+    auto r = export_node(*loaded, node.fd, s.file, progress.hooks(), detail);
+    progress.clear();
+    if (!r)
+      export_failed(s, r.error(), detail);
+    report = std::move(r.value());
+  } // the throwaway tree goes before the verification's
+  TransferReport verified;
+  if (s.verify)
+    verify_written(s, report, verified);
+  if (s.json) {
+    JsonWriter w;
+    w.begin_object().field("name", s.name).field("file", s.file);
+    write_transfer_json(w, report);
+    w.field("verified", s.verify);
+    if (s.verify)
+      w.field("verify_seconds", verified.seconds);
+    w.end_object();
+    std::cout << w.str() << "\n";
+  } else if (!s.quiet) {
+    std::cout << "exported node " << in_quotes(s.name) << " to '" << printable(s.file)
+              << "': " << tree_text(report.header) << ", " << human_bytes(report.bytes) << " in "
+              << std::fixed << std::setprecision(2) << report.seconds << " s ("
+              << rate_text(report.bytes, report.seconds) << ", " << io_text(report) << ")";
+    if (s.verify)
+      std::cout << "; verified in " << verified.seconds << " s ("
+                << rate_text(verified.bytes, verified.seconds) << ")";
+    std::cout << note << "\n";
+  }
+  return 0;
+}
+
+int export_shm_file(const Settings &s, const std::string &note) {
+  switch (node_file(s, s.name)) {
+  case NodeFile::kMissing:
+    no_such_node(s, s.name);
+  case NodeFile::kOther:
+    not_a_node_file(s, s.name);
+  case NodeFile::kRegular:
+    break;
+  }
+  const std::string path = node_path(s, s.name);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
+    if (errno == ENOENT)
+      no_such_node(s, s.name);
+    fail("cannot open " + path + " (" + why(errno) + ")", "check --shm-dir");
+  }
+  return export_bytes(s, NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file"}, path,
+                      note);
+}
+
+// A mounted node: its daemon preserves it (sync, freeze, checkpoint), the export reads the
+// node file, and the daemon makes the mount writable again (unless it was preserved before).
+int export_mounted(const Settings &s, pid_t pid) {
+  const std::string &name = s.name;
+  JsonObject st = ask(s, name, pid, "status", 10);
+  if (!st.at("ok").as_bool())
+    daemon_refused(name, "status", st);
+  const std::string backend = str(st, "backend");
+  const std::string mnt = printable(str(st, "mountpoint"));
+  if (backend != "shm")
+    fail("node " + in_quotes(name) + " is mounted on " + mnt +
+             " from pkram.ko, whose node only its " + "daemon may attach",
+         "unmount it (umount " + mnt + ") and export it then; or preserve it, unmount it and " +
+             "export it before the next mount");
+  if (node_file(s, name) != NodeFile::kRegular)
+    fail("node " + in_quotes(name) + " is mounted on " + mnt + " but its node file is not " +
+             node_path(s, name),
+         "pass the daemon's --shm-dir");
+  const bool was_preserved = str(st, "state") == "preserved";
+  if (!was_preserved) {
+    JsonObject r = ask(s, name, pid, "preserve", 600);
+    if (!r.at("ok").as_bool())
+      daemon_refused(name, "preserve", r);
+  }
+  const auto frozen = std::chrono::steady_clock::now();
+  auto thaw = [&]() -> std::string {
+    if (was_preserved)
+      return {};
+    std::string detail;
+    auto r = ctl::ask_daemon(sock_path(s, name), "unpreserve", timeout_ms(s, 10), detail);
+    if (r && r->at("ok").as_bool())
+      return {};
+    return r ? str(*r, "error") : (detail.empty() ? why(r.error()) : detail);
+  };
+  int rc;
+  try {
+    rc = export_shm_file(s, "");
+  } catch (const Failure &f) {
+    if (std::string problem = thaw(); !problem.empty())
+      throw Failure{f.message + "; and the mount stays read-only: unpreserve failed (" +
+                        printable(problem) + "): run pkramfs-ctl unpreserve " + name,
+                    f.code};
+    throw;
+  }
+  if (std::string problem = thaw(); !problem.empty())
+    fail("exported node " + in_quotes(name) + ", but the mount stays read-only: unpreserve " +
+             "failed (" + printable(problem) + ")",
+         "run pkramfs-ctl unpreserve " + name);
+  if (!s.quiet && !s.json) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - frozen).count();
+    std::cout << "node " << in_quotes(name) << " on " << mnt
+              << (was_preserved ? " stays preserved (it was before the export)"
+                                : " was read-only for " + std::to_string(secs).substr(0, 4) +
+                                      " s and is writable again")
+              << "\n";
+  }
+  return rc;
+}
+
+int cmd_export(const Settings &s) {
+  const std::string &name = s.name;
+  check_new_image_file(s);
+  Located loc = locate(s, name);
+  const bool kmod = loc.kind == Backend::kKmod && loc.info;
+  ctl::LockProbe lock = probe(s, name, kmod ? ctl::LockMode::kExclusive : ctl::LockMode::kShared);
+  if (lock.held) {
+    loc.dev.reset();
+    return export_mounted(s, lock.pid);
+  }
+  if (loc.kind != Backend::kKmod)
+    return export_shm_file(s, "");
+  if (!loc.info)
+    no_such_node(s, name);
+  // Held exclusively and attached until the end: no daemon starts on it meanwhile.
+  const AttachedNode node = attach_for_reading(s, name, *loc.dev, "export reads an unmounted node");
+  return export_bytes(s, node.bytes, "the kernel log (dmesg | grep pkram)", "");
+}
+
+// A new node's size, for choosing its directory: superblock, journal, data, a checkpoint.
+uint64_t import_node_bytes(const pkramfs_export_header &h) {
+  const uint64_t data_frames = (h.limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
+  return (h.data_first_frame + data_frames + (h.checkpoint_bytes + kFrameSize - 1) / kFrameSize) *
+         kFrameSize;
+}
+
+[[noreturn]] void import_failed(const Settings &s, int err, const std::string &detail,
+                                const std::string &left) {
+  const std::string file = "'" + printable(s.file) + "'";
+  if (err == ECANCELED)
+    fail("import of " + file + " interrupted; " + left, "");
+  if (err == EINVAL)
+    fail("cannot import " + file + ": " + printable(detail) + "; " + left,
+         "it is not a complete, undamaged pkramfs-ctl export image");
+  if (err == ENOENT && detail == why(ENOENT))
+    fail("cannot import " + file + ": no such file", "check the path");
+  std::string fix = "see the message";
+  if (err == ENOSPC || err == ENOMEM)
+    fix = "free memory (or pkram region space) for the node, or import elsewhere";
+  else if (err == EFBIG)
+    fix = "the node's size= does not fit a pkram node: import with --backend=shm";
+  else if (err == EACCES || err == EPERM)
+    fix = "check the permissions of the image";
+  fail("cannot import " + file + ": " + printable(detail) + "; " + left, fix);
+}
+
+void print_imported(const Settings &s, const TransferReport &r, const std::string &where,
+                    const std::string &backend) {
+  if (s.json) {
+    JsonWriter w;
+    w.begin_object()
+        .field("name", s.name)
+        .field("file", s.file)
+        .field("backend", backend)
+        .field("node", where);
+    write_transfer_json(w, r);
+    w.end_object();
+    std::cout << w.str() << "\n";
+    return;
+  }
+  if (s.quiet)
+    return;
+  std::cout << "imported node " << in_quotes(s.name) << " (" << backend << ", " << printable(where)
+            << ") from '" << printable(s.file) << "': " << tree_text(r.header) << ", "
+            << human_bytes(r.bytes) << " in " << std::fixed << std::setprecision(2) << r.seconds
+            << " s (" << rate_text(r.bytes, r.seconds) << ", " << io_text(r) << ")\n";
+}
+
+int import_shm(const Settings &s, bool exists) {
+  const std::string &name = s.name;
+  const std::string tmp = name + ".import-tmp"; // cmd_import checked that it is valid
+  const std::string final_path = node_path(s, name), tmp_path = node_path(s, tmp);
+  if (auto r = ensure_private_dir(s.shm_dir); !r)
+    fail("cannot use shm directory '" + s.shm_dir + "' (" + why(r.error()) + ")",
+         "it must be a directory owned by root and writable only by root (or pass --shm-dir)");
+  ctl::LockProbe tmp_lock = probe(s, tmp, ctl::LockMode::kExclusive);
+  if (tmp_lock.held)
+    busy(s, tmp, tmp_lock.pid, "import builds the node under that name");
+  if (node_file(s, tmp) != NodeFile::kMissing)
+    fail(tmp_path + " exists: an earlier import of " + in_quotes(name) + " was interrupted",
+         "remove it with pkramfs-ctl destroy " + tmp + " and import again");
+  bool made = false;
+  const MakeNode make = [&](const NodeParams &params, std::string &detail) -> Result<NewNode> {
+    auto node = Node::open_shm(tmp_path, params, detail);
+    made = node.ok() || made;
+    if (!node && detail.empty())
+      detail = "cannot create " + tmp_path + ": " + why(node.error());
+    if (!node)
+      return Errno{node.error()};
+    NewNode n;
+    n.node = std::move(node.value());
+    // The data goes in with pwrite (no page faults on the mapping); hugetlbfs has no write().
+    struct statfs fs {};
+    if (::statfs(s.shm_dir.c_str(), &fs) != 0 || fs.f_type != HUGETLBFS_MAGIC)
+      n.data_fd.reset(::open(tmp_path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+    return n;
+  };
+  const std::string left =
+      exists ? "node " + in_quotes(name) + " was left as it was" : "nothing was imported";
+  TransferReport report;
+  {
+    Progress progress("import", show_progress(s));
+    std::string detail;
+    auto r = import_image(s.file, &make, progress.hooks(), detail);
+    progress.clear();
+    if (!r) {
+      if (made)
+        ::unlink(tmp_path.c_str());
+      import_failed(s, r.error(), detail, left);
+    }
+    report = std::move(r.value());
+  }
+  // The node appears whole, under its name, in one step; without --force never over another.
+  const unsigned flags = s.force ? 0 : RENAME_NOREPLACE;
+  if (::renameat2(AT_FDCWD, tmp_path.c_str(), AT_FDCWD, final_path.c_str(), flags) != 0) {
+    const int err = errno;
+    ::unlink(tmp_path.c_str());
+    if (err == EEXIST)
+      fail("node " + in_quotes(name) + " appeared while importing; nothing was imported",
+           "import --force replaces it, or choose another name");
+    fail("cannot rename " + tmp_path + " to " + final_path + " (" + why(err) + "); " + left,
+         "check " + s.shm_dir);
+  }
+  remove_stale_socket(s, tmp);
+  ::unlink(control::lock_path(s.run_dir, tmp).c_str());
+  print_imported(s, report, final_path, "shm");
+  return 0;
+}
+
+int import_kmod(const Settings &s, Located &loc, bool exists) {
+  const std::string &name = s.name;
+  // pkram.ko cannot rename a node: the image is verified whole first, then written straight
+  // into the node, which is destroyed again if that fails.
+  {
+    Progress progress("verify", show_progress(s));
+    std::string detail;
+    auto r = import_image(s.file, nullptr, progress.hooks(), detail);
+    progress.clear();
+    if (!r)
+      import_failed(s, r.error(), detail,
+                    exists ? "node " + in_quotes(name) + " was left as it was"
+                           : "nothing was imported");
+  }
+  if (exists) {
+    if (auto r = loc.dev->destroy(name); !r && r.error() != ENOENT) {
+      if (r.error() == EBUSY)
+        attached_elsewhere(s, name, "import --force replaces only a detached node");
+      fail("cannot destroy pkram node " + in_quotes(name) + " to replace it (" + why(r.error()) +
+               "); nothing was imported",
+           "see the kernel log (dmesg | grep pkram)");
+    }
+  }
+  bool made = false;
+  const MakeNode make = [&](const NodeParams &params, std::string &detail) -> Result<NewNode> {
+    auto node = Node::open_kmod(name, params, detail);
+    made = node.ok() || made;
+    if (!node && detail.empty())
+      detail = node.error() == ENOSPC  ? "the pkram region has no room for the node"
+               : node.error() == EFBIG ? "the node's size does not fit a pkram node"
+               : node.error() == EBUSY
+                   ? "pkram node " + in_quotes(name) + " is attached elsewhere"
+                   : "cannot create pkram node " + in_quotes(name) + ": " + why(node.error());
+    if (!node)
+      return Errno{node.error()};
+    NewNode n;
+    n.node = std::move(node.value());
+    return n;
+  };
+  const std::string left = exists
+                               ? "node " + in_quotes(name) + " is gone (--force destroyed it first)"
+                               : "nothing was imported";
+  Progress progress("import", show_progress(s));
+  std::string detail;
+  auto r = import_image(s.file, &make, progress.hooks(), detail);
+  progress.clear();
+  if (!r) {
+    if (made)
+      (void)loc.dev->destroy(name);
+    import_failed(s, r.error(), detail, left);
+  }
+  print_imported(s, *r, std::string(PkramDevice::kPath) + " node " + name, "kmod");
+  return 0;
+}
+
+int cmd_import(Settings &s, bool shm_dir_given) {
+  const std::string &name = s.name;
+  // Everything about the image that can be checked cheaply, before anything is touched.
+  std::string detail;
+  auto header = read_export_header(s.file, detail);
+  if (!header)
+    import_failed(s, header.error(), detail, "nothing was imported");
+  const pkramfs_export_header h = *header;
+  if (!shm_dir_given)
+    s.shm_dir = default_node_dir(name, import_node_bytes(h));
+
+  // Where the node goes: where NAME is (--force), else as pkramfs-fuse would put a new node.
+  Located loc;
+  if (s.backend != Backend::kShm && PkramDevice::present()) {
+    loc.kind = Backend::kKmod;
+    loc.dev.emplace(open_device());
+    if (auto info = loc.dev->stat(name); info)
+      loc.info = std::move(info.value());
+  }
+  const bool in_kmod = loc.info.has_value();
+  const bool in_shm = node_file(s, name) != NodeFile::kMissing;
+  Backend target = s.backend;
+  if (target == Backend::kAuto)
+    target = in_kmod   ? Backend::kKmod
+             : in_shm  ? Backend::kShm
+             : loc.dev ? Backend::kKmod
+                       : Backend::kShm;
+  if (target == Backend::kKmod && !loc.dev)
+    device_failed(ENOENT);
+  const bool exists = target == Backend::kKmod ? in_kmod : in_shm;
+  if ((in_kmod && target != Backend::kKmod) || (in_shm && target != Backend::kShm))
+    fail("node " + in_quotes(name) + " exists as " +
+             (in_kmod ? "a pkram.ko node" : node_path(s, name)),
+         "import into the same backend (--backend=" + std::string(in_kmod ? "kmod" : "shm") +
+             "), or destroy it first");
+  if (const std::string tmp = name + ".import-tmp";
+      target == Backend::kShm && !valid_node_name(tmp))
+    throw Failure{"node name " + in_quotes(name) + " is too long for an import into an shm " +
+                      "node (at most " + std::to_string(127 - (tmp.size() - name.size())) +
+                      " bytes: it is built as NAME.import-tmp)",
+                  kExitUsage};
+  // Held exclusively to the end: no daemon starts on the node meanwhile.
+  ctl::LockProbe lock = probe(s, name, ctl::LockMode::kExclusive);
+  if (lock.held)
+    busy(s, name, lock.pid,
+         s.force ? "import --force replaces only an unmounted node"
+                 : "it exists: import --force replaces it once unmounted");
+  if (exists && !s.force)
+    fail("node " + in_quotes(name) + " exists",
+         "import --force replaces it, or choose another name");
+  if (target == Backend::kKmod)
+    return import_kmod(s, loc, exists);
+  loc.dev.reset();
+  return import_shm(s, exists);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   Settings s;
-  CLI::App app{"pkramfs-ctl: list, inspect, preserve, check and destroy pkramfs nodes",
+  CLI::App app{"pkramfs-ctl: list, inspect, preserve, check, destroy, export and import pkramfs "
+               "nodes",
                "pkramfs-ctl"};
   app.fallthrough(); // global options are accepted after the command too
   app.require_subcommand(1);
@@ -964,7 +1507,9 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"auto", "kmod", "shm"}));
   app.add_option("--run-dir", s.run_dir,
                  "where daemons keep their locks and control sockets (default /run/pkramfs)");
-  app.add_flag("--json", s.json, "print JSON instead of a table (list, status, check)");
+  app.add_flag("--json", s.json,
+               "print JSON instead of a table (list, status, check, export, import)");
+  app.add_flag("--debug", s.debug, "log what export and import do (I/O modes) on stderr");
   app.add_option("--timeout", s.timeout_s,
                  "seconds to wait for a daemon's reply (default 10; 600 for preserve)")
       ->check(CLI::PositiveNumber);
@@ -983,6 +1528,20 @@ int main(int argc, char **argv) {
   named("unpreserve", "make a preserved mounted node writable again");
   named("destroy", "throw a node away (refused while it is mounted)");
   named("check", "verify an unmounted node: every CRC and the tree; exit 1 if problems");
+  CLI::App *exp = app.add_subcommand(
+      "export", "write a node's tree and data to FILE, a self-describing image with CRCs (a "
+                "mounted shm node is preserved meanwhile; a mounted kmod node must be unmounted)");
+  exp->add_option("NAME", s.name, "node name")->required();
+  exp->add_option("FILE", s.file, "the image to write (must not exist)")->required();
+  exp->add_flag("--verify", s.verify, "read the image back and check every CRC");
+  exp->add_flag("--quiet", s.quiet, "no progress bar and no summary line");
+  CLI::App *imp = app.add_subcommand(
+      "import", "make node NAME from an export image; every CRC is checked before the node "
+                "appears (--backend picks where it goes)");
+  imp->add_option("FILE", s.file, "the image to read")->required();
+  imp->add_option("NAME", s.name, "node name")->required();
+  imp->add_flag("--force", s.force, "replace an existing (unmounted) node NAME");
+  imp->add_flag("--quiet", s.quiet, "no progress bar and no summary line");
 
   // CLI11 would take the next argument as the value of "--shm-dir=": refuse it here instead.
   for (int i = 1; i < argc; ++i) {
@@ -994,8 +1553,8 @@ int main(int argc, char **argv) {
     }
   }
   // Name the command CLI11 would only call "extra" or "required".
-  static const std::set<std::string_view> kCommands = {"list",       "status",  "preserve",
-                                                       "unpreserve", "destroy", "check"};
+  static const std::set<std::string_view> kCommands = {
+      "list", "status", "preserve", "unpreserve", "destroy", "check", "export", "import"};
   bool has_command = false, help = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -1011,7 +1570,8 @@ int main(int argc, char **argv) {
       if (help)
         break;
       std::cerr << "pkramfs-ctl: unknown command '" << printable(arg)
-                << "'; the commands are list, status, preserve, unpreserve, destroy, check\n";
+                << "'; the commands are list, status, preserve, unpreserve, destroy, check, "
+                   "export, import\n";
       return kExitUsage;
     }
     has_command = true;
@@ -1020,7 +1580,8 @@ int main(int argc, char **argv) {
   if (!has_command && !help) {
     std::cerr << "pkramfs-ctl: no command given; usage: pkramfs-ctl [--backend=auto|kmod|shm] "
                  "[--shm-dir=DIR] [--run-dir=DIR] [--json] "
-                 "list|status|preserve|unpreserve|destroy|check [NAME]\n";
+                 "list|status|preserve|unpreserve|destroy|check [NAME] | export NAME FILE | "
+                 "import FILE NAME\n";
     return kExitUsage;
   }
   try {
@@ -1069,8 +1630,23 @@ int main(int argc, char **argv) {
         }
       return cmd_list(s, dirs);
     }
+    const bool shm_dir_given = !s.shm_dir.empty();
     if (s.shm_dir.empty())
       s.shm_dir = default_node_dir(s.name, 0);
+    if (s.command == "export" || s.command == "import") {
+      // Messages of the I/O layer (--debug) go to stderr, like every other message.
+      auto logger = spdlog::stderr_logger_mt("pkramfs-ctl");
+      logger->set_pattern("pkramfs-ctl: %l: %v");
+      spdlog::set_default_logger(logger);
+      spdlog::set_level(s.debug ? spdlog::level::debug : spdlog::level::warn);
+      catch_interrupts();
+      if (s.file.empty())
+        throw Failure{"the image file name cannot be empty", kExitUsage};
+    }
+    if (s.command == "export")
+      return cmd_export(s);
+    if (s.command == "import")
+      return cmd_import(s, shm_dir_given);
     if (s.command == "status")
       return cmd_status(s);
     if (s.command == "preserve")

@@ -1,0 +1,375 @@
+#!/bin/bash
+# security.sh -- what an unprivileged local user can and cannot do to a pkramfs, and what the
+# daemon refuses to trust (docs/security.md is the threat model; each of its points names the
+# check that tests it):
+#  - as user nobody on an `-o allow_other` mount, side by side with a kernel tmpfs: every denied
+#    operation (read/write of a 0600 root file, creating in 0555 and root-owned 0755 dirs, chmod/
+#    chown/utime of others' files, the sticky bit, devices, trusted.* xattrs) fails with tmpfs's
+#    errno and leaves the tree unchanged; writes and truncates by a non-owner drop suid/sgid;
+#    blocks a file gets are zero, never an earlier file's data; once per --cache mode;
+#  - without allow_other, another user gets EACCES on everything, even stat of the mount root;
+#  - --run-dir/--shm-dir: a group/world-writable, sticky, non-root-owned or symlinked directory is
+#    refused with nothing created in it; the ones the daemon creates are 0700, node and lock files
+#    0600 and unreadable by others;
+#  - a node file or lock file that is a symlink (or a fifo) is never followed: refused, the
+#    target untouched, also by pkramfs-ctl.
+# Covered elsewhere (not repeated here): bad node names (cli.sh bad-name*, ctl.sh bad-name*), the
+# control socket's mode, SO_PEERCRED and malformed/oversized/stuck requests (ctl.sh socket:*,
+# raw:*, nobody:*), damaged node files (corruption.sh, persistence.sh, tests/fuzz).
+. "$(dirname "$0")/lib.sh"
+need_pk
+CTL=$PKRAMFS_BIN/pkramfs-ctl
+if [ -z "$PY" ]; then
+    fail "security:python3" "python3 is needed for the probes"
+    finish
+fi
+
+nb() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+
+PROBE=$PKIT_LIBDIR/security_probe.py
+# as_nobody OP ARGS...: one system call as nobody; prints "ok" or the errno name
+as_nobody() { (cd / && nb "$PY" "$PROBE" op "$@" 2>&1); }
+
+# The same tree on tmpfs and pkramfs, built as root. Owners: root unless said otherwise.
+setup_tree() {
+    local d=$1/sec
+    mkdir "$d" && cd "$d" || return 1
+    echo "top secret" >secret && chmod 600 secret
+    setfattr -n user.k -v hidden secret 2>/dev/null # tmpfs before 6.6 has no user.* xattrs
+    echo public >pub && chmod 644 pub
+    echo shared >ww && chmod 666 ww
+    mkdir ro555 && echo f >ro555/f && chmod 555 ro555
+    mkdir nb555 && chown 65534:65534 nb555 && chmod 555 nb555
+    mkdir -p rootdir/sub && echo f >rootdir/f && chmod 755 rootdir
+    mkdir sticky && chmod 1777 sticky
+    echo r >sticky/rootf && chmod 666 sticky/rootf
+    mkdir sticky/rootdir && chmod 777 sticky/rootdir
+    echo n >sticky/nbf && chown 65534:65534 sticky/nbf
+    echo n >nbown && chown 65534:65534 nbown
+    for f in suid sgid sgidnox suidtr; do echo x >$f; done
+    chmod 4777 suid; chmod 6777 sgid; chmod 2767 sgidnox; chmod 4777 suidtr
+    cd / || return 1
+}
+
+# One line per probe: "NAME EXPECTED OP ARGS..." (paths relative to sec/). EXPECTED is what
+# tmpfs must answer too; "ok" probes are the controls that show the user can reach the tree.
+PROBES=$(cat <<'EOF'
+read-0600-root-file EACCES read secret
+append-0600-root-file EACCES append secret
+o_trunc-0600-root-file EACCES trunc-open secret
+truncate-0600-root-file EACCES truncate secret 0
+getxattr-0600-root-file EACCES getxattr secret user.k
+setxattr-0644-root-file EACCES setxattr pub user.x
+setxattr-trusted EPERM setxattr ww trusted.x
+create-in-0555-root-dir EACCES create ro555/new
+mkdir-in-0555-root-dir EACCES mkdir ro555/new
+unlink-in-0555-root-dir EACCES unlink ro555/f
+create-in-0555-own-dir EACCES create nb555/new
+mkfifo-in-0555-own-dir EACCES mkfifo nb555/fifo
+symlink-in-0555-own-dir EACCES symlink x nb555/sym
+rename-into-0555-own-dir EACCES rename sticky/nbf nb555/moved
+create-in-0755-root-dir EACCES create rootdir/new
+mkdir-in-0755-root-dir EACCES mkdir rootdir/new
+symlink-in-0755-root-dir EACCES symlink x rootdir/sym
+link-into-0755-root-dir EACCES link ww rootdir/hard
+rename-out-of-0755-root-dir EACCES rename rootdir/f sticky/stolen
+unlink-in-0755-root-dir EACCES unlink rootdir/f
+rmdir-in-0755-root-dir EACCES rmdir rootdir/sub
+chmod-others-file EPERM chmod ww 777
+chmod-suid-others-file EPERM chmod ww 4666
+chown-others-file-to-self EPERM chown ww 65534 65534
+chgrp-others-file EPERM chown ww -1 65534
+utime-explicit-others-file EPERM utime ww
+chown-own-file-to-root EPERM chown nbown 0 -1
+mknod-char-device EPERM mknod-chr sticky/null
+sticky:unlink-others-file EPERM unlink sticky/rootf
+sticky:rename-others-file EPERM rename sticky/rootf sticky/moved
+sticky:rename-over-others-file EPERM rename sticky/nbf sticky/rootf
+sticky:rmdir-others-dir EPERM rmdir sticky/rootdir
+sticky:rename-others-dir EPERM rename sticky/rootdir sticky/moved-dir
+control:stat-root-dir ok stat .
+control:read-0644-file public read pub
+control:utime-now-writable-file ok utime-now ww
+EOF
+)
+# Controls that change the tree: after the denied probes.
+CHANGES=$(cat <<'EOF'
+control:create-in-sticky ok create sticky/mine
+control:unlink-own-in-sticky ok unlink sticky/nbf
+suid:append-by-non-owner ok append suid
+suid:append-sgid-group-exec ok append sgid
+suid:append-sgid-no-group-exec ok append sgidnox
+suid:truncate-by-non-owner ok truncate suidtr 1
+EOF
+)
+
+# run_probes ROOT OUT: every probe as nobody: "NAME RESULT" lines, and for each probe
+# "NAME:state unchanged|changed" (security_probe.py); then the suid files' modes
+run_probes() {
+    local root=$1/sec out=$2
+    "$PY" "$PROBE" run "$root" 65534 65534 <<<"$PROBES
+$CHANGES" >"$out" 2>&1
+    for f in suid sgid sgidnox suidtr; do echo "mode:$f $(stat -c %a "$root/$f")" >>"$out"; done
+}
+
+# result FILE NAME: the recorded answer of probe NAME
+result() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$1"; }
+
+# check_probes LABEL PKOUT TMPFSOUT
+check_probes() {
+    local label=$1 pk=$2 tm=$3 name want op args t p
+    while read -r name want op args; do
+        t=$(result "$tm" "$name"); p=$(result "$pk" "$name")
+        [ "$t" = "$want" ] || fail "nobody:$name:oracle" "tmpfs answered '$t', expected '$want'"
+        if [ "$p" = "$want" ]; then pass "nobody[$label]:$name"
+        else fail "nobody[$label]:$name" "expected $want (as tmpfs: '$t'), got '$p'"; fi
+        [ "$want" = ok ] || [ "$want" = public ] && continue
+        if [ "$(result "$pk" "$name:state")" = unchanged ]; then pass "nobody[$label]:$name:unchanged"
+        else
+            fail "nobody[$label]:$name:unchanged" "the denied operation changed the tree:"
+            awk -v k="$name:state" '$1 == k { on = 1; next } on && /^    / { print; next } { on = 0 }' "$pk" | details - 10
+        fi
+    done <<<"$PROBES"
+    while read -r name want op args; do
+        t=$(result "$tm" "$name"); p=$(result "$pk" "$name")
+        [ "$t" = "$want" ] || fail "nobody:$name:oracle" "tmpfs answered '$t', expected '$want'"
+        assert_eq "nobody[$label]:$name" "$want" "$p"
+    done <<<"$CHANGES"
+    # A write or truncate by someone other than the owner (without CAP_FSETID) drops suid, and
+    # sgid with group execute; sgid without group execute as tmpfs does.
+    for f in suid sgid suidtr; do
+        assert_eq "nobody[$label]:suid:$f-dropped" 777 "$(result "$pk" "mode:$f")"
+        [ "$(result "$tm" "mode:$f")" = 777 ] || fail "nobody:suid:$f:oracle" "tmpfs mode $(result "$tm" "mode:$f")"
+    done
+    assert_eq "nobody[$label]:suid:sgidnox-as-tmpfs" "$(result "$tm" mode:sgidnox)" "$(result "$pk" mode:sgidnox)"
+}
+
+# Blocks a file gets must read as zeros, never as data another file had. Root writes small
+# files, every other one full of a marker, and deletes the marker files: their blocks are free
+# but their frames stay in use (the keepers hold them), so that the daemon hands out recycled
+# blocks. The mount is 48 MiB: 8 MiB kept, 24 MiB freed; nobody's 24 MiB fallocate alone must
+# take at least 8 MiB of recycled blocks. Then partial writes and a file extended by truncate.
+# The mounts are shm nodes, so the node file shows whether freed marker blocks were handed out
+# again (or cleared at once): otherwise the check would prove nothing.
+markers() { "$PY" -c 'import sys; print(open(sys.argv[1], "rb").read().count(b"SECRET-MARKER"))' "$1"; }
+fresh_blocks_zero() {
+    local label=$1 mnt=$2 node=$3 out written freed left
+    "$PY" - "$mnt" <<'PYEOF'
+import os, sys
+root = sys.argv[1]
+os.mkdir(f"{root}/keep"); os.mkdir(f"{root}/mark")
+marker = (b"PKRAMFS-SECRET-MARKER-" * 600)[:12288]
+for i in range(2000):
+    with open(f"{root}/keep/{i}", "wb") as f:
+        f.write(b"k" * 4096)
+    with open(f"{root}/mark/{i}", "wb") as f:
+        f.write(marker)
+PYEOF
+    sync -f "$mnt"
+    written=$(markers "$node")
+    rm -rf "$mnt/mark"
+    sync -f "$mnt"
+    sleep 0.5 # FUSE sends RELEASE after close() returns: let the freed blocks reach the daemon
+    freed=$(markers "$node")
+    out=$(cd "$mnt/sec/sticky" && nb "$PY" - <<'PYEOF'
+import os
+res = []
+def scan(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"SECRET-MARKER" in data:
+        return "marker"
+    return "nonzero" if data.translate(None, b"\0x") else "zero"
+fd = os.open("falloc", os.O_RDWR | os.O_CREAT, 0o600)
+os.posix_fallocate(fd, 0, 24 << 20)
+os.close(fd)
+res.append("fallocate:" + scan("falloc"))
+fd = os.open("partial", os.O_RDWR | os.O_CREAT, 0o600)
+for off in range(0, 4 << 20, 65536):
+    os.pwrite(fd, b"x", off + 100)
+os.close(fd)
+res.append("partial-writes:" + scan("partial"))
+fd = os.open("grown", os.O_RDWR | os.O_CREAT, 0o600)
+os.pwrite(fd, b"x" * 10, 0)
+os.ftruncate(fd, 8 << 20)
+os.pwrite(fd, b"x", (8 << 20) + 5000)
+os.close(fd)
+res.append("truncate-extend:" + scan("grown"))
+print(" ".join(res))
+PYEOF
+)
+    for k in fallocate partial-writes truncate-extend; do
+        case " $out " in
+        *" $k:zero "*) pass "nobody[$label]:fresh-blocks-zero[$k]" ;;
+        *) fail "nobody[$label]:fresh-blocks-zero[$k]" "got: $out" ;;
+        esac
+    done
+    sync -f "$mnt"
+    left=$(markers "$node")
+    info "marker copies in the node file: $written written, $freed after the delete, $left after nobody's allocations"
+    check "nobody[$label]:fresh-blocks-recycled" "the freed marker blocks were neither cleared nor reused ($freed -> $left): the zero checks prove nothing" \
+        test "$written" -gt 0 -a \( "$freed" -eq 0 -o "$left" -lt "$freed" \)
+    rm -rf "$mnt/keep" "$mnt/sec/sticky/falloc" "$mnt/sec/sticky/partial" "$mnt/sec/sticky/grown"
+}
+
+# ---------------------------------------------- as nobody, with allow_other --
+TM=$T/tmpfs
+tmpfs_mount "$TM" size=256m
+setup_tree "$TM" || fail "setup:tmpfs" "could not build the tree"
+run_probes "$TM" "$T/probes.tmpfs"
+modes=(default)
+"$PK" --help 2>&1 | grep -q -- '--cache' && modes=(auto writeback)
+for mode in "${modes[@]}"; do
+    M=$T/mnt-$mode
+    args=(--pkram="sec-$mode" --size=48m -o allow_other)
+    [ "$mode" != default ] && args+=(--cache="$mode")
+    if ! pk_start "$M" "${args[@]}"; then
+        fail "nobody[$mode]:mount" "pkramfs-fuse ${args[*]} did not mount"
+        continue
+    fi
+    if setup_tree "$M"; then
+        run_probes "$M" "$T/probes.$mode"
+        check_probes "$mode" "$T/probes.$mode" "$T/probes.tmpfs"
+        fresh_blocks_zero "$mode" "$M" "$SHM/sec-$mode"
+    else
+        fail "setup:pkramfs[$mode]" "could not build the tree"
+    fi
+    pk_stop "$M"
+done
+umount "$TM"
+
+# ------------------------------------------------------- without allow_other --
+# FUSE lets only the mounting user (root here) in: every other user gets EACCES, even for the
+# mount root, whatever the modes say (the root is 1777, the file 0644).
+M=$T/mnt-private
+if pk_start "$M" --size=64m; then
+    echo public >"$M/pub"; chmod 644 "$M/pub"; mkdir -m 777 "$M/open"
+    check "root:can-use-private-mount" "root cannot stat its own mount" quietly stat "$M/pub"
+    while read -r name op args; do
+        # shellcheck disable=SC2086
+        got=$(as_nobody "$op" $args)
+        assert_eq "no-allow-other:$name" EACCES "$got"
+    done <<PROBES_EOF
+stat-root stat $M
+listdir-root listdir $M
+stat-file stat $M/pub
+read-0644-file read $M/pub
+create-in-1777-root create $M/new
+mkdir-in-0777-dir mkdir $M/open/d
+getxattr-file getxattr $M/pub user.x
+PROBES_EOF
+    assert_eq "no-allow-other:nothing-created" "open pub" "$(ls "$M" | tr '\n' ' ' | sed 's/ $//')"
+    pk_stop "$M"
+else
+    fail "no-allow-other:mount" "did not mount"
+fi
+
+# ----------------------------------------------------- run dir and shm dir --
+# refused_dir NAME WHICH DIR: pkramfs-fuse with --WHICH=DIR must fail with one line, mount
+# nothing and create nothing in DIR (or what DIR points to).
+M=$T/mnt-dirs
+mkdir -p "$M"
+refused_dir() {
+    local name=$1 which=$2 dir=$3 rc other
+    if [ "$which" = run-dir ]; then other=(--shm-dir="$SHM" --run-dir="$dir")
+    else other=(--shm-dir="$dir" --run-dir="$RUN"); fi
+    timeout -k 2 10 "$PK" -f --pkram=dirtest "${other[@]}" "$M" >/dev/null 2>"$T/dir.err"
+    rc=$?
+    case $rc in 0 | 124 | 137) fail "$name:refused" "exit $rc" ;; *) pass "$name:refused" ;; esac
+    assert_one_line_err "$name:one-line" "$T/dir.err"
+    assert_contains "$name:says-why" "$(cat "$T/dir.err")" "owned by root and writable only by root"
+    check "$name:not-mounted" "$M is mounted" eval '! is_mounted "$M"'
+    umount -l "$M" 2>/dev/null
+    assert_eq "$name:nothing-created" "" "$(ls -A "$dir/" 2>&1)"
+    rm -f "$RUN/dirtest.lock" "$SHM/dirtest"
+}
+for which in run-dir shm-dir; do
+    B=$T/bad-$which
+    mkdir -p "$B"
+    mkdir -m 777 "$B/world"; chmod 777 "$B/world"
+    refused_dir "$which:world-writable" "$which" "$B/world"
+    mkdir "$B/sticky"; chmod 1777 "$B/sticky"
+    refused_dir "$which:sticky-1777" "$which" "$B/sticky"
+    mkdir "$B/group"; chmod 770 "$B/group"
+    refused_dir "$which:group-writable" "$which" "$B/group"
+    mkdir "$B/nobodys"; chmod 700 "$B/nobodys"; chown 65534:65534 "$B/nobodys"
+    refused_dir "$which:owned-by-nobody" "$which" "$B/nobodys"
+    mkdir "$B/good"; chmod 700 "$B/good"; ln -s good "$B/link"
+    refused_dir "$which:symlink-to-good-dir" "$which" "$B/link"
+    assert_eq "$which:symlink-target-untouched" "" "$(ls -A "$B/good")"
+done
+
+# What the daemon creates is private: dirs 0700, node and lock files 0600, the socket 0600.
+FRESH_SHM=$T/new/shm FRESH_RUN=$T/new/run
+"$PK" -f --pkram=fresh --shm-dir="$FRESH_SHM" --run-dir="$FRESH_RUN" "$M" >/dev/null 2>"$T/fresh.err" &
+pid=$!
+PKIT_PIDS+=("$pid")
+if wait_mounted "$M" 10 "$pid"; then
+    for _ in $(seq 100); do [ -S "$FRESH_RUN/fresh.sock" ] && break; sleep 0.05; done
+    assert_eq "created:shm-dir-0700" "700 0" "$(stat -c '%a %u' "$FRESH_SHM")"
+    assert_eq "created:run-dir-0700" "700 0" "$(stat -c '%a %u' "$FRESH_RUN")"
+    assert_eq "created:node-file-0600" "600 0" "$(stat -c '%a %u' "$FRESH_SHM/fresh")"
+    assert_eq "created:lock-file-0600" "600 0" "$(stat -c '%a %u' "$FRESH_RUN/fresh.lock")"
+    # even with the directories opened up, the files' own modes keep others out
+    chmod 755 "$FRESH_SHM" "$FRESH_RUN"
+    assert_eq "created:nobody-cannot-read-node-file" EACCES \
+        "$(as_nobody read "$FRESH_SHM/fresh")"
+    assert_eq "created:nobody-cannot-write-lock-file" EACCES \
+        "$(as_nobody append "$FRESH_RUN/fresh.lock")"
+    chmod 700 "$FRESH_SHM" "$FRESH_RUN"
+    pk_stop "$M" "$pid"
+else
+    fail "created:mount" "pkramfs-fuse with new --shm-dir/--run-dir did not mount"
+    details "$T/fresh.err" 5
+fi
+
+# ------------------------------------------------ symlinks are never followed --
+# victim FILE: a root file the symlinks point at; its fingerprint before and after must match
+fingerprint() { stat -c '%s %Y %a %u' "$1" 2>&1; sha256sum <"$1" 2>&1; }
+echo "precious data" >"$T/victim"; touch -d '2000-01-01' "$T/victim"
+before=$(fingerprint "$T/victim")
+expect_refused() { # NAME ARGS...: pkramfs-fuse must fail with one line and mount nothing
+    local name=$1 rc; shift
+    timeout -k 2 10 "$PK" -f --shm-dir="$SHM" --run-dir="$RUN" "$@" "$M" >/dev/null 2>"$T/ref.err"
+    rc=$?
+    case $rc in 0 | 124 | 137) fail "$name:refused" "exit $rc" ;; *) pass "$name:refused" ;; esac
+    assert_one_line_err "$name:one-line" "$T/ref.err"
+    info "$name: $(cat "$T/ref.err")"
+    check "$name:not-mounted" "$M is mounted" eval '! is_mounted "$M"'
+    umount -l "$M" 2>/dev/null
+}
+ln -s "$T/victim" "$SHM/evil"
+expect_refused "symlink-node-file" --pkram=evil
+assert_eq "symlink-node-file:target-untouched" "$before" "$(fingerprint "$T/victim")"
+check "symlink-node-file:link-kept" "the symlink was replaced" test -L "$SHM/evil"
+ln -s "$T/not-there" "$SHM/dangling"
+expect_refused "dangling-symlink-node-file" --pkram=dangling
+check "dangling-symlink-node-file:target-not-created" "$T/not-there was created" test ! -e "$T/not-there"
+mkfifo "$SHM/fifo"
+expect_refused "fifo-node-file" --pkram=fifo
+ln -s "$T/victim" "$RUN/evillock.lock"
+expect_refused "symlink-lock-file" --pkram=evillock
+assert_eq "symlink-lock-file:target-untouched" "$before" "$(fingerprint "$T/victim")"
+check "symlink-lock-file:no-node-created" "a node file was created" test ! -e "$SHM/evillock"
+# pkramfs-ctl: the same symlinks are reported, never read or written through, never removed
+# into their target
+if [ -x "$CTL" ]; then
+    for cmd in status check destroy; do
+        timeout 10 "$CTL" --shm-dir="$SHM" --run-dir="$RUN" "$cmd" evil >/dev/null 2>"$T/ctl.err"
+        assert_ne "ctl-symlink-node-file[$cmd]:fails" 0 "$?"
+        info "ctl $cmd evil: $(head -c 200 "$T/ctl.err")"
+        assert_eq "ctl-symlink-node-file[$cmd]:target-untouched" "$before" "$(fingerprint "$T/victim")"
+    done
+    : >"$SHM/evillock"   # a node whose lock file is a symlink
+    for cmd in status destroy; do
+        timeout 10 "$CTL" --shm-dir="$SHM" --run-dir="$RUN" "$cmd" evillock >/dev/null 2>"$T/ctl.err"
+        info "ctl $cmd evillock (lock is a symlink): exit $?: $(head -c 200 "$T/ctl.err")"
+        assert_eq "ctl-symlink-lock-file[$cmd]:target-untouched" "$before" "$(fingerprint "$T/victim")"
+    done
+else
+    skip "ctl-symlink" "no pkramfs-ctl"
+fi
+check "symlinks:victim-exists" "the victim file is gone" test -f "$T/victim"
+rm -f "$SHM/evil" "$SHM/dangling" "$SHM/fifo" "$SHM/evillock" "$RUN/evillock.lock"
+
+finish
