@@ -33,13 +33,21 @@ if [ "$(id -u)" != 0 ]; then
     echo "FAIL package: must run as root (debootstrap, chroot, mounts)"
     exit 1
 fi
-# Everything below in a private mount and pid namespace: no mount can outlive the script.
+# Everything below in a private mount and pid namespace: no mount can outlive the script. And
+# without CAP_SYS_MODULE: the kernel itself refuses a module load from anything in the throwaway
+# root (a maintainer script, DKMS), whatever the modprobe/insmod stubs below cover.
 if [ "${PKPKG_ISOLATED:-}" != 1 ]; then
     export PKPKG_ISOLATED=1
     args=("$BUILD")
     [ $PREPARE_ONLY = 1 ] && args=(--prepare-only "$BUILD")
-    exec unshare -m --propagation private --pid --fork --mount-proc --kill-child \
+    exec setpriv --bounding-set -sys_module \
+        unshare -m --propagation private --pid --fork --mount-proc --kill-child \
         bash "$0" "${args[@]}"
+fi
+if grep -q '^CapBnd:' /proc/self/status &&
+    (( (0x$(awk '/^CapBnd:/ { print $2 }' /proc/self/status) >> 16) & 1 )); then
+    echo "FAIL package: CAP_SYS_MODULE is still in the bounding set; refusing to run"
+    exit 1
 fi
 
 CACHE=${PKRAMFS_PKG_CACHE:-$BUILD/pkg-cache}
