@@ -178,17 +178,22 @@ Result<std::unique_ptr<Node>> Node::open_kmod(const std::string &name, const Nod
   auto device = PkramDevice::open();
   if (!device)
     return Errno{device.error()};
+  return open_kmod(std::move(device.value()), name, params, why);
+}
+
+Result<std::unique_ptr<Node>> Node::open_kmod(PkramDevice device, const std::string &name,
+                                              const NodeParams &params, std::string &why) {
   Store store;
-  auto info = device->attach(name, true, &store.created);
+  auto info = device.attach(name, true, &store.created);
   if (!info)
     return Errno{info.error()};
-  store.fd = device->fd();
+  store.fd = device.fd();
   store.bytes = info->span_frames * kFrameSize;
   store.preserved = info->preserved;
   store.map = [&](uint64_t capacity) -> Result<std::unique_ptr<FrameSource>> {
     if (capacity > PKRAM_MAX_SPAN)
       return Errno{EFBIG};
-    return make_kmod_frame_source(std::move(device.value()), name, capacity);
+    return make_kmod_frame_source(std::move(device), name, capacity);
   };
   return open_store(store, "pkram node", params, why);
 }

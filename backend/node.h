@@ -6,6 +6,7 @@
 #include "filesystem.h"
 #include "frame_source.h"
 #include "journal.h"
+#include "pkram_device.h"
 #include "pkramfs/format.h"
 #include "result.h"
 
@@ -29,8 +30,12 @@ public:
   // an existing file is not a node this build can use.
   static Result<std::unique_ptr<Node>> open_shm(const std::string &path, const NodeParams &params,
                                                 std::string &why);
-  // Attaches pkram.ko node `name` (creating it if missing). EBUSY when another process holds
-  // it, ENOENT without the module, EFBIG when the size does not fit a pkram node.
+  // Attaches pkram.ko node `name` (creating it if missing) through `device`, an open
+  // /dev/pkram not attached yet. EBUSY when another process holds it, EFBIG when the size does
+  // not fit a pkram node.
+  static Result<std::unique_ptr<Node>> open_kmod(PkramDevice device, const std::string &name,
+                                                 const NodeParams &params, std::string &why);
+  // The same on a /dev/pkram of its own; ENOENT without the module.
   static Result<std::unique_ptr<Node>> open_kmod(const std::string &name, const NodeParams &params,
                                                  std::string &why);
 

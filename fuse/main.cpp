@@ -181,7 +181,7 @@ void open_kmod_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   }
   std::string problem;
   const std::string where = "pkram.ko node";
-  auto node = Node::open_kmod(opt.node, node_params(opt, limit_blocks), problem);
+  auto node = Node::open_kmod(std::move(dev), opt.node, node_params(opt, limit_blocks), problem);
   if (!node && !problem.empty())
     die_refused(opt, where, problem);
   if (!node && node.error() == EBUSY)
