@@ -94,9 +94,38 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
   return multmodp(x2nmodp(len_b, 3), crc_a) ^ crc_b;
 }
 
+namespace {
+
+// The crc32 instruction has a latency of three cycles and a throughput of one: three
+// independent lanes over thirds of a large buffer run three times as fast as one, and
+// crc32c_combine() joins them. `crc` and the result are the inverted (public) values.
+__attribute__((target("sse4.2"))) uint32_t crc32c_hw_3way(uint32_t crc, const uint8_t *p,
+                                                          size_t n) {
+  const size_t lane = n / 3 / 8 * 8;
+  uint64_t c0 = ~crc, c1 = 0xffffffffu, c2 = 0xffffffffu;
+  const uint8_t *p1 = p + lane, *p2 = p + 2 * lane;
+  for (size_t i = 0; i < lane; i += 8) {
+    uint64_t v0, v1, v2;
+    std::memcpy(&v0, p + i, 8);
+    std::memcpy(&v1, p1 + i, 8);
+    std::memcpy(&v2, p2 + i, 8);
+    c0 = __builtin_ia32_crc32di(c0, v0);
+    c1 = __builtin_ia32_crc32di(c1, v1);
+    c2 = __builtin_ia32_crc32di(c2, v2);
+  }
+  const size_t rest = n - 3 * lane;
+  const uint32_t last = crc32c_hw(static_cast<uint32_t>(c2), p2 + lane, rest);
+  uint32_t out = crc32c_combine(~static_cast<uint32_t>(c0), ~static_cast<uint32_t>(c1), lane);
+  return crc32c_combine(out, ~last, lane + rest);
+}
+
+} // namespace
+
 uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
   static const bool hw = __builtin_cpu_supports("sse4.2");
   const auto *p = static_cast<const uint8_t *>(data);
+  if (hw && len >= 8192)
+    return crc32c_hw_3way(crc, p, len);
   crc = ~crc;
   crc = hw ? crc32c_hw(crc, p, len) : crc32c_sw(crc, p, len);
   return ~crc;

@@ -594,14 +594,21 @@ Result<void> Filesystem::readdir(uint64_t ino, uint64_t offset, bool plus, DirSi
   if (!dir)
     return Errno{dir.error()};
   Inode &d = **dir;
-  if (offset < 1 && !sink.add(".", stat_of(d), 1))
+  // Writes, setattr and xattr changes update an inode under the tree lock (shared) and the
+  // inode's own lock: read its attributes under that lock too (ThreadSanitizer: readdirplus
+  // raced with write and setxattr on a child's size, blocks and times).
+  auto locked_stat = [this](Inode &i) {
+    std::shared_lock ilock(i.lock);
+    return stat_of(i);
+  };
+  if (offset < 1 && !sink.add(".", locked_stat(d), 1))
     return {};
-  const Inode *up = find(d.parent); // gone if an unlinked directory's parent went too
-  if (offset < 2 && !sink.add("..", stat_of(up ? *up : d), 2))
+  Inode *up = find(d.parent); // gone if an unlinked directory's parent went too
+  if (offset < 2 && !sink.add("..", locked_stat(up ? *up : d), 2))
     return {};
   d.dir->for_each_after(offset, [&](uint64_t cookie, const DirEntry &e) {
     Inode *child = find(e.ino);
-    if (!sink.add(e.name, stat_of(*child), cookie))
+    if (!sink.add(e.name, locked_stat(*child), cookie))
       return false;
     if (plus)
       child->nlookup.fetch_add(1);

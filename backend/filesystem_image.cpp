@@ -55,6 +55,9 @@ Filesystem::Usage Filesystem::usage() const {
   for (auto &[ino, inode] : inodes_) {
     if (inode->nlink == 0)
       continue;
+    // chmod and the suid/sgid drop of a write change `mode` under the inode's lock with the
+    // tree lock shared (pkramfs-ctl status runs this on the control thread meanwhile).
+    std::shared_lock ilock(inode->lock);
     if (inode->is_reg())
       u.files++;
     else if (inode->is_dir())

@@ -5,9 +5,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <string_view>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <string_view>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -65,7 +65,7 @@ std::unique_ptr<Ring> make_ring(const Buffers &buffers, const std::string &what)
     return nullptr;
   }
   auto ring = std::make_unique<Ring>();
-  if (const int err = io_uring_queue_init(2 * kDepth, &ring->ring, 0); err < 0) {
+  if (const int err = io_uring_queue_init(8 * kDepth, &ring->ring, 0); err < 0) {
     spdlog::debug("{}: io_uring is not available ({}); using pread/pwrite", what,
                   std::strerror(-err));
     return nullptr;
@@ -79,6 +79,8 @@ std::unique_ptr<Ring> make_ring(const Buffers &buffers, const std::string &what)
 }
 
 // Clears O_DIRECT on `fd` after the filesystem refused a direct request.
+// Clears O_DIRECT on `fd`: after the filesystem refused a direct request (`err`), or for an
+// unaligned tail (0).
 void drop_direct(int fd, bool &direct, const std::string &what, int err) {
   if (!direct)
     return;
@@ -86,11 +88,21 @@ void drop_direct(int fd, bool &direct, const std::string &what, int err) {
   const int flags = fcntl(fd, F_GETFL);
   if (flags >= 0)
     (void)fcntl(fd, F_SETFL, flags & ~O_DIRECT);
-  spdlog::debug("{}: O_DIRECT request refused ({}); buffered I/O from here on", what,
-                std::strerror(err));
+  if (err)
+    spdlog::debug("{}: O_DIRECT request refused ({}); buffered I/O from here on", what,
+                  std::strerror(err));
 }
 
 // Waits for (or peeks at) one completion: the slot and its result, or false when none.
+// user_data of a write_out() request: its id with this flag; a read's is its slot.
+constexpr unsigned kWriteFlag = 1u << 16;
+// user_data of a writer's background flush.
+constexpr unsigned kSyncTag = 1u << 17;
+// A writer asks the device to flush in the background every this many bytes, so that a disk
+// with a volatile cache (a VM's, often) writes back while the image is still being written
+// rather than all of it in the final fdatasync.
+constexpr uint64_t kSyncEvery = 256ull << 20;
+
 bool next_completion(Ring &r, bool wait, unsigned &slot, int &res) {
   io_uring_cqe *cqe = nullptr;
   for (;;) {
@@ -105,24 +117,6 @@ bool next_completion(Ring &r, bool wait, unsigned &slot, int &res) {
   res = cqe->res;
   io_uring_cqe_seen(&r.ring, cqe);
   return true;
-}
-
-void drain(Ring *ring, Buffers *buffers) {
-  if (!ring || !buffers)
-    return;
-  for (;;) {
-    bool any = false;
-    for (const Slot &s : buffers->slots)
-      any |= s.busy;
-    if (!any)
-      return;
-    unsigned slot;
-    int res;
-    if (!next_completion(*ring, true, slot, res))
-      return;
-    if (slot < kDepth)
-      buffers->slots[slot].busy = false;
-  }
 }
 
 } // namespace image_io
@@ -162,7 +156,20 @@ Result<std::unique_ptr<ImageWriter>> ImageWriter::create(const std::string &path
 }
 
 ImageWriter::~ImageWriter() {
-  drain(ring_.get(), buffers_.get());
+  // The kernel must be done with the buffers before they go.
+  for (;;) {
+    bool any = ring_ && syncs_pending_;
+    for (unsigned i = 0; ring_ && i < kDepth; ++i)
+      any |= buffers_->slots[i].busy;
+    unsigned tag;
+    int res;
+    if (!any || !next_completion(*ring_, true, tag, res))
+      break;
+    if (tag == kSyncTag)
+      syncs_pending_--;
+    else if (tag < kDepth)
+      buffers_->slots[tag].busy = false;
+  }
   ring_.reset();
   fd_.reset();
   if (!finished_ && !path_.empty())
@@ -219,6 +226,14 @@ Result<void> ImageWriter::submit(size_t len) {
     else
       io_uring_prep_write(sqe, fd_.get(), buffers_->at(slot), static_cast<unsigned>(len), s.off);
     io_uring_sqe_set_data(sqe, reinterpret_cast<void *>(static_cast<uintptr_t>(slot)));
+    if (flushed_ - synced_ >= kSyncEvery && !knob("nosync")) {
+      if (io_uring_sqe *fs = io_uring_get_sqe(&ring_->ring)) {
+        io_uring_prep_fsync(fs, fd_.get(), IORING_FSYNC_DATASYNC);
+        io_uring_sqe_set_data(fs, reinterpret_cast<void *>(static_cast<uintptr_t>(kSyncTag)));
+        syncs_pending_++;
+        synced_ = flushed_;
+      }
+    }
     if (const int err = io_uring_submit(&ring_->ring); err < 0)
       return write_sync(slot, 0); // not queued: do it here
   }
@@ -246,8 +261,15 @@ Result<void> ImageWriter::reap(bool wait) {
     }
     return {};
   }
-  if (slot < kDepth)
+  if (slot == kSyncTag) {
+    syncs_pending_--;
+    if (res < 0 && !error_) {
+      error_ = -res;
+      error_offset_ = synced_;
+    }
+  } else if (slot < kDepth) {
     complete(slot, res);
+  }
   return {};
 }
 
@@ -303,21 +325,35 @@ Result<void> ImageWriter::write_sync(unsigned slot, size_t done) {
 Result<void> ImageWriter::finish() {
   if (error_)
     return Errno{error_};
-  if (fill_) {
-    size_t len = fill_;
-    if (direct_) {
-      // O_DIRECT writes whole aligned blocks: pad, and cut the file to its length below.
-      const size_t padded = (len + kAlign - 1) / kAlign * kAlign;
-      std::memset(buffers_->at(cur_) + len, 0, padded - len);
-      len = padded;
-    }
-    if (auto r = submit(len); !r)
+  // O_DIRECT writes whole aligned blocks: the last few bytes go through the page cache, so
+  // that the file ends where the image does without a truncate (which costs a journal
+  // transaction on ext4).
+  const unsigned last = cur_;
+  const size_t len = fill_;
+  const size_t head = direct_ ? len / kAlign * kAlign : len;
+  const uint64_t at = flushed_;
+  if (head)
+    if (auto r = submit(head); !r)
       return r;
-  }
   for (unsigned i = 0; i < kDepth; ++i)
     if (auto r = wait_free(i); !r)
       return r;
-  if (::ftruncate(fd_.get(), static_cast<off_t>(offset_)) != 0 ||
+  while (syncs_pending_)
+    if (auto r = reap(true); !r)
+      return r;
+  if (error_)
+    return Errno{error_};
+  if (head < len) {
+    tail_buffered_ = direct_;
+    drop_direct(fd_.get(), direct_, path_, 0);
+    Slot &s = buffers_->slots[last];
+    s = {true, at, len, len, 0};
+    if (auto r = write_sync(last, head); !r)
+      return r;
+  }
+  struct stat st {};
+  const bool exact = ::fstat(fd_.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) == offset_;
+  if ((!exact && ::ftruncate(fd_.get(), static_cast<off_t>(offset_)) != 0) ||
       (!knob("nosync") && ::fdatasync(fd_.get()) != 0)) {
     error_ = errno;
     error_offset_ = offset_;
@@ -362,16 +398,134 @@ Result<std::unique_ptr<ImageReader>> ImageReader::open(const std::string &path) 
     (void)posix_fadvise(r->fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   r->buffers_ = std::make_unique<Buffers>();
   r->ring_ = make_ring(*r->buffers_, path);
+  for (unsigned i = 0; i < kMaxWrites; ++i)
+    r->free_writes_[r->nr_free_writes_++] = kMaxWrites - 1 - i;
   return r;
 }
 
-ImageReader::~ImageReader() { drain(ring_.get(), buffers_.get()); }
+ImageReader::~ImageReader() { drain(); }
+
+void ImageReader::drain() noexcept {
+  if (!ring_ || !buffers_)
+    return;
+  for (;;) {
+    bool any = false;
+    for (unsigned i = 0; i < kDepth; ++i)
+      any |= buffers_->slots[i].busy || pinned_[i];
+    if (!any)
+      return;
+    unsigned id;
+    int res;
+    if (!next_completion(*ring_, true, id, res))
+      return;
+    if (id & kWriteFlag)
+      complete_write(id & ~kWriteFlag, res);
+    else if (id < kDepth)
+      buffers_->slots[id].busy = false;
+  }
+}
+
+Result<void> ImageReader::write_out(int fd, std::span<const std::byte> data, uint64_t off) {
+  if (write_error_)
+    return Errno{write_error_};
+  if (!ring_) {
+    for (size_t done = 0; done < data.size();) {
+      const ssize_t n =
+          ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(off + done));
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        write_error_ = n == 0 ? ENOSPC : errno;
+        write_error_offset_ = off + done;
+        return Errno{write_error_};
+      }
+    }
+    return {};
+  }
+  while (nr_free_writes_ == 0)
+    if (auto r = reap(true); !r)
+      return r;
+  if (write_error_)
+    return Errno{write_error_};
+  const unsigned id = free_writes_[--nr_free_writes_];
+  const unsigned slot = static_cast<unsigned>((data.data() - buffers_->base) / kChunk);
+  writes_[id] = {fd, slot, data.data(), data.size(), off};
+  pinned_[slot]++;
+  io_uring_sqe *sqe = io_uring_get_sqe(&ring_->ring);
+  if (!sqe) {
+    (void)io_uring_submit(&ring_->ring);
+    sqe = io_uring_get_sqe(&ring_->ring);
+  }
+  if (!sqe) {
+    complete_write(id, 0); // written below, synchronously
+    return write_error_ ? Result<void>(Errno{write_error_}) : Result<void>();
+  }
+  if (ring_->fixed)
+    io_uring_prep_write_fixed(sqe, fd, data.data(), static_cast<unsigned>(data.size()), off,
+                              static_cast<int>(slot));
+  else
+    io_uring_prep_write(sqe, fd, data.data(), static_cast<unsigned>(data.size()), off);
+  io_uring_sqe_set_data(sqe, reinterpret_cast<void *>(static_cast<uintptr_t>(id | kWriteFlag)));
+  if (io_uring_submit(&ring_->ring) < 0)
+    complete_write(id, 0);
+  return write_error_ ? Result<void>(Errno{write_error_}) : Result<void>();
+}
+
+void ImageReader::complete_write(unsigned id, int res) {
+  if (id >= kMaxWrites)
+    return;
+  PendingWrite &w = writes_[id];
+  if (res < 0) {
+    if (!write_error_) {
+      write_error_ = -res;
+      write_error_offset_ = w.off;
+    }
+  } else {
+    // Short (or not queued at all): the rest here.
+    for (size_t done = static_cast<size_t>(res); done < w.len && !write_error_;) {
+      const ssize_t n =
+          ::pwrite(w.fd, w.data + done, w.len - done, static_cast<off_t>(w.off + done));
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        write_error_ = n == 0 ? ENOSPC : errno;
+        write_error_offset_ = w.off + done;
+      }
+    }
+  }
+  pinned_[w.slot]--;
+  w.fd = -1;
+  free_writes_[nr_free_writes_++] = id;
+}
+
+Result<void> ImageReader::flush_writes() {
+  for (;;) {
+    bool any = false;
+    for (unsigned i = 0; i < kDepth; ++i)
+      any |= pinned_[i] != 0;
+    if (!any)
+      break;
+    if (auto r = reap(true); !r)
+      return r;
+  }
+  if (write_error_)
+    return Errno{write_error_};
+  return {};
+}
 
 Result<void> ImageReader::fill_ahead() {
   bool queued = false;
   while (next_chunk_ < cur_chunk_ + kDepth && next_chunk_ * kChunk < size_) {
     const unsigned slot = static_cast<unsigned>(next_chunk_ % kDepth);
     Slot &s = buffers_->slots[slot];
+    // Its last chunk may still be being written out.
+    while (pinned_[slot])
+      if (auto r = reap(true); !r)
+        return r;
     s = {true, next_chunk_ * kChunk, kChunk,
          std::min<uint64_t>(kChunk, size_ - next_chunk_ * kChunk), 0};
     ++next_chunk_;
@@ -403,14 +557,21 @@ Result<void> ImageReader::reap(bool wait) {
   unsigned slot;
   int res;
   if (!ring_ || !next_completion(*ring_, wait, slot, res)) {
-    if (wait)
+    if (wait) {
+      // The ring failed: finish everything here.
       for (unsigned i = 0; i < kDepth; ++i)
         if (buffers_->slots[i].busy)
           if (auto r = read_sync(i); !r)
             return r;
+      for (unsigned id = 0; id < kMaxWrites; ++id)
+        if (writes_[id].fd != -1)
+          complete_write(id, 0);
+    }
     return {};
   }
-  if (slot < kDepth)
+  if (slot & kWriteFlag)
+    complete_write(slot & ~kWriteFlag, res);
+  else if (slot < kDepth)
     complete(slot, res);
   return {};
 }

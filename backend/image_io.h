@@ -47,7 +47,7 @@ public:
   uint64_t offset() const { return offset_; } // bytes appended so far
   // After an error: the file offset of the write that failed.
   uint64_t error_offset() const { return error_offset_; }
-  bool direct() const { return direct_; }
+  bool direct() const { return direct_ || tail_buffered_; } // O_DIRECT for the data
   bool uring() const { return ring_ != nullptr; }
   const std::string &path() const { return path_; }
 
@@ -65,6 +65,7 @@ private:
   std::string path_;
   UniqueFd fd_;
   bool direct_ = false;
+  bool tail_buffered_ = false; // O_DIRECT dropped for the last unaligned bytes only
   bool finished_ = false;
   std::unique_ptr<image_io::Buffers> buffers_;
   std::unique_ptr<image_io::Ring> ring_;
@@ -74,6 +75,8 @@ private:
   uint64_t flushed_ = 0; // file offset of the slot being filled
   int error_ = 0;
   uint64_t error_offset_ = 0;
+  uint64_t synced_ = 0;        // file offset up to which a background flush was asked for
+  unsigned syncs_pending_ = 0; // background flushes in flight
 };
 
 // Reads a file from start to end, kDepth chunks ahead.
@@ -93,15 +96,35 @@ public:
   bool direct() const { return direct_; }
   bool uring() const { return ring_ != nullptr; }
 
+  // Writes `data`, bytes next() returned, to `fd` at `off`, asynchronously: with io_uring a
+  // buffered write (to a node file on tmpfs) runs on a kernel worker thread meanwhile, and the
+  // chunk's buffer is not reused before it is done. A write error shows in a later call or in
+  // flush_writes(); write_error_offset() then says where in `fd`.
+  Result<void> write_out(int fd, std::span<const std::byte> data, uint64_t off);
+  // Waits for every write_out().
+  Result<void> flush_writes();
+  uint64_t write_error_offset() const { return write_error_offset_; }
+
   ImageReader(const ImageReader &) = delete;
   ImageReader &operator=(const ImageReader &) = delete;
 
 private:
+  static constexpr unsigned kMaxWrites = 4 * image_io::kDepth;
+  struct PendingWrite {
+    int fd = -1;
+    unsigned slot = 0;
+    const std::byte *data = nullptr;
+    size_t len = 0;
+    uint64_t off = 0;
+  };
+
   ImageReader() = default;
   Result<void> fill_ahead();
   Result<void> reap(bool wait);
   void complete(unsigned slot, int res);
+  void complete_write(unsigned id, int res);
   Result<void> read_sync(unsigned slot);
+  void drain() noexcept;
 
   UniqueFd fd_;
   bool direct_ = false;
@@ -114,6 +137,12 @@ private:
   uint64_t offset_ = 0;
   int error_ = 0;
   uint64_t error_offset_ = 0;
+  PendingWrite writes_[kMaxWrites];
+  unsigned free_writes_[kMaxWrites];
+  unsigned nr_free_writes_ = 0;
+  unsigned pinned_[image_io::kDepth] = {}; // writes in flight from each slot
+  int write_error_ = 0;
+  uint64_t write_error_offset_ = 0;
 };
 
 } // namespace pkramfs

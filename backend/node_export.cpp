@@ -65,22 +65,6 @@ Result<void> pread_full(int fd, std::byte *out, size_t n, uint64_t off) {
   return {};
 }
 
-Result<void> pwrite_full(int fd, const std::byte *in, size_t n, uint64_t off) {
-  while (n) {
-    const ssize_t done = ::pwrite(fd, in, n, static_cast<off_t>(off));
-    if (done > 0) {
-      in += done;
-      off += static_cast<uint64_t>(done);
-      n -= static_cast<size_t>(done);
-    } else if (done == 0) {
-      return Errno{ENOSPC};
-    } else if (errno != EINTR) {
-      return Errno{errno};
-    }
-  }
-  return {};
-}
-
 Errno invalid(std::string &why, std::string what) {
   why = std::move(what);
   return Errno{EINVAL};
@@ -383,6 +367,13 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
     why = io_error("reading the image", in.error_offset(), err);
     return Errno{err};
   };
+  FrameSource *frames = nullptr;
+  auto node_write_failed = [&](int err) {
+    const uint64_t at = in.write_error_offset();
+    why = "writing node block " + std::to_string(at / kBlockSize) + " (byte offset " +
+          std::to_string(at) + " of " + frames->describe() + "): " + std::strerror(err);
+    return Errno{err};
+  };
   auto header = read_header(in, why);
   if (!header)
     return Errno{header.error()};
@@ -411,7 +402,6 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
   std::unique_ptr<Node> node;
   UniqueFd data_fd;
   std::unique_ptr<FrameSource> scratch;
-  FrameSource *frames = nullptr;
   if (make) {
     NodeParams params;
     params.limit_blocks = h.limit_blocks;
@@ -530,11 +520,9 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
         std::memcpy(to, got->data(), got->size());
         to += got->size();
       } else if (data_fd.valid()) {
-        if (auto r = pwrite_full(data_fd.get(), got->data(), got->size(), to_off); !r) {
-          why = "writing node block " + std::to_string(to_off / kBlockSize) + " of " +
-                frames->describe() + ": " + std::strerror(r.error());
-          return Errno{r.error()};
-        }
+        // Written by a kernel worker meanwhile (io_uring), or here.
+        if (auto r = in.write_out(data_fd.get(), *got, to_off); !r)
+          return node_write_failed(r.error());
         to_off += got->size();
       }
       data_crc = crc32c(data_crc, got->data(), got->size());
@@ -556,6 +544,9 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
       hooks.progress(in.offset(), h.image_bytes);
   }
 
+  if (data_fd.valid())
+    if (auto r = in.flush_writes(); !r)
+      return node_write_failed(r.error());
   const uint64_t at = in.offset();
   pkramfs_export_trailer t{};
   n = in.read(&t, sizeof t);

@@ -171,8 +171,18 @@ assert_contains "import-long-name:says" "$ERR" "too long for an import"
 
 info "round trip done at $(($(date +%s) - T0)) s"
 # ------------------------------------------- damaged images: nothing left --
-size=$(stat -c %s "$IMG/src.img")
-ckpt=$("$PY" -c "import struct,sys; h=open(sys.argv[1],'rb').read(240); print(struct.unpack_from('<Q', h, 88)[0])" "$IMG/src.img")
+# A smaller node than src, so that the damaged copies are cheap: a few records of data, a
+# sparse file, a long symlink.
+if pk_start "$M2" --size=64m dmg; then
+    head -c 6M /dev/urandom >"$M2/data"
+    truncate -s 100M "$M2/sparse"; echo end >>"$M2/sparse"
+    ln -s "$(printf 'long%.0s' $(seq 100))" "$M2/longsym"
+    pk_stop "$M2"
+fi
+ctl export dmg "$IMG/dmg.img"
+assert_eq "damaged:export-exit-0" 0 "$RC"
+size=$(stat -c %s "$IMG/dmg.img")
+ckpt=$("$PY" -c "import struct,sys; h=open(sys.argv[1],'rb').read(240); print(struct.unpack_from('<Q', h, 88)[0])" "$IMG/dmg.img")
 rec=$((240 + ckpt))
 info "image: $size bytes, checkpoint $ckpt bytes, first extent record at $rec"
 before=$(nodes)
@@ -187,7 +197,7 @@ refused() {
     assert_eq "$name:no-node-left" "$before" "$(nodes)"
 }
 for cut in 0 1 100 239 240 $((rec - 1)) $((rec + 20)) $((rec + 5000)) $((size / 2)) $((size - 64)) $((size - 1)); do
-    head -c "$cut" "$IMG/src.img" >"$IMG/cut.img"
+    head -c "$cut" "$IMG/dmg.img" >"$IMG/cut.img"
     if [ "$cut" = 0 ]; then
         refused "truncated[$cut]" "$IMG/cut.img" "empty" ""
     else
@@ -196,7 +206,7 @@ for cut in 0 1 100 239 240 $((rec - 1)) $((rec + 20)) $((rec + 5000)) $((size / 
 done
 # flip FILE OFFSET: a copy of the image with one bit flipped at OFFSET
 flip() {
-    cp "$IMG/src.img" "$IMG/flip.img"
+    cp "$IMG/dmg.img" "$IMG/flip.img"
     "$PY" -c "
 import sys
 with open(sys.argv[1], 'r+b') as f:
@@ -214,7 +224,7 @@ head -c 5M /dev/urandom >"$IMG/random.img"
 refused "foreign[random]" "$IMG/random.img" "not a pkramfs export image" 0
 : >"$IMG/empty.img"
 refused "foreign[empty]" "$IMG/empty.img" "empty" ""
-cp "$IMG/src.img" "$IMG/long.img"; echo junk >>"$IMG/long.img"
+cp "$IMG/dmg.img" "$IMG/long.img"; echo junk >>"$IMG/long.img"
 refused "foreign[trailing-bytes]" "$IMG/long.img" "follow the image" "$size"
 ctl list
 case $OUT in *victim*) fail "damaged:not-listed" "$OUT" ;; *) pass "damaged:not-listed" ;; esac
@@ -257,6 +267,21 @@ for io in "" nofalloc buffered,sync,nofalloc; do
     assert_contains "$name:removed" "$ERR" "partial file was removed"
     assert_eq "$name:nothing-left" "" "$(ls -A "$SMALL")"
 done
+# A node that does not fit its shm dir: refused on one line, nothing left there.
+FULL=$T/fullshm
+tmpfs_mount "$FULL" size=40m,mode=0700
+OUT=$(timeout -k 2 120 "$CTL" --shm-dir="$FULL" --run-dir="$RUN" import "$IMG/src.img" big \
+    2>"$T/ctl.err")
+RC=$?
+ERR=$(cat "$T/ctl.err")
+info "stderr: $ERR"
+assert_eq "import-enospc:exit-1" 1 "$RC"
+assert_one_line_err "import-enospc:one-line" "$T/ctl.err"
+assert_contains "import-enospc:says" "$ERR" "No space left on device"
+assert_contains "import-enospc:nothing" "$ERR" "nothing was imported"
+assert_eq "import-enospc:nothing-left" "" "$(ls -A "$FULL")"
+umount "$FULL"
+
 # --debug says which I/O it uses when O_DIRECT is off
 PKRAMFS_IMAGE_IO=buffered "$CTL" --shm-dir="$SHM" --run-dir="$RUN" --debug export src \
     "$IMG/dbg.img" >/dev/null 2>"$T/dbg.err"
@@ -272,7 +297,7 @@ ctl export src "$IMG/live.img"
 assert_eq "mounted-export:exit-0" 0 "$RC"
 assert_contains "mounted-export:says-writable" "$OUT" "writable again"
 info "$OUT"
-if echo after >"$M/after-export" 2>/dev/null; then pass "mounted-export:writable"
+if { echo after >"$M/after-export"; } 2>/dev/null; then pass "mounted-export:writable"
 else fail "mounted-export:writable" "the mount stayed read-only"; fi
 ctl status src
 assert_contains "mounted-export:active" "$OUT" "active"
@@ -282,7 +307,7 @@ ctl preserve src
 ctl export src "$IMG/preserved.img"
 assert_eq "preserved-export:exit-0" 0 "$RC"
 assert_contains "preserved-export:stays" "$OUT" "stays preserved"
-if echo x >"$M/while-preserved" 2>/dev/null; then
+if { echo x >"$M/while-preserved"; } 2>/dev/null; then
     fail "preserved-export:still-frozen" "writable after exporting a preserved node"
 else pass "preserved-export:still-frozen"; fi
 ctl unpreserve src

@@ -238,6 +238,25 @@ for mode in "${modes[@]}"; do
 done
 umount "$TM"
 
+# A frame whose last block is freed is punched out of an shm node's file: the data of a deleted
+# file does not stay in the node (root could read it there).
+M=$T/mnt-punch
+if pk_start "$M" --pkram=punch --size=64m; then
+    "$PY" -c 'import sys; open(sys.argv[1], "wb").write(b"PKRAMFS-SECRET-MARKER-" * 400000)' "$M/big"
+    sync -f "$M"
+    before=$(markers "$SHM/punch")
+    rm "$M/big"
+    sync -f "$M"
+    sleep 0.5 # the RELEASE that frees the blocks comes after close()
+    after=$(markers "$SHM/punch")
+    info "marker copies in the node file: $before before the delete, $after after"
+    check "freed-frames-punched" "the deleted file's data is still in the node file ($before -> $after copies)" \
+        test "$before" -gt 0 -a "$after" -eq 0
+    pk_stop "$M"
+else
+    fail "freed-frames-punched" "did not mount"
+fi
+
 # ------------------------------------------------------- without allow_other --
 # FUSE lets only the mounting user (root here) in: every other user gets EACCES, even for the
 # mount root, whatever the modes say (the root is 1777, the file 0644).

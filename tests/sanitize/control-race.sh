@@ -123,9 +123,11 @@ timeout -k 5 $((secs + 120)) "$PY" "$T/churn.py" "$M" "$secs" "$procs" "$threads
 churn=$!
 
 # The control thread against the FUSE workers, for as long as the churn runs.
-status_ok=0 status_bad=0 preserve_ok=0 preserve_bad=0
+status_ok=0 status_bad=0 preserve_ok=0 preserve_bad=0 maxthreads=0
 end=$(($(date +%s) + secs))
 while [ "$(date +%s)" -lt "$end" ] && alive "$churn"; do
+    n=$(ls /proc/"$daemon"/task 2>/dev/null | wc -l)
+    [ "$n" -gt "$maxthreads" ] && maxthreads=$n
     if "$CTL" --shm-dir="$SHM" --run-dir="$RUN" --json status race >/dev/null 2>"$T/ctl.err"; then
         status_ok=$((status_ok + 1))
     else status_bad=$((status_bad + 1)); details "$T/ctl.err" 3; fi
@@ -136,6 +138,7 @@ while [ "$(date +%s)" -lt "$end" ] && alive "$churn"; do
     else preserve_bad=$((preserve_bad + 1)); details "$T/ctl.err" 3; fi
     sleep 0.3
 done
+info "daemon threads: at most $maxthreads during the churn"
 wait "$churn"
 rc=$?
 grep '^# ' "$T/churn.out"

@@ -129,6 +129,19 @@ TEST_CASE("crc32c_combine gives the CRC of the concatenation", "[export]") {
   }
 }
 
+TEST_CASE("crc32c of large buffers (three lanes) equals the byte-wise CRC", "[export]") {
+  const std::string data = random_bytes(kMiB + 100, 4);
+  for (size_t off : {size_t{0}, size_t{1}, size_t{7}})
+    for (size_t n :
+         {size_t{8191}, size_t{8192}, size_t{8193}, size_t{3 * 8192 + 7}, size_t{kMiB}}) {
+      uint32_t small = 0x12345678;
+      for (size_t k = 0; k < n; k += 1000)
+        small = crc32c(small, data.data() + off + k, std::min<size_t>(1000, n - k));
+      INFO(off << "+" << n);
+      CHECK(crc32c(0x12345678, data.data() + off, n) == small);
+    }
+}
+
 TEST_CASE("export format: fixed sizes, header checks", "[export]") {
   CHECK(sizeof(pkramfs_export_header) == 240);
   CHECK(sizeof(pkramfs_export_extent) == 40);

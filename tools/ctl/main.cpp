@@ -1120,8 +1120,7 @@ void verify_written(const Settings &s, const TransferReport &written, TransferRe
 }
 
 // Exports the node whose bytes `node` reads: restore offline, write, --verify.
-int export_bytes(const Settings &s, const NodeBytes &node, const std::string &where,
-                 const std::string &note) {
+int export_bytes(const Settings &s, const NodeBytes &node, const std::string &where) {
   std::string detail;
   TransferReport report;
   {
@@ -1160,12 +1159,12 @@ int export_bytes(const Settings &s, const NodeBytes &node, const std::string &wh
     if (s.verify)
       std::cout << "; verified in " << verified.seconds << " s ("
                 << rate_text(verified.bytes, verified.seconds) << ")";
-    std::cout << note << "\n";
+    std::cout << "\n";
   }
   return 0;
 }
 
-int export_shm_file(const Settings &s, const std::string &note) {
+int export_shm_file(const Settings &s) {
   switch (node_file(s, s.name)) {
   case NodeFile::kMissing:
     no_such_node(s, s.name);
@@ -1182,8 +1181,7 @@ int export_shm_file(const Settings &s, const std::string &note) {
       no_such_node(s, s.name);
     fail("cannot open " + path + " (" + why(errno) + ")", "check --shm-dir");
   }
-  return export_bytes(s, NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file"}, path,
-                      note);
+  return export_bytes(s, NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file"}, path);
 }
 
 // A mounted node: its daemon preserves it (sync, freeze, checkpoint), the export reads the
@@ -1222,7 +1220,7 @@ int export_mounted(const Settings &s, pid_t pid) {
   };
   int rc;
   try {
-    rc = export_shm_file(s, "");
+    rc = export_shm_file(s);
   } catch (const Failure &f) {
     if (std::string problem = thaw(); !problem.empty())
       throw Failure{f.message + "; and the mount stays read-only: unpreserve failed (" +
@@ -1257,12 +1255,12 @@ int cmd_export(const Settings &s) {
     return export_mounted(s, lock.pid);
   }
   if (loc.kind != Backend::kKmod)
-    return export_shm_file(s, "");
+    return export_shm_file(s);
   if (!loc.info)
     no_such_node(s, name);
   // Held exclusively and attached until the end: no daemon starts on it meanwhile.
   const AttachedNode node = attach_for_reading(s, name, *loc.dev, "export reads an unmounted node");
-  return export_bytes(s, node.bytes, "the kernel log (dmesg | grep pkram)", "");
+  return export_bytes(s, node.bytes, "the kernel log (dmesg | grep pkram)");
 }
 
 // A new node's size, for choosing its directory: superblock, journal, data, a checkpoint.
@@ -1278,8 +1276,7 @@ uint64_t import_node_bytes(const pkramfs_export_header &h) {
   if (err == ECANCELED)
     fail("import of " + file + " interrupted; " + left, "");
   if (err == EINVAL)
-    fail("cannot import " + file + ": " + printable(detail) + "; " + left,
-         "it is not a complete, undamaged pkramfs-ctl export image");
+    fail("cannot import " + file + ": " + printable(detail) + "; " + left, "");
   if (err == ENOENT && detail == why(ENOENT))
     fail("cannot import " + file + ": no such file", "check the path");
   std::string fix = "see the message";
@@ -1324,13 +1321,20 @@ int import_shm(const Settings &s, bool exists) {
   ctl::LockProbe tmp_lock = probe(s, tmp, ctl::LockMode::kExclusive);
   if (tmp_lock.held)
     busy(s, tmp, tmp_lock.pid, "import builds the node under that name");
+  // The temporary name's lock file goes with it, whatever happens.
+  struct RemoveLock {
+    std::string path;
+    ~RemoveLock() { ::unlink(path.c_str()); }
+  } remove_lock{control::lock_path(s.run_dir, tmp)};
   if (node_file(s, tmp) != NodeFile::kMissing)
     fail(tmp_path + " exists: an earlier import of " + in_quotes(name) + " was interrupted",
          "remove it with pkramfs-ctl destroy " + tmp + " and import again");
+  // Set before the file is made: open_shm can create it and fail after; it did not exist
+  // before, and its name's lock is ours.
   bool made = false;
   const MakeNode make = [&](const NodeParams &params, std::string &detail) -> Result<NewNode> {
+    made = true;
     auto node = Node::open_shm(tmp_path, params, detail);
-    made = node.ok() || made;
     if (!node && detail.empty())
       detail = "cannot create " + tmp_path + ": " + why(node.error());
     if (!node)
@@ -1369,8 +1373,6 @@ int import_shm(const Settings &s, bool exists) {
     fail("cannot rename " + tmp_path + " to " + final_path + " (" + why(err) + "); " + left,
          "check " + s.shm_dir);
   }
-  remove_stale_socket(s, tmp);
-  ::unlink(control::lock_path(s.run_dir, tmp).c_str());
   print_imported(s, report, final_path, "shm");
   return 0;
 }
@@ -1398,10 +1400,12 @@ int import_kmod(const Settings &s, Located &loc, bool exists) {
            "see the kernel log (dmesg | grep pkram)");
     }
   }
+  // Set before the node is made: open_kmod can create the pkram node and fail after (too large
+  // to map); NAME did not exist before (or --force destroyed it), and its lock is ours.
   bool made = false;
   const MakeNode make = [&](const NodeParams &params, std::string &detail) -> Result<NewNode> {
+    made = true;
     auto node = Node::open_kmod(name, params, detail);
-    made = node.ok() || made;
     if (!node && detail.empty())
       detail = node.error() == ENOSPC  ? "the pkram region has no room for the node"
                : node.error() == EFBIG ? "the node's size does not fit a pkram node"
@@ -1443,11 +1447,17 @@ int cmd_import(Settings &s, bool shm_dir_given) {
 
   // Where the node goes: where NAME is (--force), else as pkramfs-fuse would put a new node.
   Located loc;
-  if (s.backend != Backend::kShm && PkramDevice::present()) {
-    loc.kind = Backend::kKmod;
-    loc.dev.emplace(open_device());
-    if (auto info = loc.dev->stat(name); info)
-      loc.info = std::move(info.value());
+  if (PkramDevice::present()) {
+    // Also for --backend=shm: a name pkram.ko holds is refused, as two nodes of one name would be.
+    auto dev = PkramDevice::open();
+    if (dev) {
+      loc.kind = Backend::kKmod;
+      loc.dev.emplace(std::move(dev.value()));
+      if (auto info = loc.dev->stat(name); info)
+        loc.info = std::move(info.value());
+    } else if (s.backend != Backend::kShm) {
+      device_failed(dev.error());
+    }
   }
   const bool in_kmod = loc.info.has_value();
   const bool in_shm = node_file(s, name) != NodeFile::kMissing;
