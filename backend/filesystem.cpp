@@ -649,13 +649,15 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
       return Errno{r.error()};
     if (a.valid & SetAttr::kThroughFile)
       touch_mc(*inode);
-    // Kernel FUSE drops sgid only together with group-exec; the VFS also when the caller is
-    // outside the group. The reply carries the result to the kernel.
-    drop_privileges_locked(*inode, who);
   }
   const timespec t = now();
   if (a.valid & SetAttr::kMode)
     inode->mode = (inode->mode & S_IFMT) | (a.mode & 07777);
+  // A truncate by someone else: kernel FUSE sends the mode with suid removed, and sgid only
+  // together with group-exec; the VFS also drops sgid when the caller is outside the group.
+  // After the mode, which would otherwise put sgid back. The reply carries it to the kernel.
+  if (a.valid & SetAttr::kSize)
+    drop_privileges_locked(*inode, who);
   if (a.valid & SetAttr::kUid)
     inode->uid = a.uid;
   if (a.valid & SetAttr::kGid)

@@ -46,8 +46,8 @@ setup_tree() {
     mkdir sticky/rootdir && chmod 777 sticky/rootdir
     echo n >sticky/nbf && chown 65534:65534 sticky/nbf
     echo n >nbown && chown 65534:65534 nbown
-    for f in suid sgid sgidnox suidtr; do echo x >$f; done
-    chmod 4777 suid; chmod 6777 sgid; chmod 2767 sgidnox; chmod 4777 suidtr
+    for f in suid sgid sgidnox suidtr sgidnoxtr; do echo x >$f; done
+    chmod 4777 suid; chmod 6777 sgid; chmod 2767 sgidnox; chmod 4777 suidtr; chmod 6767 sgidnoxtr
     cd / || return 1
 }
 
@@ -100,6 +100,7 @@ suid:append-by-non-owner ok append suid
 suid:append-sgid-group-exec ok append sgid
 suid:append-sgid-no-group-exec ok append sgidnox
 suid:truncate-by-non-owner ok truncate suidtr 1
+suid:truncate-sgid-no-group-exec ok truncate sgidnoxtr 1
 EOF
 )
 
@@ -109,7 +110,7 @@ run_probes() {
     local root=$1/sec out=$2
     "$PY" "$PROBE" run "$root" 65534 65534 <<<"$PROBES
 $CHANGES" >"$out" 2>&1
-    for f in suid sgid sgidnox suidtr; do echo "mode:$f $(stat -c %a "$root/$f")" >>"$out"; done
+    for f in suid sgid sgidnox suidtr sgidnoxtr; do echo "mode:$f $(stat -c %a "$root/$f")" >>"$out"; done
 }
 
 # result FILE NAME: the recorded answer of probe NAME
@@ -142,6 +143,9 @@ check_probes() {
         [ "$(result "$tm" "mode:$f")" = 777 ] || fail "nobody:suid:$f:oracle" "tmpfs mode $(result "$tm" "mode:$f")"
     done
     assert_eq "nobody[$label]:suid:sgidnox-as-tmpfs" "$(result "$tm" mode:sgidnox)" "$(result "$pk" mode:sgidnox)"
+    # Kernel FUSE sends a truncate's mode with sgid kept when group-exec is off; the daemon
+    # applies the VFS rule (the caller is outside the group).
+    assert_eq "nobody[$label]:suid:truncate-sgidnox-as-tmpfs" "$(result "$tm" mode:sgidnoxtr)" "$(result "$pk" mode:sgidnoxtr)"
 }
 
 # Blocks a file gets must read as zeros, never as data another file had. Root writes small
