@@ -177,6 +177,10 @@ void Filesystem::release_pending() {
 }
 
 Result<void> Filesystem::log_inode(const Inode &i, std::vector<ExtentChange> &&changes) {
+  if (i.released()) { // a chmod or utimes through an O_PATH descriptor: nothing to keep
+    release_pending();
+    return {};
+  }
   InodeRecord r{i.ino, i.mode, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime, std::move(changes)};
   auto logged = log_record(PKRAMFS_JREC_INODE, r);
   if (!logged)
@@ -645,6 +649,8 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
       return Errno{EISDIR};
     if (!inode->is_reg())
       return Errno{EINVAL};
+    if (inode->released())
+      return Errno{ENOENT};
     if (auto r = truncate_locked(*inode, a.size); !r)
       return Errno{r.error()};
     if (a.valid & SetAttr::kThroughFile)
@@ -704,7 +710,8 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
   if (!exists && (flags & XATTR_REPLACE))
     return Errno{ENODATA};
   const XattrRecord r{ino, now(), std::string(name), std::string(value)};
-  if (auto logged = log_record(PKRAMFS_JREC_XATTR_SET, r); !logged)
+  if (auto logged = inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_SET, r);
+      !logged)
     return logged;
   apply_xattr(r, false);
   return {};
@@ -757,7 +764,8 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   if (!inode->xattrs.get(name))
     return Errno{ENODATA};
   const XattrRecord r{ino, now(), std::string(name), {}};
-  if (auto logged = log_record(PKRAMFS_JREC_XATTR_REMOVE, r); !logged)
+  if (auto logged = inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
+      !logged)
     return logged;
   apply_xattr(r, true);
   return {};
@@ -786,7 +794,7 @@ Result<void> Filesystem::open(uint64_t ino, bool truncate, const Caller &who) {
       return Errno{ENOENT};
     if (truncate && frozen_)
       return Errno{EROFS};
-    if (truncate && inode->is_reg()) {
+    if (truncate && inode->is_reg() && !inode->released()) {
       std::unique_lock ilock(inode->lock);
       ChangeRecorder recorder(inode->extents);
       (void)truncate_locked(*inode, 0);
@@ -919,7 +927,7 @@ Result<size_t> Filesystem::write(uint64_t ino, uint64_t offset, const void *buf,
     if (frozen_)
       return Errno{EROFS};
     Inode *inode = find(ino);
-    if (!inode)
+    if (!inode || inode->released())
       return Errno{ENOENT};
     if (!inode->is_reg())
       return Errno{EINVAL};
@@ -1025,7 +1033,7 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     if (frozen_)
       return Errno{EROFS};
     Inode *inode = find(ino);
-    if (!inode)
+    if (!inode || inode->released())
       return Errno{ENOENT};
     if (!inode->is_reg())
       return Errno{inode->is_dir() ? EISDIR : ENODEV};

@@ -32,6 +32,10 @@ struct Inode {
   // Whether the inode still holds its nr_inodes slot and its data: both go back as soon as it
   // is unlinked and closed, like tmpfs, even while the kernel still remembers the inode.
   bool charged = true;
+  // Unlinked, closed and given back: only the kernel still remembers it (a lookup reference,
+  // an O_PATH descriptor). No checkpoint holds it and the journal has its RELEASE, so nothing
+  // about it may be journaled again, and it may take no blocks.
+  bool released() const { return nlink == 0 && !charged; }
 
   uint64_t parent = 0;            // directories: the inode ".." names
   std::unique_ptr<Directory> dir; // directories

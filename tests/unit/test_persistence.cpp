@@ -179,6 +179,44 @@ TEST_CASE("restore: a tree survives a crash (journal) and a clean close (checkpo
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
+TEST_CASE("restore: changes through a kernel reference to an unlinked, closed file are not "
+          "journaled",
+          "[persistence]") {
+  // The kernel may still reach such an inode (a lookup reference, an O_PATH descriptor) after
+  // its RELEASE record: a record naming it would make the journal unreplayable.
+  const std::string path = temp_node();
+  const Caller root;
+  {
+    Mounted m(path);
+    Filesystem &fs = *m.fs;
+    auto f = fs.create(kRootIno, "f", 0644, root);
+    REQUIRE(f.ok());
+    REQUIRE(fs.write(f->st_ino, 0, "data", 4, root).ok());
+    fs.release(f->st_ino);
+    REQUIRE(fs.unlink(kRootIno, "f").ok()); // released: the kernel still holds its lookup
+    const uint64_t ino = f->st_ino;
+    const uint64_t free_blocks = fs.statfs().f_bfree;
+    SetAttr a;
+    a.valid = SetAttr::kMode;
+    a.mode = 0600;
+    CHECK(fs.setattr(ino, a, root).ok());
+    CHECK(fs.setxattr(ino, "user.k", "v", 0).ok());
+    CHECK(fs.removexattr(ino, "user.k").ok());
+    CHECK(fs.write(ino, 0, "more", 4, root).error() == ENOENT);
+    a.valid = SetAttr::kSize;
+    a.size = 1 << 20;
+    CHECK(fs.setattr(ino, a, root).error() == ENOENT);
+    CHECK(fs.fallocate(ino, 0, 0, 1 << 20, root).error() == ENOENT);
+    CHECK(fs.statfs().f_bfree == free_blocks); // it took no blocks
+    REQUIRE(fs.create(kRootIno, "after", 0644, root).ok());
+    // No checkpoint: the next mount replays all of it.
+  }
+  Mounted m(path);
+  CHECK(m.fs->lookup(kRootIno, "after").ok());
+  CHECK(m.fs->lookup(kRootIno, "f").error() == ENOENT);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
 TEST_CASE("restore: a node whose superblocks are damaged is refused and left as it was",
           "[persistence]") {
   const std::string path = temp_node();
