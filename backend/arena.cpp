@@ -1,5 +1,6 @@
 #include "arena.h"
 
+#include <algorithm>
 #include <cstring>
 #include <spdlog/spdlog.h>
 
@@ -13,8 +14,11 @@ Arena::Arena(FrameSource &source, uint64_t first_frame, uint64_t limit_blocks)
 
 Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
   std::lock_guard lock(mu_);
+  const uint64_t room = free_blocks();
+  if (room == 0)
+    return Errno{ENOSPC};
   const uint64_t local_hint = hint >= first_block_ ? hint - first_block_ : UINT64_MAX;
-  BlockRun run = blocks_.allocate(want, local_hint);
+  BlockRun run = blocks_.allocate(std::min(want, room), local_hint);
   if (run.count == 0)
     return Errno{ENOSPC};
   const uint64_t frame = run.start / kBlocksPerFrame;
@@ -27,6 +31,16 @@ Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
   used_.store(blocks_.used_blocks(), std::memory_order_relaxed);
   run.start += first_block_;
   return run;
+}
+
+uint64_t Arena::free_blocks() const {
+  const uint64_t taken = used_blocks() + reserved_blocks();
+  return taken < limit_ ? limit_ - taken : 0;
+}
+
+uint64_t Arena::frames_in_use() {
+  std::lock_guard lock(mu_);
+  return blocks_.frames_in_use();
 }
 
 void Arena::free(BlockRun run) {

@@ -33,6 +33,14 @@ public:
   std::byte *block(uint64_t b) const { return base_ + (b << kBlockShift); }
   uint64_t used_blocks() const { return used_.load(std::memory_order_relaxed); }
   uint64_t limit_blocks() const { return limit_; }
+  // Blocks of the size limit that metadata outside the data frames takes (a node's checkpoint
+  // slots): allocate() leaves them alone, so that data + metadata stays within the limit.
+  void set_reserved_blocks(uint64_t blocks) { reserved_.store(blocks, std::memory_order_relaxed); }
+  uint64_t reserved_blocks() const { return reserved_.load(std::memory_order_relaxed); }
+  // Blocks allocate() can still hand out.
+  uint64_t free_blocks() const;
+  // Data frames with at least one block in use.
+  uint64_t frames_in_use();
   uint64_t first_block() const { return first_block_; }
   uint64_t end_block() const { return first_block_ + blocks_.frames() * kBlocksPerFrame; }
   std::string describe() const { return source_.describe(); }
@@ -45,6 +53,7 @@ private:
   uint64_t limit_;
   BlockAllocator blocks_;
   std::atomic<uint64_t> used_{0};
+  std::atomic<uint64_t> reserved_{0};
   bool hold_ = false;
 };
 

@@ -29,6 +29,8 @@ public:
   uint64_t used_blocks() const { return used_; }
   uint64_t limit_blocks() const { return limit_; }
   uint64_t frames() const { return frame_used_.size(); }
+  // Frames holding at least one used block: what the data really takes in memory.
+  uint64_t frames_in_use() const { return frames() - empty_frames_.size(); }
 
 private:
   BlockRun take_run(uint64_t start, uint64_t want);

@@ -1126,8 +1126,10 @@ struct statvfs Filesystem::statfs() const {
   struct statvfs st {};
   st.f_bsize = kBlockSize;
   st.f_frsize = kBlockSize;
+  // Used = data blocks + the metadata a node charges against size= (its checkpoint slots), so
+  // that used + free = size and free is exactly what allocate() can still hand out.
   st.f_blocks = arena_->limit_blocks();
-  st.f_bfree = st.f_bavail = arena_->limit_blocks() - arena_->used_blocks();
+  st.f_bfree = st.f_bavail = arena_->free_blocks();
   if (config_.max_inodes != UINT64_MAX) { // unlimited shows as 0, as on tmpfs
     st.f_files = config_.max_inodes;
     st.f_ffree = st.f_favail = config_.max_inodes - used_inodes_.load();

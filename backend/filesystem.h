@@ -173,8 +173,14 @@ public:
 
   struct Usage {
     uint64_t files = 0, directories = 0, others = 0, data_blocks = 0;
+    uint64_t metadata_blocks = 0; // charged against size= besides the data (set_metadata_blocks)
+    uint64_t data_frames = 0;     // data frames holding at least one block
   };
   Usage usage() const;
+
+  // How much of the size limit metadata kept outside the data frames takes (a node's checkpoint
+  // slots, in blocks); writes get only what is left, and statfs counts it as used.
+  void set_metadata_blocks(uint64_t blocks) { arena_->set_reserved_blocks(blocks); }
 
   // One mapped run of a regular file or long symlink, as a checkpoint image records it.
   struct DataExtent {

@@ -66,6 +66,8 @@ Filesystem::Usage Filesystem::usage() const {
       u.others++;
   }
   u.data_blocks = arena_->used_blocks();
+  u.metadata_blocks = arena_->reserved_blocks();
+  u.data_frames = arena_->frames_in_use();
   return u;
 }
 

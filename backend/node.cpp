@@ -72,6 +72,19 @@ std::string slot_problem(const pkramfs_superblock &sb, unsigned slot, uint64_t f
 
 } // namespace
 
+Node::Space node_space(const pkramfs_superblock &sb) {
+  Node::Space space;
+  space.superblock_bytes = sb.journal_first_frame * kFrameSize;
+  space.journal_bytes = sb.journal_frames * kFrameSize;
+  for (const pkramfs_ckpt_slot &s : sb.slots) {
+    if (s.generation == 0)
+      continue;
+    space.checkpoint_bytes += (s.bytes + kBlockSize - 1) / kBlockSize * kBlockSize;
+    space.checkpoint_frame_bytes += s.nr_frames * kFrameSize;
+  }
+  return space;
+}
+
 std::string check_superblock(const pkramfs_superblock &sb) {
   if (sb.magic != PKRAMFS_SB_MAGIC)
     return "no pkramfs superblock (unknown magic)";
@@ -337,6 +350,7 @@ Result<void> Node::restore_tree(Filesystem &fs, std::string &why) {
     scan = *replayed;
   }
   fs.finish_restore();
+  fs.set_metadata_blocks(space().checkpoint_bytes / kBlockSize);
   journal_->resume(epoch, scan.end, scan.next_sequence);
   spdlog::debug("restored checkpoint {} and {} journal records",
                 sb_.slots[restored_slot_].generation, scan.records);
@@ -367,6 +381,10 @@ Result<void> Node::write_checkpoint(Filesystem &fs) {
       first = cur.first_frame + cur.nr_frames;
     if (first + need > capacity_frames_)
       return Errno{ENOSPC};
+    uint64_t end = first + need;
+    for (const auto &s : sb_.slots)
+      if (s.generation)
+        end = std::max(end, s.first_frame + s.nr_frames);
     for (uint64_t f = first; f < first + need; ++f)
       if (auto r = source_->acquire(f); !r)
         return r;
@@ -380,8 +398,24 @@ Result<void> Node::write_checkpoint(Filesystem &fs) {
     crash_point("checkpoint-switched");
     restored_slot_ = other;
     journal_->resume(generation, 0, 1);
+    release_stale_checkpoint_frames(end);
+    fs.set_metadata_blocks(node_space(sb_).checkpoint_bytes / kBlockSize);
     return {};
   });
+}
+
+// The image the switch above replaced is referenced by no superblock copy any more: its frames
+// go back, so that the node holds the two slots and nothing more.
+void Node::release_stale_checkpoint_frames(uint64_t end) {
+  auto in_slot = [&](uint64_t f) {
+    for (const auto &s : sb_.slots)
+      if (s.generation && f >= s.first_frame && f < s.first_frame + s.nr_frames)
+        return true;
+    return false;
+  };
+  for (uint64_t f = sb_.ckpt_first_frame; f < end; ++f)
+    if (!in_slot(f))
+      source_->release(f);
 }
 
 uint64_t Node::checkpoint_bytes() const {
@@ -392,6 +426,11 @@ uint64_t Node::checkpoint_bytes() const {
 uint64_t Node::checkpoint_generation() const {
   std::lock_guard lock(mu_);
   return sb_.slots[sb_.current_slot].generation;
+}
+
+Node::Space Node::space() const {
+  std::lock_guard lock(mu_);
+  return node_space(sb_);
 }
 
 uint64_t Node::node_bytes() const {

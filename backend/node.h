@@ -57,6 +57,9 @@ public:
   uint64_t checkpoint_bytes() const;
   uint64_t checkpoint_generation() const;
   uint64_t node_bytes() const;
+  // Where the node's memory goes, by kind (docs/operations.md, "Space").
+  struct Space;
+  Space space() const;
 
 private:
   // What a node lives in, before its frames are mapped.
@@ -72,7 +75,8 @@ private:
   Result<void> set_source_preserved(bool preserved);
   Result<void> acquire_metadata_frames(); // superblock and journal
   Result<void> restore_tree(Filesystem &fs, std::string &why);
-  Result<void> write_checkpoint(Filesystem &fs); // mu_ held
+  Result<void> write_checkpoint(Filesystem &fs);      // mu_ held
+  void release_stale_checkpoint_frames(uint64_t end); // mu_ held
 
   Node() = default;
   void write_superblock();
@@ -87,6 +91,17 @@ private:
   bool fresh_ = false;
   bool source_preserved_ = false;
 };
+
+// A node's metadata by kind. The superblock frame and the journal are fixed, outside size=;
+// the checkpoint slots (the serialised tree: inodes, directories, xattrs, extent lists) are
+// charged against size= in 4 KiB blocks, next to the data, and held in whole frames.
+struct Node::Space {
+  uint64_t superblock_bytes = 0;       // frame 0
+  uint64_t journal_bytes = 0;          // the journal frames
+  uint64_t checkpoint_bytes = 0;       // both valid slots' images, in blocks: charged to size=
+  uint64_t checkpoint_frame_bytes = 0; // the frames holding them
+};
+Node::Space node_space(const pkramfs_superblock &sb);
 
 // Validates a superblock copy; empty string when valid, else what is wrong.
 std::string check_superblock(const pkramfs_superblock &sb);

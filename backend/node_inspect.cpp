@@ -67,6 +67,7 @@ Result<OfflineNode> load_node(const NodeBytes &node, std::string &why) {
     o.journal_records = scan->records;
   }
   o.fs->finish_restore();
+  o.fs->set_metadata_blocks(node_space(sb).checkpoint_bytes / kBlockSize);
   return o;
 }
 
@@ -91,6 +92,15 @@ NodeSummary summarize(const Offline &o, uint64_t node_bytes) {
   s.directories = u.directories;
   s.other_inodes = u.others;
   s.data_bytes = u.data_blocks * kBlockSize;
+  const Node::Space space = node_space(sb);
+  const struct statvfs v = o.fs->statfs();
+  s.metadata_bytes = u.metadata_blocks * kBlockSize;
+  s.free_bytes = v.f_bfree * kBlockSize;
+  s.inodes_used = v.f_files ? v.f_files - v.f_ffree : o.fs->inode_count();
+  s.journal_bytes = space.journal_bytes;
+  s.superblock_bytes = space.superblock_bytes;
+  s.data_held_bytes = u.data_frames * kFrameSize;
+  s.metadata_held_bytes = space.checkpoint_frame_bytes;
   return s;
 }
 

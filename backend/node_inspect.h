@@ -24,6 +24,16 @@ struct NodeSummary {
   uint64_t journal_records = 0; // records to replay after the checkpoint
   uint64_t files = 0, directories = 0, other_inodes = 0;
   uint64_t data_bytes = 0;
+  // By kind, as a mounted node's status reports them (docs/operations.md, "Space"); the
+  // memory held is the caller's to fill in (it knows the backend).
+  uint64_t metadata_bytes = 0; // checkpoint slots, charged against size=
+  uint64_t free_bytes = 0;
+  uint64_t journal_bytes = 0;
+  uint64_t superblock_bytes = 0;
+  uint64_t data_held_bytes = 0;
+  uint64_t metadata_held_bytes = 0;
+  uint64_t held_bytes = 0;
+  uint64_t inodes_used = 0;
 };
 
 struct CheckReport {

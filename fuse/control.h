@@ -23,6 +23,14 @@ struct NodeUsage {
   uint64_t checkpoint_bytes = 0; // size of the current checkpoint image
   uint64_t checkpoint_generation = 0;
   uint64_t node_bytes = 0; // size of the node (file or kmod frames)
+  // By kind (docs/operations.md, "Space"): what counts against size= (data + metadata + free
+  // = limit), and the 2 MiB frames each kind really holds.
+  uint64_t metadata_bytes = 0; // checkpoint slots: inodes, directories, xattrs, extent lists
+  uint64_t free_bytes = 0;     // what writes can still get, as statfs says
+  uint64_t data_held_bytes = 0;
+  uint64_t metadata_held_bytes = 0;
+  uint64_t superblock_bytes = 0;
+  uint64_t held_bytes = 0; // frames the node really holds (kmod populated, shm allocated)
 };
 
 struct NodeStatus {

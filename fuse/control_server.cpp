@@ -308,6 +308,12 @@ std::string ControlServer::answer(const std::string &raw) {
         .field("checkpoint_bytes", u.checkpoint_bytes)
         .field("checkpoint_generation", u.checkpoint_generation)
         .field("node_bytes", u.node_bytes)
+        .field("metadata_bytes", u.metadata_bytes)
+        .field("free_bytes", u.free_bytes)
+        .field("data_held_bytes", u.data_held_bytes)
+        .field("metadata_held_bytes", u.metadata_held_bytes)
+        .field("superblock_bytes", u.superblock_bytes)
+        .field("held_bytes", u.held_bytes)
         .end_object();
     return w.str();
   }

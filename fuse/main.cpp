@@ -57,6 +57,7 @@ void check_fuse_device() {
 struct Storage {
   std::string backend; // "kmod", "shm" or "anon"
   std::unique_ptr<Node> node;
+  std::string node_path; // shm: the node file
   std::unique_ptr<FrameSource> anon;
   std::unique_ptr<Filesystem> fs;
 };
@@ -128,6 +129,7 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
     die("cannot open node file '" + path + "' (" + why(node.error()) + "); check --shm-dir");
   st.backend = "shm";
   st.node = std::move(node.value());
+  st.node_path = path;
   struct statvfs vfs {};
   if (statvfs(shm_dir.c_str(), &vfs) == 0 && vfs.f_bsize != kFrameSize &&
       vfs.f_blocks * vfs.f_frsize < st.node->limit_blocks() * kBlockSize)
@@ -265,11 +267,16 @@ public:
     s.usage.checkpoint_bytes = st_.node->checkpoint_bytes();
     s.usage.checkpoint_generation = st_.node->checkpoint_generation();
     s.usage.node_bytes = st_.node->node_bytes();
-    // A pkram node holds only its populated frames; the module knows how many.
+    const Node::Space space = st_.node->space();
+    s.usage.metadata_bytes = u.metadata_blocks * kBlockSize;
+    s.usage.free_bytes = v.f_bfree * kBlockSize;
+    s.usage.data_held_bytes = u.data_frames * kFrameSize;
+    s.usage.metadata_held_bytes = space.checkpoint_frame_bytes;
+    s.usage.superblock_bytes = space.superblock_bytes;
+    s.usage.held_bytes = held_bytes();
+    // A pkram node holds only its populated frames.
     if (st_.backend == "kmod")
-      if (auto dev = PkramDevice::open(); dev)
-        if (auto info = dev->stat(opt_.node); info)
-          s.usage.node_bytes = info->populated_frames * kFrameSize;
+      s.usage.node_bytes = s.usage.held_bytes;
     return s;
   }
 
@@ -305,6 +312,21 @@ public:
   }
 
 private:
+  // The memory the node really holds: pkram.ko knows its populated frames, an shm node file's
+  // allocated blocks are its frames.
+  uint64_t held_bytes() const {
+    if (st_.backend == "kmod") {
+      if (auto dev = PkramDevice::open(); dev)
+        if (auto info = dev->stat(opt_.node); info)
+          return info->populated_frames * kFrameSize;
+      return 0;
+    }
+    struct stat sb {};
+    if (stat(st_.node_path.c_str(), &sb) != 0)
+      return 0;
+    return static_cast<uint64_t>(sb.st_blocks) * 512;
+  }
+
   const Options &opt_;
   Storage &st_;
 };

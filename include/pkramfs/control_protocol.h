@@ -15,7 +15,9 @@
 //   status:     {"ok":true,"name":..,"backend":..,"state":..,"mountpoint":..,"pid":N,
 //                "files":N,"directories":N,"other_inodes":N,"data_bytes":N,"limit_bytes":N,
 //                "inodes_used":N,"inodes_limit":N,"journal_used_bytes":N,"journal_bytes":N,
-//                "checkpoint_bytes":N,"checkpoint_generation":N,"node_bytes":N}
+//                "checkpoint_bytes":N,"checkpoint_generation":N,"node_bytes":N,
+//                "metadata_bytes":N,"free_bytes":N,"data_held_bytes":N,
+//                "metadata_held_bytes":N,"superblock_bytes":N,"held_bytes":N}
 //   preserve:   {"ok":true,"files":N,"bytes":N,"checkpoint_bytes":N,"milliseconds":F}
 //   unpreserve: {"ok":true}
 #pragma once

@@ -252,7 +252,48 @@ void write_summary_fields(JsonWriter &w, const NodeSummary &n) {
       .field("files", n.files)
       .field("directories", n.directories)
       .field("other_inodes", n.other_inodes)
-      .field("data_bytes", n.data_bytes);
+      .field("data_bytes", n.data_bytes)
+      .field("metadata_bytes", n.metadata_bytes)
+      .field("free_bytes", n.free_bytes)
+      .field("inodes_used", n.inodes_used)
+      .field("journal_bytes", n.journal_bytes)
+      .field("superblock_bytes", n.superblock_bytes)
+      .field("data_held_bytes", n.data_held_bytes)
+      .field("metadata_held_bytes", n.metadata_held_bytes)
+      .field("held_bytes", n.held_bytes);
+}
+
+// A node's space by kind: what counts against size= and the frames each kind holds.
+struct SpaceByKind {
+  uint64_t limit = 0, data = 0, metadata = 0, free = 0;
+  uint64_t data_held = 0, metadata_held = 0, journal = 0, journal_used = 0, superblock = 0;
+  uint64_t held = 0;
+  bool journal_use_known = false;
+};
+
+void print_space(const SpaceByKind &k) {
+  auto frames = [](uint64_t bytes) {
+    const uint64_t n = bytes / kFrameSize;
+    return human_bytes(bytes) + " (" + std::to_string(n) + (n == 1 ? " frame)" : " frames)");
+  };
+  std::vector<std::vector<std::string>> table = {
+      {"  KIND", "OF SIZE=", "FRAMES HELD"},
+      {"  data", human_bytes(k.data), frames(k.data_held)},
+      {"  metadata", human_bytes(k.metadata), frames(k.metadata_held)},
+      {"  journal", "-",
+       frames(k.journal) +
+           (k.journal_use_known ? ", " + human_bytes(k.journal_used) + " used" : "")},
+      {"  superblock", "-", frames(k.superblock)},
+      {"  free", human_bytes(k.free), "-"},
+      {"  total", human_bytes(k.limit), frames(k.held)}};
+  std::cout << "space:\n";
+  std::vector<size_t> width(3, 0);
+  for (auto &line : table)
+    for (size_t i = 0; i < line.size(); ++i)
+      width[i] = std::max(width[i], line[i].size());
+  for (auto &line : table)
+    std::cout << line[0] << std::string(width[0] - line[0].size() + 2, ' ') << line[1]
+              << std::string(width[1] - line[1].size() + 2, ' ') << line[2] << "\n";
 }
 
 // ----------------------------------------------------------------------- offline --
@@ -707,6 +748,17 @@ int cmd_status(const Settings &s) {
     print_kv("checkpoint", human_bytes(u64(r, "checkpoint_bytes")) + ", generation " +
                                std::to_string(u64(r, "checkpoint_generation")));
     print_kv("node size", human_bytes(u64(r, "node_bytes")));
+    print_space({.limit = limit,
+                 .data = u64(r, "data_bytes"),
+                 .metadata = u64(r, "metadata_bytes"),
+                 .free = u64(r, "free_bytes"),
+                 .data_held = u64(r, "data_held_bytes"),
+                 .metadata_held = u64(r, "metadata_held_bytes"),
+                 .journal = u64(r, "journal_bytes"),
+                 .journal_used = u64(r, "journal_used_bytes"),
+                 .superblock = u64(r, "superblock_bytes"),
+                 .held = u64(r, "held_bytes"),
+                 .journal_use_known = true});
     return 0;
   }
 
@@ -719,9 +771,11 @@ int cmd_status(const Settings &s) {
     n = inspect_kmod(s, name, *loc.dev, info);
     loc.dev.reset(); // detaches
     n.node_bytes = held_bytes(info);
+    n.held_bytes = held_bytes(info);
     pkram = info;
   } else {
-    switch (node_file(s, name)) {
+    struct stat st {};
+    switch (node_file(s, name, &st)) {
     case NodeFile::kMissing:
       no_such_node(s, name);
     case NodeFile::kOther:
@@ -730,6 +784,7 @@ int cmd_status(const Settings &s) {
       break;
     }
     n = inspect(s, name);
+    n.held_bytes = static_cast<uint64_t>(st.st_blocks) * 512; // a sparse file: frames in use
   }
   lock.fd.reset();
   if (s.json) {
@@ -768,6 +823,15 @@ int cmd_status(const Settings &s) {
                               std::to_string(pkram->span_frames) + ")");
   else
     print_kv("node size", human_bytes(n.node_bytes));
+  print_space({.limit = n.limit_bytes,
+               .data = n.data_bytes,
+               .metadata = n.metadata_bytes,
+               .free = n.free_bytes,
+               .data_held = n.data_held_bytes,
+               .metadata_held = n.metadata_held_bytes,
+               .journal = n.journal_bytes,
+               .superblock = n.superblock_bytes,
+               .held = n.held_bytes});
   return 0;
 }
 
