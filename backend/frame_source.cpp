@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <mutex>
+#include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -134,7 +135,24 @@ private:
   std::vector<bool> populated_;
 };
 
-bool hugetlb_pool_can_hold(uint64_t frames) {
+// Free 2 MiB pages in the pool of one NUMA node.
+uint64_t node_free_hugepages(int node) {
+  const std::string path = "/sys/devices/system/node/node" + std::to_string(node) +
+                           "/hugepages/hugepages-2048kB/free_hugepages";
+  FILE *f = fopen(path.c_str(), "re");
+  unsigned long long n = 0;
+  if (!f)
+    return 0;
+  if (fscanf(f, "%llu", &n) != 1)
+    n = 0;
+  fclose(f);
+  return n;
+}
+
+bool hugetlb_pool_can_hold(uint64_t frames, const Placement &placement) {
+  // Bound to one node, a fault finds no page elsewhere: a short pool there would be a SIGBUS.
+  if (placement.kind == Placement::Kind::kBind)
+    return node_free_hugepages(placement.node) >= frames;
   // Only take hugetlb pages the administrator set aside and nobody uses yet.
   FILE *f = fopen("/proc/meminfo", "re");
   if (!f)
@@ -151,25 +169,34 @@ bool hugetlb_pool_can_hold(uint64_t frames) {
 
 } // namespace
 
-Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t frames) {
+Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t frames,
+                                                            const Placement &placement) {
   const uint64_t bytes = frames * kFrameSize;
-  if (hugetlb_pool_can_hold(frames)) {
+  if (hugetlb_pool_can_hold(frames, placement)) {
     void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-    if (p != MAP_FAILED)
-      return std::unique_ptr<FrameSource>(
+    if (p != MAP_FAILED) {
+      std::unique_ptr<FrameSource> source(
           new AnonFrameSource(static_cast<std::byte *>(p), frames, true));
+      if (auto r = bind_memory(placement, p, bytes); !r)
+        return Errno{r.error()};
+      return source;
+    }
   }
   std::byte *p =
       map_aligned(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
   if (!p)
     return Errno{errno ? errno : ENOMEM};
+  std::unique_ptr<FrameSource> source(new AnonFrameSource(p, frames, false));
   madvise(p, bytes, MADV_HUGEPAGE);
-  return std::unique_ptr<FrameSource>(new AnonFrameSource(p, frames, false));
+  if (auto r = bind_memory(placement, p, bytes); !r)
+    return Errno{r.error()};
+  return source;
 }
 
 Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std::string &path,
-                                                           uint64_t frames) {
+                                                           uint64_t frames,
+                                                           const Placement &placement) {
   UniqueFd fd(raw_fd);
   struct stat st {};
   if (fstat(fd.get(), &st) != 0)
@@ -181,13 +208,22 @@ Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std
                              MAP_SHARED | MAP_NORESERVE, fd.get());
   if (!p)
     return Errno{errno ? errno : ENOMEM};
-  madvise(p, frames * kFrameSize, MADV_HUGEPAGE);
-  return std::unique_ptr<FrameSource>(
+  std::unique_ptr<FrameSource> source(
       new ShmFrameSource(std::move(fd), path, p, frames, static_cast<uint64_t>(st.st_size)));
+  madvise(p, frames * kFrameSize, MADV_HUGEPAGE);
+  // On tmpfs this sets the file's shared policy, which fallocate in acquire() follows too;
+  // hugetlbfs keeps no shared policy and allocates by the thread's policy instead.
+  if (auto r = bind_memory(placement, p, frames * kFrameSize); !r)
+    return Errno{r.error()};
+  return source;
 }
 
-Result<std::unique_ptr<FrameSource>>
-make_kmod_frame_source(PkramDevice device, const std::string &name, uint64_t frames) {
+Result<std::unique_ptr<FrameSource>> make_kmod_frame_source(PkramDevice device,
+                                                            const std::string &name,
+                                                            uint64_t frames,
+                                                            const Placement &placement) {
+  if (auto r = device.set_placement(placement); !r)
+    return Errno{r.error()};
   // The whole address space is mapped once; holes fault with SIGBUS until acquired.
   std::byte *p = map_aligned(frames * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, device.fd());
   if (!p)

@@ -2,6 +2,7 @@
 // source backs frame i of it with memory and gives that memory back.
 #pragma once
 
+#include "numa_placement.h"
 #include "result.h"
 
 #include <cstddef>
@@ -31,17 +32,23 @@ public:
 class PkramDevice;
 
 // Private anonymous memory: MAP_HUGETLB when the hugepage pool can hold the whole arena,
-// transparent hugepages otherwise. Volatile.
-Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t capacity_frames);
+// transparent hugepages otherwise. Volatile. `placement` is applied (mbind) before first use.
+Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t capacity_frames,
+                                                            const Placement &placement = {});
 
 // One file per node (on /dev/shm or hugetlbfs), mapped shared, grown in 2 MiB steps.
-// The file must already be open; the source takes ownership of fd.
+// The file must already be open; the source takes ownership of fd. `placement` becomes the
+// file's shared memory policy (mbind) for the frames allocated from now on.
 Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int fd, const std::string &path,
-                                                           uint64_t capacity_frames);
+                                                           uint64_t capacity_frames,
+                                                           const Placement &placement = {});
 
 // A pkram.ko node: frames in a reserved physical region that survive kexec. `device` must be
 // attached to the node; frames are populated and punched one by one, like a file with holes.
-Result<std::unique_ptr<FrameSource>>
-make_kmod_frame_source(PkramDevice device, const std::string &name, uint64_t capacity_frames);
+// `placement` is the module's frame policy for this attachment (PKRAM_IOC_SET_POLICY).
+Result<std::unique_ptr<FrameSource>> make_kmod_frame_source(PkramDevice device,
+                                                            const std::string &name,
+                                                            uint64_t capacity_frames,
+                                                            const Placement &placement = {});
 
 } // namespace pkramfs

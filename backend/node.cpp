@@ -181,7 +181,7 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
   store.fd = fd.get();
   store.bytes = static_cast<uint64_t>(st.st_size);
   store.map = [&](uint64_t capacity) {
-    return make_shm_frame_source(fd.release(), path, capacity);
+    return make_shm_frame_source(fd.release(), path, capacity, params.placement);
   };
   return open_store(store, "node file", params, why);
 }
@@ -206,7 +206,7 @@ Result<std::unique_ptr<Node>> Node::open_kmod(PkramDevice device, const std::str
   store.map = [&](uint64_t capacity) -> Result<std::unique_ptr<FrameSource>> {
     if (capacity > PKRAM_MAX_SPAN)
       return Errno{EFBIG};
-    return make_kmod_frame_source(std::move(device), name, capacity);
+    return make_kmod_frame_source(std::move(device), name, capacity, params.placement);
   };
   return open_store(store, "pkram node", params, why);
 }

@@ -20,6 +20,7 @@ namespace pkramfs {
 struct NodeParams {
   uint64_t limit_blocks = 0; // for a new node; an existing one keeps its own
   uint64_t max_inodes = UINT64_MAX;
+  Placement placement; // NUMA placement of the frames allocated from now on (--numa)
 };
 
 class Node {

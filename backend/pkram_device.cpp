@@ -3,6 +3,7 @@
 #include "pkramfs/pkram_uapi.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -128,6 +129,46 @@ Result<void> PkramDevice::punch(uint64_t first, uint64_t count) {
 
 Result<void> PkramDevice::set_preserved(bool preserved) {
   return ioctl_result(fd_.get(), preserved ? PKRAM_IOC_PRESERVE : PKRAM_IOC_UNPRESERVE, nullptr);
+}
+
+Result<void> PkramDevice::set_placement(const Placement &placement) {
+  pkram_policy p{};
+  switch (placement.kind) {
+  case Placement::Kind::kNone:
+    return {}; // the module's default; never ask an older module
+  case Placement::Kind::kBind:
+    p.mode = PKRAM_POLICY_BIND;
+    p.nid = static_cast<uint32_t>(placement.node);
+    break;
+  case Placement::Kind::kPreferred:
+    p.mode = PKRAM_POLICY_PREFERRED;
+    p.nid = static_cast<uint32_t>(placement.node);
+    break;
+  case Placement::Kind::kInterleave:
+    // The module interleaves over every node of its region.
+    p.mode = PKRAM_POLICY_INTERLEAVE;
+    break;
+  }
+  auto r = ioctl_result(fd_.get(), PKRAM_IOC_SET_POLICY, &p);
+  if (!r && r.error() == ENOTTY)
+    return Errno{EOPNOTSUPP};
+  return r;
+}
+
+Result<std::vector<RegionNumaNode>> PkramDevice::numa_nodes() {
+  FILE *f = fopen("/sys/kernel/pkram/numa", "re");
+  if (!f)
+    return Errno{errno == ENOENT ? EOPNOTSUPP : errno};
+  std::vector<RegionNumaNode> out;
+  RegionNumaNode n;
+  unsigned long long data = 0, free = 0;
+  while (fscanf(f, "%d %llu %llu", &n.node, &data, &free) == 3) {
+    n.data_frames = data;
+    n.free_frames = free;
+    out.push_back(n);
+  }
+  fclose(f);
+  return out;
 }
 
 } // namespace pkramfs

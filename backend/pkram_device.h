@@ -3,6 +3,7 @@
 // (ABI in pkramfs/pkram_uapi.h, semantics in docs/pkram-module.md).
 #pragma once
 
+#include "numa_placement.h"
 #include "result.h"
 #include "unique_fd.h"
 
@@ -48,6 +49,11 @@ public:
   // Zero and free the frames of [first, first + count); their mappings are zapped first.
   Result<void> punch(uint64_t first, uint64_t count);
   Result<void> set_preserved(bool preserved);
+  // Where this attachment's new frames come from. EOPNOTSUPP from a module without NUMA
+  // placement (older than PKRAM_IOC_SET_POLICY), ENXIO for a node that holds none of the region.
+  Result<void> set_placement(const Placement &placement);
+  // The region's NUMA nodes (/sys/kernel/pkram/numa); EOPNOTSUPP from an older module.
+  static Result<std::vector<RegionNumaNode>> numa_nodes();
 
   int fd() const { return fd_.get(); }
 

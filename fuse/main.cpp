@@ -78,10 +78,11 @@ FsConfig fs_config(const Options &opt, uint64_t max_inodes) {
       " or remove it with pkramfs-ctl destroy " + opt.node);
 }
 
-NodeParams node_params(const Options &opt, uint64_t limit_blocks) {
+NodeParams node_params(const Options &opt, uint64_t limit_blocks, const Placement &placement) {
   NodeParams params;
   params.limit_blocks = limit_blocks;
   params.max_inodes = opt.nr_inodes ? opt.nr_inodes : UINT64_MAX;
+  params.placement = placement;
   return params;
 }
 
@@ -111,7 +112,8 @@ std::string shm_node_dir(const Options &opt, uint64_t node_bytes) {
   return opt.shm_dir.empty() ? default_node_dir(opt.node, node_bytes) : opt.shm_dir;
 }
 
-void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
+void open_shm_storage(const Options &opt, uint64_t limit_blocks, const Placement &placement,
+                      Storage &st) {
   // Frames of the superblock, the journal, the data and a first checkpoint.
   const uint64_t node_bytes =
       (2 + Node::kJournalFrames + (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame) *
@@ -122,7 +124,7 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
         "); it must be a directory owned by root and writable only by root");
   const std::string path = shm_dir + "/" + opt.node;
   std::string problem;
-  auto node = Node::open_shm(path, node_params(opt, limit_blocks), problem);
+  auto node = Node::open_shm(path, node_params(opt, limit_blocks, placement), problem);
   if (!node && !problem.empty())
     die_refused(opt, path, problem);
   if (!node)
@@ -137,6 +139,11 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
                  "there",
                  shm_dir, vfs.f_blocks * vfs.f_frsize >> 20);
   start_node(opt, path, st);
+}
+
+[[noreturn]] void die_old_module_numa() {
+  die("--numa needs a pkram.ko with NUMA placement (PKRAM_IOC_SET_POLICY, "
+      "/sys/kernel/pkram/numa); install the pkram.ko of this release or remove --numa");
 }
 
 [[noreturn]] void die_no_pkram_device() {
@@ -169,7 +176,8 @@ uint64_t kmod_default_blocks(const Options &opt, const PkramDevice &dev) {
   return (free - overhead) * kBlocksPerFrame;
 }
 
-void open_kmod_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
+void open_kmod_storage(const Options &opt, uint64_t limit_blocks, const Placement &placement,
+                       Storage &st) {
   PkramDevice dev = open_pkram_device();
   const bool exists = dev.stat(opt.node).ok();
   if (!exists && !opt.size_given)
@@ -183,7 +191,8 @@ void open_kmod_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
   }
   std::string problem;
   const std::string where = "pkram.ko node";
-  auto node = Node::open_kmod(std::move(dev), opt.node, node_params(opt, limit_blocks), problem);
+  auto node =
+      Node::open_kmod(std::move(dev), opt.node, node_params(opt, limit_blocks, placement), problem);
   if (!node && !problem.empty())
     die_refused(opt, where, problem);
   if (!node && node.error() == EBUSY)
@@ -195,6 +204,8 @@ void open_kmod_storage(const Options &opt, uint64_t limit_blocks, Storage &st) {
         "'; destroy a node with pkramfs-ctl destroy, or reserve a larger region");
   if (!node && node.error() == EFBIG)
     die("--size is too large for a pkram node (at most about 1 TiB); give a smaller --size");
+  if (!node && node.error() == EOPNOTSUPP)
+    die_old_module_numa();
   if (!node)
     die("cannot attach pkram node '" + opt.node + "' (" + why(node.error()) + ")");
   st.backend = "kmod";
@@ -216,22 +227,61 @@ BackendKind choose_backend(const Options &opt) {
   return BackendKind::kKmod;
 }
 
-void open_storage(const Options &opt, Storage &st) {
-  const uint64_t limit_blocks = (opt.size_bytes + kBlockSize - 1) / kBlockSize;
+BackendKind resolve_backend(const Options &opt) {
   const BackendKind kind = opt.backend == BackendKind::kAuto ? choose_backend(opt) : opt.backend;
-  if (kind == BackendKind::kShm || kind == BackendKind::kKmod) {
-    if (opt.node.empty())
-      die(std::string("--backend=") + (kind == BackendKind::kShm ? "shm" : "kmod") +
-          " needs a node name; add --pkram=NAME");
-    if (kind == BackendKind::kShm)
-      open_shm_storage(opt, limit_blocks, st);
-    else
-      open_kmod_storage(opt, limit_blocks, st);
+  if ((kind == BackendKind::kShm || kind == BackendKind::kKmod) && opt.node.empty())
+    die(std::string("--backend=") + (kind == BackendKind::kShm ? "shm" : "kmod") +
+        " needs a node name; add --pkram=NAME");
+  return kind;
+}
+
+// --numa for this backend: pkram.ko frames come from its region, others from the kernel.
+NumaPlan plan_numa(const Options &opt, BackendKind kind) {
+  std::string error;
+  if (opt.numa.mode == NumaRequest::Mode::kNone)
+    return {};
+  if (kind != BackendKind::kKmod) {
+    auto plan = plan_memory_numa(opt.numa, error);
+    if (!plan)
+      die(error);
+    return std::move(plan.value());
+  }
+  auto region = PkramDevice::numa_nodes();
+  if (!region && region.error() == EOPNOTSUPP)
+    die_old_module_numa();
+  if (!region)
+    die("cannot read /sys/kernel/pkram/numa (" + why(region.error()) + "); remove --numa");
+  auto plan = plan_region_numa(opt.numa, *region, error);
+  if (!plan)
+    die(error);
+  return std::move(plan.value());
+}
+
+// Before any other thread exists: the FUSE workers and the control thread inherit both.
+void apply_numa_to_threads(const NumaPlan &plan) {
+  if (auto r = set_thread_memory_policy(plan.placement); !r)
+    spdlog::warn("--numa: cannot set the daemon's memory policy to {} ({})",
+                 plan.placement.describe(), why(r.error()));
+  if (auto r = pin_thread(plan.cpus); !r)
+    spdlog::warn("--numa: cannot pin the daemon to CPUs {} ({})", format_list(plan.cpus),
+                 why(r.error()));
+  spdlog::debug("numa: frames {}, threads on CPUs {}", plan.placement.describe(),
+                plan.cpus.empty() ? std::string("(not pinned)") : format_list(plan.cpus));
+}
+
+void open_storage(const Options &opt, BackendKind kind, const Placement &placement, Storage &st) {
+  const uint64_t limit_blocks = (opt.size_bytes + kBlockSize - 1) / kBlockSize;
+  if (kind == BackendKind::kShm) {
+    open_shm_storage(opt, limit_blocks, placement, st);
+    return;
+  }
+  if (kind == BackendKind::kKmod) {
+    open_kmod_storage(opt, limit_blocks, placement, st);
     return;
   }
   st.backend = "anon";
   const uint64_t frames = (limit_blocks + kBlocksPerFrame - 1) / kBlocksPerFrame;
-  auto source = make_anon_frame_source(frames);
+  auto source = make_anon_frame_source(frames, placement);
   if (!source)
     die("not enough memory for a " + std::to_string(frames * 2) + " MiB arena (" +
         why(source.error()) + "); use a smaller --size");
@@ -411,6 +461,10 @@ int main(int argc, char **argv) {
   // Before the node lock, so that a missing module leaves nothing behind.
   if (opt.backend == BackendKind::kKmod && !opt.node.empty() && !PkramDevice::present())
     die_no_pkram_device();
+  // Also before the lock: a refused --numa leaves nothing behind either.
+  const BackendKind kind = resolve_backend(opt);
+  const NumaPlan numa = plan_numa(opt, kind);
+  apply_numa_to_threads(numa);
   std::optional<NodeLock> lock;
   if (!opt.node.empty()) {
     if (auto r = ensure_private_dir(opt.run_dir); !r)
@@ -427,7 +481,7 @@ int main(int argc, char **argv) {
   }
 
   Storage storage;
-  open_storage(opt, storage);
+  open_storage(opt, kind, numa.placement, storage);
   Filesystem &fs = *storage.fs;
   spdlog::debug("storage: {}",
                 storage.node ? storage.backend + " node " + opt.node : "anonymous memory");

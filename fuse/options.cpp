@@ -31,8 +31,8 @@ const std::set<std::string> kFuseKeys = {"fsname", "subtype", "max_read"};
 const std::set<std::string> kIgnored = {"defaults", "auto",  "noauto", "nofail", "_netdev",
                                         "user",     "users", "nouser", "owner",  "group"};
 // Our own settings, as -o key=value; the long option of the same meaning wins.
-const std::set<std::string> kOwnKeys = {"pkram", "backend", "size",    "nr_inodes", "mode",
-                                        "uid",   "gid",     "shm_dir", "run_dir",   "cache"};
+const std::set<std::string> kOwnKeys = {"pkram", "backend", "size",    "nr_inodes", "mode", "uid",
+                                        "gid",   "shm_dir", "run_dir", "cache",     "numa"};
 
 uint64_t total_ram() {
   return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
@@ -121,6 +121,12 @@ bool apply_setting(const std::string &key, const std::string &value, Options &ou
     out.shm_dir = value;
   } else if (key == "run_dir") {
     out.run_dir = value;
+  } else if (key == "numa") {
+    if (!parse_numa(value, out.numa)) {
+      error = "bad --numa value '" + value +
+              "'; use auto, interleave or a NUMA node number such as 0 (see numactl --hardware)";
+      return false;
+    }
   } else if (key == "cache") {
     if (value == "auto")
       out.cache = CacheMode::kAuto;
@@ -193,13 +199,17 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   add("--cache", "cache",
       "file data caching: auto (page cache, writes go to the daemon at once; default), "
       "writeback (kernel writeback cache) or direct (no page cache; no shared mmap)");
+  add("--numa", "numa",
+      "NUMA placement of the frames: auto (the node of the daemon's CPUs, or of most of "
+      "pkram.ko's region; threads pinned to its CPUs), NODE (only that node) or interleave "
+      "(default: the kernel's)");
   app.add_flag("-f,--foreground", out.foreground, "stay in the foreground");
   app.add_flag("--debug", out.debug, "verbose logging");
   std::vector<std::string> mount_options;
   app.add_option("-o", mount_options,
                  "mount options, comma separated: the settings above as key=value "
                  "(size=, nr_inodes=, mode=, uid=, gid=, pkram=, backend=, shm_dir=, run_dir=, "
-                 "cache=) and FUSE/kernel options (allow_other, ro, nosuid, ...)")
+                 "cache=, numa=) and FUSE/kernel options (allow_other, ro, nosuid, ...)")
       ->allow_extra_args(false);
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");

@@ -2,6 +2,8 @@
 // "NAME MOUNTPOINT -o opts" form.
 #pragma once
 
+#include "numa_placement.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@ struct Options {
   bool size_given = false; // else a new kmod node takes the region's free space
   uint64_t nr_inodes = 0;  // 0: unlimited
   CacheMode cache = CacheMode::kAuto;
+  NumaRequest numa; // --numa: placement of the frames (and with auto, of the threads)
   uint32_t mode = 01777;
   uint32_t uid = 0;
   uint32_t gid = 0;

@@ -34,6 +34,8 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/nodemask.h>
+#include <linux/numa.h>
 #include <linux/pfn_t.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
@@ -69,6 +71,8 @@ struct pkram_node {
 struct pkram_file {
 	int slot;		/* attached node slot or -1 */
 	atomic_t nr_maps;	/* live VMAs of this file */
+	u32 policy;		/* PKRAM_POLICY_*, under pkram_lock */
+	int nid;		/* BIND, PREFERRED: the node; INTERLEAVE: the last one used */
 };
 
 struct pkram_region {
@@ -87,6 +91,8 @@ struct pkram_region {
 	struct pkram_node_rec *recs;
 	struct pkram_owner *owners;
 	struct pkram_node nodes[PKRAM_MAX_NODES];
+	u16 *frame_nid;		/* NUMA node of each frame, from its physical address */
+	nodemask_t numa_nodes;	/* nodes holding data frames; fixed after load */
 	struct kobject *kobj;
 	struct dentry *debugfs;
 };
@@ -280,6 +286,33 @@ static void unmap_region(void)
 {
 	memunmap_pages(&pk.pgmap);
 	release_mem_region(pk.start, pk.size);
+}
+
+/*
+ * The node of each frame, from the firmware's memory affinity (SRAT) of its
+ * physical address: the struct pages of the region all carry the one node
+ * memremap_pages() was given, so page_to_nid() cannot tell.
+ */
+static int init_numa(void)
+{
+	phys_addr_t phys;
+	int nid;
+	u32 f;
+
+	pk.frame_nid = kvmalloc_array(pk.nr_frames, sizeof(u16), GFP_KERNEL);
+	if (!pk.frame_nid)
+		return -ENOMEM;
+	nodes_clear(pk.numa_nodes);
+	for (f = 0; f < pk.nr_frames; f++) {
+		phys = pk.start + ((phys_addr_t)f << PKRAM_FRAME_SHIFT);
+		nid = phys_to_target_node(phys);
+		if (nid < 0 || nid >= MAX_NUMNODES)
+			nid = first_online_node;
+		pk.frame_nid[f] = nid;
+		if (f >= pk.meta_frames)
+			node_set(nid, pk.numa_nodes);
+	}
+	return 0;
 }
 
 static void format_region(void)
@@ -544,20 +577,88 @@ static bool is_hole(int slot, u32 index)
 	return index >= rec_frames(slot) || pk.nodes[slot].frames[index] == NO_FRAME;
 }
 
-/* Give a zeroed frame to every hole in [first, end); the span grows to @end. */
-static int populate_range(int slot, u32 first, u32 end)
+/*
+ * Where the frames of one populate come from (@pf's policy).  Frames taken
+ * during the call are not freed during it, so a search cursor per node keeps
+ * the call linear in the region size.
+ */
+struct frame_picker {
+	u32 mode;
+	int nid;
+	u32 any;		/* cursor over all nodes */
+	u32 *at;		/* cursor per node, nr_node_ids entries; NULL for DEFAULT */
+};
+
+/* The lowest free frame from *@cursor on, on node @nid (NUMA_NO_NODE: any). */
+static u32 next_free(u32 *cursor, int nid)
 {
+	u32 f;
+
+	for (f = max(*cursor, pk.meta_frames); f < pk.nr_frames; f++)
+		if (le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE &&
+		    (nid == NUMA_NO_NODE || pk.frame_nid[f] == nid))
+			break;
+	*cursor = f;
+	return f < pk.nr_frames ? f : NO_FRAME;
+}
+
+static u32 pick_frame(struct frame_picker *p)
+{
+	u32 f = NO_FRAME;
+	int i;
+
+	switch (p->mode) {
+	case PKRAM_POLICY_BIND:
+		return next_free(&p->at[p->nid], p->nid);
+	case PKRAM_POLICY_PREFERRED:
+		f = next_free(&p->at[p->nid], p->nid);
+		break;
+	case PKRAM_POLICY_INTERLEAVE:
+		for (i = 0; i < nodes_weight(pk.numa_nodes) && f == NO_FRAME; i++) {
+			p->nid = next_node_in(p->nid, pk.numa_nodes);
+			f = next_free(&p->at[p->nid], p->nid);
+		}
+		break;
+	}
+	return f != NO_FRAME ? f : next_free(&p->any, NUMA_NO_NODE);
+}
+
+static u32 free_frames_on(int nid)
+{
+	u32 f, n = 0;
+
+	for (f = pk.meta_frames; f < pk.nr_frames; f++)
+		n += pk.frame_nid[f] == nid &&
+		     le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE;
+	return n;
+}
+
+/*
+ * Give a zeroed frame to every hole in [first, end), taken as @pf's policy
+ * says; the span grows to @end.  All or nothing: the room is checked first.
+ */
+static int populate_range(struct pkram_file *pf, u32 first, u32 end)
+{
+	int slot = pf->slot;
 	struct pkram_node *n = &pk.nodes[slot];
-	u32 span = rec_frames(slot), holes = 0, i, f = pk.meta_frames;
+	struct frame_picker pick = { .mode = pf->policy, .nid = pf->nid };
+	u32 span = rec_frames(slot), holes = 0, i, f;
 	int ret;
 
 	for (i = first; i < end; i++)
 		holes += is_hole(slot, i);
 	if (holes > pk.free_frames)
 		return -ENOSPC;
+	if (pick.mode == PKRAM_POLICY_BIND && holes > free_frames_on(pick.nid))
+		return -ENOSPC;
+	if (pick.mode != PKRAM_POLICY_DEFAULT && holes) {
+		pick.at = kcalloc(nr_node_ids, sizeof(u32), GFP_KERNEL);
+		if (!pick.at)
+			return -ENOMEM;
+	}
 	ret = reserve_array(n, end);
 	if (ret)
-		return ret;
+		goto out;
 	for (i = span; i < end; i++)
 		n->frames[i] = NO_FRAME;
 	if (end > span)
@@ -565,11 +666,11 @@ static int populate_range(int slot, u32 first, u32 end)
 	for (i = first; i < end; i++) {
 		if (n->frames[i] != NO_FRAME)
 			continue;
-		while (f < pk.nr_frames &&
-		       le32_to_cpu(pk.owners[f].node) != PKRAM_OWNER_FREE)
-			f++;
-		if (WARN_ON_ONCE(f >= pk.nr_frames))
-			return -EUCLEAN;
+		f = pick_frame(&pick);
+		if (WARN_ON_ONCE(f == NO_FRAME)) {
+			ret = -EUCLEAN;
+			goto out;
+		}
 		memset(frame_addr(f), 0, PKRAM_FRAME_SIZE);
 		set_owner(f, slot + 1, i);
 		n->frames[i] = f;
@@ -577,7 +678,11 @@ static int populate_range(int slot, u32 first, u32 end)
 		pk.free_frames--;
 		cond_resched();
 	}
-	return 0;
+	if (pick.mode == PKRAM_POLICY_INTERLEAVE)
+		pf->nid = pick.nid;
+out:
+	kfree(pick.at);
+	return ret;
 }
 
 /* Zero and free the frames in [first, end) (clipped to the span), leaving holes. */
@@ -735,7 +840,7 @@ static int resize_locked(struct pkram_file *pf, u32 want)
 	if (want > PKRAM_MAX_SPAN)
 		return -ENOSPC;
 	if (want > have) {
-		ret = populate_range(slot, have, want);
+		ret = populate_range(pf, have, want);
 	} else if (want < have) {
 		if (atomic_read(&pf->nr_maps))
 			return -EBUSY;
@@ -796,7 +901,7 @@ static long ioc_populate(struct pkram_file *pf, struct pkram_range __user *uarg)
 	mutex_lock(&pkram_lock);
 	slot = ret = changeable_slot(pf);
 	if (slot >= 0)
-		ret = populate_range(slot, first, end);
+		ret = populate_range(pf, first, end);
 	if (!ret)
 		pkram_commit();
 	mutex_unlock(&pkram_lock);
@@ -828,6 +933,31 @@ static long ioc_punch(struct file *file, struct pkram_file *pf,
 	}
 	mutex_unlock(&pkram_lock);
 	return ret;
+}
+
+/* A node for BIND/PREFERRED must hold data frames of the region (else ENXIO). */
+static long ioc_set_policy(struct pkram_file *pf, struct pkram_policy __user *uarg)
+{
+	struct pkram_policy p;
+
+	if (copy_from_user(&p, uarg, sizeof(p)))
+		return -EFAULT;
+	if (p.reserved || p.mode > PKRAM_POLICY_INTERLEAVE)
+		return -EINVAL;
+	if (p.mode == PKRAM_POLICY_BIND || p.mode == PKRAM_POLICY_PREFERRED) {
+		if (p.nid >= MAX_NUMNODES)
+			return -EINVAL;
+		if (!node_isset(p.nid, pk.numa_nodes))
+			return -ENXIO;
+	} else if (p.nid) {
+		return -EINVAL;
+	}
+	mutex_lock(&pkram_lock);
+	pf->policy = p.mode;
+	/* INTERLEAVE starts at the region's first node */
+	pf->nid = p.mode == PKRAM_POLICY_INTERLEAVE ? MAX_NUMNODES : p.nid;
+	mutex_unlock(&pkram_lock);
+	return 0;
 }
 
 static long ioc_set_state(struct pkram_file *pf, u32 state)
@@ -946,6 +1076,8 @@ static long pkram_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return ioc_populate(pf, uarg);
 	case PKRAM_IOC_PUNCH:
 		return ioc_punch(file, pf, uarg);
+	case PKRAM_IOC_SET_POLICY:
+		return ioc_set_policy(pf, uarg);
 	}
 	return -ENOTTY;
 }
@@ -1097,6 +1229,7 @@ static int pkram_open(struct inode *inode, struct file *file)
 	if (!pf)
 		return -ENOMEM;
 	pf->slot = -1;
+	pf->policy = PKRAM_POLICY_DEFAULT;
 	atomic_set(&pf->nr_maps, 0);
 	file->private_data = pf;
 	return 0;	/* seekable: pread() reads the node */
@@ -1158,8 +1291,32 @@ PKRAM_ATTR(nr_nodes, count_nodes());
 PKRAM_ATTR(adopted, pk.adopted);
 PKRAM_ATTR(load_count, le64_to_cpu(pk.sb->load_count));
 
+/* One line per NUMA node of the region: "NID DATA_FRAMES FREE_FRAMES". */
+static ssize_t numa_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	ssize_t len = 0;
+	u32 f, data, free;
+	int nid;
+
+	mutex_lock(&pkram_lock);
+	for_each_node_mask(nid, pk.numa_nodes) {
+		data = free = 0;
+		for (f = pk.meta_frames; f < pk.nr_frames; f++) {
+			if (pk.frame_nid[f] != nid)
+				continue;
+			data++;
+			free += le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE;
+		}
+		len += sysfs_emit_at(buf, len, "%d %u %u\n", nid, data, free);
+	}
+	mutex_unlock(&pkram_lock);
+	return len;
+}
+static struct kobj_attribute numa_attr = __ATTR_RO(numa);
+
 static struct attribute *pkram_attrs[] = {
 	&region_attr.attr,
+	&numa_attr.attr,
 	&frame_size_attr.attr,
 	&data_frames_attr.attr,
 	&free_frames_attr.attr,
@@ -1193,6 +1350,35 @@ static int nodes_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(nodes);
 
+/* One line per node: "NAME NID:FRAMES ..." for each NUMA node it has frames on. */
+static int numa_nodes_show(struct seq_file *m, void *v)
+{
+	u32 *count, i;
+	int slot, nid;
+
+	count = kcalloc(nr_node_ids, sizeof(*count), GFP_KERNEL);
+	if (!count)
+		return -ENOMEM;
+	mutex_lock(&pkram_lock);
+	for (slot = 0; slot < PKRAM_MAX_NODES; slot++) {
+		if (rec_state(slot) == PKRAM_STATE_FREE)
+			continue;
+		memset(count, 0, nr_node_ids * sizeof(*count));
+		for (i = 0; i < rec_frames(slot); i++)
+			if (pk.nodes[slot].frames[i] != NO_FRAME)
+				count[pk.frame_nid[pk.nodes[slot].frames[i]]]++;
+		seq_puts(m, pk.recs[slot].name);
+		for (nid = 0; nid < nr_node_ids; nid++)
+			if (count[nid])
+				seq_printf(m, " %d:%u", nid, count[nid]);
+		seq_putc(m, '\n');
+	}
+	mutex_unlock(&pkram_lock);
+	kfree(count);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(numa_nodes);
+
 static int pkram_sysfs_init(void)
 {
 	int ret;
@@ -1207,6 +1393,7 @@ static int pkram_sysfs_init(void)
 	}
 	pk.debugfs = debugfs_create_dir("pkram", NULL);
 	debugfs_create_file("nodes", 0400, pk.debugfs, NULL, &nodes_fops);
+	debugfs_create_file("numa", 0400, pk.debugfs, NULL, &numa_nodes_fops);
 	return 0;
 }
 
@@ -1230,6 +1417,8 @@ static void pkram_build_checks(void)
 	BUILD_BUG_ON(sizeof(struct pkram_list) != 16);
 	BUILD_BUG_ON(sizeof(struct pkram_resize) != 8);
 	BUILD_BUG_ON(sizeof(struct pkram_range) != 8);
+	BUILD_BUG_ON(sizeof(struct pkram_policy) != 16);
+	BUILD_BUG_ON(MAX_NUMNODES > U16_MAX);
 }
 
 static int __init pkram_init(void)
@@ -1243,9 +1432,12 @@ static int __init pkram_init(void)
 	ret = map_region();
 	if (ret)
 		return ret;
-	ret = load_region();
+	ret = init_numa();
 	if (ret)
 		goto err_unmap;
+	ret = load_region();
+	if (ret)
+		goto err_numa;
 	ret = misc_register(&pkram_misc);
 	if (ret)
 		goto err_free;
@@ -1255,12 +1447,16 @@ static int __init pkram_init(void)
 	pr_info("%s region %llu MiB at %pa: %u data frames, %u free, %u nodes\n",
 		pk.adopted ? "adopted" : "formatted", pk.size >> 20, &pk.start,
 		data_frames(), pk.free_frames, count_nodes());
+	if (nodes_weight(pk.numa_nodes) > 1)
+		pr_info("region spans NUMA nodes %*pbl\n", nodemask_pr_args(&pk.numa_nodes));
 	return 0;
 
 err_misc:
 	misc_deregister(&pkram_misc);
 err_free:
 	free_node_arrays();
+err_numa:
+	kvfree(pk.frame_nid);
 err_unmap:
 	unmap_region();
 	return ret;
@@ -1271,6 +1467,7 @@ static void __exit pkram_exit(void)
 	pkram_sysfs_exit();
 	misc_deregister(&pkram_misc);
 	free_node_arrays();
+	kvfree(pk.frame_nid);
 	unmap_region();
 }
 

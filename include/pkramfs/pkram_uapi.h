@@ -108,6 +108,24 @@ struct pkram_list {
 	__u32 count;		/* out: number of live nodes */
 };
 
+/*
+ * SET_POLICY: where POPULATE and RESIZE take frames from, for this open
+ * file (like a task's mempolicy; not stored in the region).  A region can
+ * span several NUMA nodes; each frame's node is that of its physical
+ * address.  Added after PKRAM_UAPI_VERSION 2 without changing it: a module
+ * without it answers ENOTTY (docs/pkram-module.md, "Compatibility").
+ */
+#define PKRAM_POLICY_DEFAULT	0	/* lowest free frame, any node */
+#define PKRAM_POLICY_BIND	1	/* frames on nid only; ENOSPC when it has none free */
+#define PKRAM_POLICY_PREFERRED	2	/* frames on nid first, then any node */
+#define PKRAM_POLICY_INTERLEAVE	3	/* the region's nodes in turn, frame by frame */
+
+struct pkram_policy {
+	__u32 mode;		/* in: PKRAM_POLICY_* */
+	__u32 nid;		/* in: NUMA node for BIND and PREFERRED, else 0 */
+	__u64 reserved;		/* in: must be 0 */
+};
+
 #define PKRAM_IOC_MAGIC		0xE7
 
 #define PKRAM_IOC_VERSION	_IOR(PKRAM_IOC_MAGIC, 0x00, struct pkram_version)
@@ -120,5 +138,6 @@ struct pkram_list {
 #define PKRAM_IOC_STAT		_IOWR(PKRAM_IOC_MAGIC, 0x07, struct pkram_node_info)
 #define PKRAM_IOC_POPULATE	_IOW(PKRAM_IOC_MAGIC, 0x08, struct pkram_range)
 #define PKRAM_IOC_PUNCH		_IOW(PKRAM_IOC_MAGIC, 0x09, struct pkram_range)
+#define PKRAM_IOC_SET_POLICY	_IOW(PKRAM_IOC_MAGIC, 0x0a, struct pkram_policy)
 
 #endif /* PKRAMFS_PKRAM_UAPI_H */

@@ -229,7 +229,7 @@ TEST_CASE("restore: a node whose superblocks are damaged is refused and left as 
   REQUIRE(pwrite(fd, junk, sizeof junk, PKRAMFS_SB_COPY_OFFSET) == sizeof junk);
   ::close(fd);
   std::string why;
-  auto opened = Node::open_shm(path, NodeParams{64 * kMiB / kBlockSize, UINT64_MAX}, why);
+  auto opened = Node::open_shm(path, NodeParams{64 * kMiB / kBlockSize, UINT64_MAX, {}}, why);
   CHECK(opened.error() == EUCLEAN);
   CHECK(why.find("magic") != std::string::npos);
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());

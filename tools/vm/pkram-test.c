@@ -113,6 +113,44 @@ static int version(int fd, struct pkram_version *v)
 	return xioctl(fd, PKRAM_IOC_VERSION, v);
 }
 
+static int set_policy(int fd, uint32_t mode, uint32_t nid, uint64_t reserved)
+{
+	struct pkram_policy p = { .mode = mode, .nid = nid, .reserved = reserved };
+
+	return xioctl(fd, PKRAM_IOC_SET_POLICY, &p);
+}
+
+static const char *const policy_names[] = { "default", "bind", "preferred", "interleave" };
+
+/* PKRAM_POLICY_* of a name, or -1. */
+static int policy_of(const char *name)
+{
+	int i;
+
+	for (i = 0; i < (int)(sizeof(policy_names) / sizeof(policy_names[0])); i++)
+		if (!strcmp(name, policy_names[i]))
+			return i;
+	return -1;
+}
+
+/* The NUMA nodes holding region frames (/sys/kernel/pkram/numa): count, first and last. */
+static int region_nids(int *first, int *last)
+{
+	FILE *f = fopen("/sys/kernel/pkram/numa", "re");
+	int nid, n = 0;
+	unsigned int data, nfree;
+
+	if (!f)
+		return 0;
+	while (fscanf(f, "%d %u %u", &nid, &data, &nfree) == 3) {
+		if (!n++)
+			*first = nid;
+		*last = nid;
+	}
+	fclose(f);
+	return n;
+}
+
 /* Attach an existing node by name on a fresh fd; exits on failure. */
 static int open_node(const char *name, struct pkram_attach *a)
 {
@@ -193,6 +231,29 @@ static int cmd_punch(const char *name, const char *first, const char *count)
 
 	if (ret)
 		fprintf(stderr, "punch %s: %s\n", name, strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+/*
+ * place NAME POLICY NID FIRST COUNT: attach NAME (created if absent), set the
+ * frame policy and populate [FIRST, FIRST + COUNT); prints the errno name.
+ */
+static int cmd_place(char **argv)
+{
+	int fd = open_dev(), mode = policy_of(argv[1]), ret;
+
+	if (mode < 0) {
+		fprintf(stderr, "place: unknown policy %s\n", argv[1]);
+		return 2;
+	}
+	ret = attach(fd, argv[0], PKRAM_ATTACH_CREATE, NULL);
+	if (!ret)
+		ret = set_policy(fd, mode, strtoul(argv[2], NULL, 0), 0);
+	if (!ret)
+		ret = range_ioc(fd, PKRAM_IOC_POPULATE, strtoul(argv[3], NULL, 0),
+				strtoul(argv[4], NULL, 0));
+	printf("%s\n", ret ? strerrorname_np(-ret) : "0");
+	close(fd);
 	return ret ? 1 : 0;
 }
 
@@ -454,6 +515,43 @@ static void t_enospc(int fd0)
 	expect("shrink-to-1", resize(fd, 1), 0);
 	close(fd);
 	expect("destroy-big", destroy(fd0, "st-big"), 0);
+}
+
+/* SET_POLICY: bad input refused, BIND keeps to its node's free frames, all or nothing. */
+static void t_policy(int fd0)
+{
+	struct pkram_version v, w;
+	struct pkram_node_info info;
+	int first = 0, last = 0, fd = open_dev();
+
+	if (!region_nids(&first, &last)) {
+		result(0, "policy-sysfs", "no /sys/kernel/pkram/numa");
+		return;
+	}
+	expect("policy-unattached", set_policy(fd, PKRAM_POLICY_INTERLEAVE, 0, 0), 0);
+	expect("policy-bad-mode", set_policy(fd, 4, 0, 0), -EINVAL);
+	expect("policy-reserved", set_policy(fd, PKRAM_POLICY_BIND, first, 1), -EINVAL);
+	expect("policy-nid-without-node", set_policy(fd, PKRAM_POLICY_DEFAULT, 1, 0), -EINVAL);
+	expect("policy-nid-huge", set_policy(fd, PKRAM_POLICY_BIND, 0xffffffffu, 0), -EINVAL);
+	expect("policy-nid-outside", set_policy(fd, PKRAM_POLICY_PREFERRED, last + 1, 0), -ENXIO);
+	expect("policy-efault", xioctl(fd, PKRAM_IOC_SET_POLICY, (void *)1), -EFAULT);
+	expect("policy-bind", set_policy(fd, PKRAM_POLICY_BIND, first, 0), 0);
+	attach(fd, "st-policy", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	version(fd0, &v);
+	/* with one node, all free frames are on it: one more is ENOSPC and nothing moves */
+	if (first == last)
+		expect("policy-bind-enospc", range_ioc(fd, PKRAM_IOC_POPULATE, 0, v.free_frames + 1),
+		       -ENOSPC);
+	version(fd0, &w);
+	result(w.free_frames == v.free_frames, "policy-all-or-nothing", "free %u->%u",
+	       v.free_frames, w.free_frames);
+	expect("policy-bind-populate", range_ioc(fd, PKRAM_IOC_POPULATE, 0, 2), 0);
+	stat_node(fd0, "st-policy", &info);
+	result(info.populated == 2, "policy-populated", "populated=%u", info.populated);
+	expect("policy-interleave-resize", set_policy(fd, PKRAM_POLICY_INTERLEAVE, 0, 0) ?:
+	       resize(fd, 4), 0);
+	close(fd);
+	expect("policy-destroy", destroy(fd0, "st-policy"), 0);
 }
 
 static int map_err(int fd, size_t len, off_t off, int flags)
@@ -795,6 +893,7 @@ static int cmd_selftest(const char *pfx)
 	t_unattached(fd);
 	t_attach_rules();
 	t_enospc(fd);
+	t_policy(fd);
 	t_mmap(fd);
 	t_sparse(fd);
 	t_gup(fd);
@@ -819,6 +918,7 @@ static int usage(void)
 		"       | fill NAME SEED | verify NAME SEED | zero NAME | hash NAME\n"
 		"       | preserve NAME | unpreserve NAME | stat NAME | destroy NAME\n"
 		"       | punch NAME FIRST COUNT\n"
+		"       | place NAME default|bind|preferred|interleave NID FIRST COUNT\n"
 		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS\n");
 	return 2;
 }
@@ -853,6 +953,8 @@ int main(int argc, char **argv)
 		return cmd_create(argv[2], argv[3]);
 	if (argc == 5 && !strcmp(c, "punch"))
 		return cmd_punch(argv[2], argv[3], argv[4]);
+	if (argc == 7 && !strcmp(c, "place"))
+		return cmd_place(argv + 2);
 	if (argc == 4 && !strcmp(c, "resize"))
 		return cmd_resize(argv[2], argv[3]);
 	return usage();
