@@ -1,5 +1,7 @@
 #include "arena.h"
 
+#include "fault.h"
+
 #include <cstring>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +14,8 @@ Arena::Arena(FrameSource &source, uint64_t first_frame, uint64_t limit_blocks)
       limit_(limit_blocks), blocks_(limit_blocks) {}
 
 Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
+  if (fault::hit(fault::Point::kArena))
+    return Errno{ENOSPC};
   std::lock_guard lock(mu_);
   const uint64_t local_hint = hint >= first_block_ ? hint - first_block_ : UINT64_MAX;
   BlockRun run = blocks_.allocate(want, local_hint);
@@ -19,7 +23,7 @@ Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
     return Errno{ENOSPC};
   const uint64_t frame = run.start / kBlocksPerFrame;
   if (blocks_.frame_used(frame) == run.count) {
-    if (auto r = source_.acquire(first_block_ / kBlocksPerFrame + frame); !r) {
+    if (auto r = acquire_frame(first_block_ / kBlocksPerFrame + frame); !r) {
       blocks_.free(run);
       return Errno{r.error() == ENOMEM ? ENOSPC : r.error()};
     }
@@ -27,6 +31,13 @@ Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
   used_.store(blocks_.used_blocks(), std::memory_order_relaxed);
   run.start += first_block_;
   return run;
+}
+
+Result<void> Arena::acquire_frame(uint64_t frame) {
+  // An injected failure looks like a frame source out of memory.
+  if (fault::hit(fault::Point::kFrame))
+    return Errno{ENOMEM};
+  return source_.acquire(frame);
 }
 
 void Arena::free(BlockRun run) {
