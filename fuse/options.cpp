@@ -208,11 +208,13 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");
 #ifdef PKRAMFS_FAULT_INJECTION
-  // Tests only (docs/security.md, "Fault injection"); absent from builds without the switch.
+  // Tests only (docs/security.md, "Fault injection"); absent from builds without the switch,
+  // and left out of --help and the man page.
   app.add_option("--debug-fail", out.debug_fail,
                  "fault injection for tests: POINT:N fails or kills at the Nth pass through POINT "
                  "after the mount (repeatable; 'list' prints the points)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->group(""); // hidden from --help: not a user option (docs/security.md)
 #endif
 
   // CLI11 would take the next argument as the value of "--size=": refuse it here instead.

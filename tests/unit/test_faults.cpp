@@ -340,10 +340,10 @@ void sweep(fault::Point point, const char *point_name, const Op &op, const std::
     else if (complete)
       CHECK(tree == after);
     // 2. No half-built inode, nothing leaked, and the journal holds exactly this tree.
-    CHECK(problems(*m.fs).empty());
+    CHECK(problems(*m.fs) == std::vector<std::string>{});
     const std::string live = dump(*m.fs, true);
     const Restored restored = restore_copy(node, dir + "/copy");
-    CHECK(restored.problems.empty());
+    CHECK(restored.problems == std::vector<std::string>{});
     CHECK(restored.tree == live);
     CHECK(restored.usage == usage(*m.fs));
     // 3. Nothing half-done is in the way: the operation works now (unless it already did).
@@ -351,7 +351,7 @@ void sweep(fault::Point point, const char *point_name, const Op &op, const std::
       auto again = op.run(*m.fs, s);
       CHECK(again.ok());
       CHECK(dump(*m.fs, false) == after);
-      CHECK(problems(*m.fs).empty());
+      CHECK(problems(*m.fs) == std::vector<std::string>{});
       CHECK(restore_copy(node, dir + "/copy").tree == dump(*m.fs, true));
     }
     m.fs.reset();
