@@ -13,7 +13,8 @@
 #      untouched, or restored only where every CRC holds. File data has no CRC: damage there
 #      shows in the file's contents and nowhere else.
 # PKIT_FAULT_SEED (default 1) seeds the workloads and the random bytes; PKIT_FAULT_STRIDE
-# (default 2) steps N through the heap passes (1: every one; the unit tests take every one).
+# (default 2) steps N through the heap passes (1: every one; the unit tests take every one);
+# PKIT_FAULT_PARTS (default "alloc crash random") picks the parts.
 # pkit-timeout: 480
 # shellcheck disable=SC2154  # NI_* variables come from node_info (eval)
 . "$(dirname "$0")/lib.sh"
@@ -24,6 +25,8 @@ FP="$PY $PKIT_LIBDIR/faults.py"
 NI="$PY $PKIT_LIBDIR/node_image.py"
 SEED=${PKIT_FAULT_SEED:-1}
 STRIDE=${PKIT_FAULT_STRIDE:-2}
+PARTS=" ${PKIT_FAULT_PARTS:-alloc crash random} "
+part() { case $PARTS in *" $1 "*) return 0 ;; esac; info "part $1 skipped (PKIT_FAULT_PARTS)"; return 1; }
 mnt=$T/mnt
 
 if ! "$PK" --debug-fail=list >/dev/null 2>&1; then
@@ -45,7 +48,7 @@ run_py() {
 }
 
 # ------------------------------------------------------------ (1) allocation failures --
-for point in heap arena frame; do
+part alloc && for point in heap arena frame; do
     n=1 passes=
     while :; do
         node=alloc-$point-$n c="alloc[$point:$n]"
@@ -83,7 +86,7 @@ crash_points=(journal-before-header:1 journal-before-header:6 journal-before-hea
     checkpoint-written:1 checkpoint-torn:1 checkpoint-switched:1
     preserve-synced:1 preserve-frozen:1 preserve-checkpointed:1 preserve-marked:1)
 i=0
-for pn in "${crash_points[@]}"; do
+part crash && for pn in "${crash_points[@]}"; do
     i=$((i + 1))
     mkdir -p "$T/crash"
     run_py "crash[$pn]" $FP crash "$PK" "$CTL" "$T/crash" "${pn%:*}" "${pn#*:}" "$((SEED * 100 + i))"
@@ -91,6 +94,7 @@ done
 rm -rf "$T/crash"
 
 # ------------------------------------------------------------------- (3) random bytes --
+part random || finish
 tree_of() { (cd "$1" && find . -printf '%P %y %m %u %g %s %n %l %T@\n' | sort && find . -type f -exec sha256sum {} + | sort && getfattr -R -d -m - . 2>/dev/null); }
 meta_of() { grep -Ev '^[0-9a-f]{64}  ' "$1"; }
 node_info() { eval "$($NI info "$1" | sed 's/^/NI_/')"; }

@@ -93,7 +93,9 @@ PYEOF
 fi
 
 # --- kill -9 at random moments
-python3 "$PKIT_LIBDIR/crash.py" "$PK" "$T/crash" "${PKIT_CRASH_ROUNDS:-50}" "${PKIT_SEED:-$RANDOM}" || PKIT_FAIL=$((PKIT_FAIL + 1))
+crash_seed=${PKIT_SEED:-$RANDOM}
+info "crash.py seed $crash_seed (PKIT_SEED=$crash_seed replays it)"
+python3 "$PKIT_LIBDIR/crash.py" "$PK" "$T/crash" "${PKIT_CRASH_ROUNDS:-50}" "$crash_seed" || PKIT_FAIL=$((PKIT_FAIL + 1))
 # --- kill -9 at exact points of a checkpoint: image written but not switched to, and switched
 # (fault injection builds only; faults.sh has more such points)
 for point in checkpoint-written checkpoint-switched; do
