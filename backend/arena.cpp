@@ -1,5 +1,7 @@
 #include "arena.h"
 
+#include "fault.h"
+
 #include <algorithm>
 #include <cstring>
 #include <spdlog/spdlog.h>
@@ -13,6 +15,8 @@ Arena::Arena(FrameSource &source, uint64_t first_frame, uint64_t limit_blocks)
       limit_(limit_blocks), blocks_(limit_blocks) {}
 
 Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
+  if (fault::hit(fault::Point::kArena))
+    return Errno{ENOSPC};
   std::lock_guard lock(mu_);
   const uint64_t room = free_blocks();
   if (room == 0)
@@ -23,7 +27,7 @@ Result<BlockRun> Arena::allocate(uint64_t want, uint64_t hint) {
     return Errno{ENOSPC};
   const uint64_t frame = run.start / kBlocksPerFrame;
   if (blocks_.frame_used(frame) == run.count) {
-    if (auto r = source_.acquire(first_block_ / kBlocksPerFrame + frame); !r) {
+    if (auto r = acquire_frame(first_block_ / kBlocksPerFrame + frame); !r) {
       blocks_.free(run);
       return Errno{r.error() == ENOMEM ? ENOSPC : r.error()};
     }
@@ -41,6 +45,13 @@ uint64_t Arena::free_blocks() const {
 uint64_t Arena::frames_in_use() {
   std::lock_guard lock(mu_);
   return blocks_.frames_in_use();
+}
+
+Result<void> Arena::acquire_frame(uint64_t frame) {
+  // An injected failure looks like a frame source out of memory.
+  if (fault::hit(fault::Point::kFrame))
+    return Errno{ENOMEM};
+  return source_.acquire(frame);
 }
 
 void Arena::free(BlockRun run) {

@@ -46,6 +46,8 @@ public:
   std::string describe() const { return source_.describe(); }
 
 private:
+  Result<void> acquire_frame(uint64_t frame); // mu_ held
+
   std::mutex mu_;
   FrameSource &source_;
   std::byte *base_;

@@ -2,6 +2,7 @@
 // of bounds: a short or bad input makes it fail, and every read after a failure returns zero.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -11,21 +12,38 @@ namespace pkramfs {
 
 class Encoder {
 public:
-  explicit Encoder(std::string &out) : out_(out) {}
+  // Appends to `out`.
+  explicit Encoder(std::string &out) : out_(&out) {}
+  // Writes into `buf` (at most `capacity` bytes) without allocating; with a null `buf` it only
+  // counts, so that a record's size is known before any space is taken for it.
+  Encoder(std::byte *buf, size_t capacity) : buf_(buf), capacity_(capacity) {}
   void u32(uint32_t v) { put(&v, 4); }
   void u64(uint64_t v) { put(&v, 8); }
   void i64(int64_t v) { put(&v, 8); }
-  void bytes(std::string_view s) { out_.append(s); }
+  void bytes(std::string_view s) { put(s.data(), s.size()); }
   // A length-prefixed string.
   void str(std::string_view s) {
     u32(static_cast<uint32_t>(s.size()));
     bytes(s);
   }
   void raw(const void *p, size_t n) { put(p, n); }
+  // Bytes encoded so far (buffer and counting modes).
+  size_t size() const { return size_; }
 
 private:
-  void put(const void *p, size_t n) { out_.append(static_cast<const char *>(p), n); }
-  std::string &out_;
+  void put(const void *p, size_t n) {
+    if (out_) {
+      out_->append(static_cast<const char *>(p), n);
+      return;
+    }
+    if (buf_ && size_ + n <= capacity_)
+      std::memcpy(buf_ + size_, p, n);
+    size_ += n;
+  }
+  std::string *out_ = nullptr;
+  std::byte *buf_ = nullptr;
+  size_t capacity_ = 0;
+  size_t size_ = 0;
 };
 
 class Decoder {

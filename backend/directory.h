@@ -2,6 +2,8 @@
 // readdir. Cookies only grow, so a readdir offset stays valid while entries come and go.
 #pragma once
 
+#include "fault.h"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -10,6 +12,14 @@
 #include <unordered_map>
 
 namespace pkramfs {
+
+// Grows `table` (geometrically) so that inserting one more element cannot rehash, the only
+// allocation an insert of an already built node makes.
+template <class Table> void make_room_for_one(Table &table) {
+  if (static_cast<double>(table.size() + 1) >=
+      static_cast<double>(table.bucket_count()) * table.max_load_factor())
+    table.reserve(2 * (table.size() + 1));
+}
 
 // Readdir offsets 1 and 2 are "." and ".."; entries start at kFirstCookie.
 inline constexpr uint64_t kFirstCookie = 3;
@@ -28,11 +38,30 @@ public:
     return by_cookie_.at(it->second).ino;
   }
 
-  void add(std::string_view name, uint64_t ino) {
-    const uint64_t cookie = next_cookie_++;
-    auto &entry = by_cookie_.emplace(cookie, DirEntry{std::string(name), ino}).first->second;
-    by_name_.emplace(entry.name, cookie);
+  // An entry whose memory is allocated ahead: an operation prepares it before its journal
+  // record (where running out of memory fails the operation cleanly) and commits it after,
+  // where nothing may fail. At most one prepared slot per directory at a time.
+  struct Slot {
+    std::map<uint64_t, DirEntry>::node_type entry;
+    std::unordered_map<std::string_view, uint64_t>::node_type index;
+  };
+  Slot prepare(std::string_view name, uint64_t ino) {
+    fault::heap();
+    std::map<uint64_t, DirEntry> one;
+    const DirEntry &e = one.emplace(0, DirEntry{std::string(name), ino}).first->second;
+    std::unordered_map<std::string_view, uint64_t> index;
+    index.emplace(e.name, 0); // views the name inside the node, which commit() moves intact
+    make_room_for_one(by_name_);
+    return {one.extract(one.begin()), index.extract(index.begin())};
   }
+  void commit(Slot &&slot) noexcept {
+    const uint64_t cookie = next_cookie_++;
+    slot.entry.key() = cookie;
+    slot.index.mapped() = cookie;
+    by_cookie_.insert(std::move(slot.entry));
+    by_name_.insert(std::move(slot.index));
+  }
+  void add(std::string_view name, uint64_t ino) { commit(prepare(name, ino)); }
 
   // Points an existing name at another inode, keeping its position (rename over, exchange).
   void repoint(std::string_view name, uint64_t ino) { by_cookie_.at(by_name_.at(name)).ino = ino; }

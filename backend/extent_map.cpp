@@ -1,5 +1,7 @@
 #include "extent_map.h"
 
+#include "fault.h"
+
 #include <cassert>
 #include <limits>
 
@@ -26,8 +28,27 @@ void ExtentMap::split_at(uint64_t fblock) {
   if (off == 0 || off >= prev->second.count)
     return;
   Extent tail{prev->second.block + off, prev->second.count - off, prev->second.unwritten};
+  fault::heap();
+  map_.emplace_hint(it, fblock, tail); // before shortening prev: a failure leaves it whole
   prev->second.count = off;
-  map_.emplace_hint(it, fblock, tail);
+}
+
+void ExtentMap::room_in_log() {
+  if (log_->size() < log_->capacity())
+    return;
+  fault::heap();
+  log_->reserve(2 * log_->size() + 4);
+}
+
+size_t ExtentMap::count_in(uint64_t first, uint64_t end) const {
+  size_t n = 0;
+  auto it = map_.upper_bound(first);
+  if (it != map_.begin())
+    --it;
+  for (; it != map_.end() && it->first < end; ++it)
+    if (it->first + it->second.count > first)
+      ++n;
+  return n;
 }
 
 ExtentMap::Map::iterator ExtentMap::merge_with_prev(Map::iterator it) {
@@ -49,8 +70,11 @@ void ExtentMap::insert(uint64_t fblock, BlockRun run, bool unwritten) {
   assert(run.count > 0);
   assert(!find(fblock).mapped);
   if (log_)
-    log_->push_back({ExtentChange::kInsert, unwritten, fblock, run.start, run.count});
+    room_in_log();
+  fault::heap();
   auto it = map_.emplace(fblock, Extent{run.start, run.count, unwritten}).first;
+  if (log_)
+    log_->push_back({ExtentChange::kInsert, unwritten, fblock, run.start, run.count});
   allocated_ += run.count;
   it = merge_with_prev(it);
   merge_with_prev(std::next(it));
@@ -59,10 +83,12 @@ void ExtentMap::insert(uint64_t fblock, BlockRun run, bool unwritten) {
 void ExtentMap::mark_written(uint64_t first, uint64_t end) {
   if (first >= end)
     return;
-  if (log_)
-    log_->push_back({ExtentChange::kWritten, 0, first, end, 0});
   split_at(first);
   split_at(end);
+  if (log_) {
+    room_in_log();
+    log_->push_back({ExtentChange::kWritten, 0, first, end, 0});
+  }
   auto it = map_.lower_bound(first);
   auto start = it;
   for (; it != map_.end() && it->first < end; ++it)

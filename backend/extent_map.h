@@ -55,12 +55,17 @@ public:
   // Applies a recorded change; `freed` receives runs a removal releases.
   template <class F> void apply(const ExtentChange &c, F &&freed);
 
+  // Extents that overlap [first, end): how many runs remove(first, end) hands out, at most.
+  size_t count_in(uint64_t first, uint64_t end) const;
+
   uint64_t allocated_blocks() const { return allocated_; }
   bool empty() const { return map_.empty(); }
   const std::map<uint64_t, Extent> &extents() const { return map_; }
 
 private:
   using Map = std::map<uint64_t, Extent>;
+  // Makes push_back on log_ unable to fail (geometric growth).
+  void room_in_log();
   // Ensures no extent straddles fblock.
   void split_at(uint64_t fblock);
   // Joins `it` with its predecessor when both are contiguous in file and arena.
@@ -88,10 +93,13 @@ template <class F> void ExtentMap::apply(const ExtentChange &c, F &&freed) {
 template <class F> void ExtentMap::remove(uint64_t first, uint64_t end, F &&freed) {
   if (first >= end)
     return;
-  if (log_)
-    log_->push_back({ExtentChange::kRemove, 0, first, end, 0});
+  // Every allocation first (splits change no mapping), so that a failure changes nothing.
   split_at(first);
   split_at(end);
+  if (log_) {
+    room_in_log();
+    log_->push_back({ExtentChange::kRemove, 0, first, end, 0});
+  }
   auto it = map_.lower_bound(first);
   while (it != map_.end() && it->first < end) {
     freed(BlockRun{it->second.block, it->second.count});

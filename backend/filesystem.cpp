@@ -1,5 +1,7 @@
 #include "filesystem.h"
 
+#include "fault.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -8,6 +10,7 @@
 #include <linux/fs.h>
 #include <linux/xattr.h>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -56,6 +59,25 @@ Result<void> check_xattr_name(std::string_view name) {
   if (dot + 1 == name.size())
     return Errno{EINVAL};
   return {};
+}
+
+// Runs `f`, turning a failed heap allocation into ENOMEM: no exception crosses into the FUSE
+// callbacks. Operations allocate before their journal record and change the tree only after
+// it, with nothing left that allocates, so a failure here has changed nothing.
+template <class F> auto enomem_on_bad_alloc(F &&f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc &) {
+    return Errno{ENOMEM};
+  }
+}
+
+// Grows `v` geometrically so that the next push_back cannot fail.
+template <class T> void room_for_one(std::vector<T> &v) {
+  if (v.size() < v.capacity())
+    return;
+  fault::heap();
+  v.reserve(2 * v.size() + 4);
 }
 
 } // namespace
@@ -121,8 +143,8 @@ void Filesystem::release_if_dead(Inode &inode) {
 }
 
 void Filesystem::apply_release(Inode &inode) {
-  free_data(inode, 0, UINT64_MAX >> kBlockShift);
-  release_pending();
+  // Its record is written (or replayed): the blocks go back at once, with nothing to allocate.
+  inode.extents.remove(0, UINT64_MAX >> kBlockShift, [&](BlockRun run) { arena_->free(run); });
   unreserve_inode();
   inode.charged = false;
 }
@@ -167,6 +189,12 @@ thread_local std::vector<BlockRun> pending_frees;
 }
 
 void Filesystem::free_data(Inode &inode, uint64_t first_block, uint64_t end_block) {
+  // Room for every run first: once remove() starts it must not fail half way.
+  const size_t runs = inode.extents.count_in(first_block, end_block);
+  if (pending_frees.size() + runs > pending_frees.capacity()) {
+    fault::heap();
+    pending_frees.reserve(2 * (pending_frees.size() + runs));
+  }
   inode.extents.remove(first_block, end_block, [&](BlockRun run) { pending_frees.push_back(run); });
 }
 
@@ -241,8 +269,9 @@ void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
     drop_inode_if_unused(*inode);
 }
 
-void Filesystem::attach(Inode &parent, std::string_view name, Inode &child, const timespec &t) {
-  parent.dir->add(name, child.ino);
+void Filesystem::attach(Inode &parent, Directory::Slot &&entry, Inode &child,
+                        const timespec &t) noexcept {
+  parent.dir->commit(std::move(entry));
   parent.size += kBogoDirentSize;
   if (child.is_dir()) {
     parent.nlink++;
@@ -257,54 +286,66 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
   if (name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
   maybe_checkpoint();
-  std::unique_lock lock(tree_);
-  if (frozen_)
-    return Errno{EROFS};
-  auto parent = find_dir(parent_ino);
-  if (!parent)
-    return Errno{parent.error()};
-  Inode &dir = **parent;
-  if (dir.nlink == 0)
-    return Errno{ENOENT};
-  if (dir.dir->find(name))
-    return Errno{EEXIST};
-  CreateRecord r;
-  r.parent = parent_ino;
-  r.ino = next_ino_;
-  r.uid = who.uid;
-  // A setgid directory hands its group, and for directories the setgid bit, to new entries.
-  // The VFS has already stripped S_ISGID where the caller may not keep it.
-  r.gid = (dir.mode & S_ISGID) ? dir.gid : who.gid;
-  r.mode = mode | ((dir.mode & S_ISGID) && S_ISDIR(mode) ? S_ISGID : 0);
-  r.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
-  r.time = now();
-  r.name.assign(name);
-  r.target.assign(target);
-  if (!reserve_inode())
-    return Errno{ENOSPC};
-  // A long symlink target takes a block of the arena, charged against size= as on tmpfs.
-  if (S_ISLNK(mode) && target.size() >= kShortSymlinkLen) {
-    auto run = arena_->allocate(1, UINT64_MAX);
-    if (!run) {
-      unreserve_inode();
-      return Errno{run.error()};
+  return enomem_on_bad_alloc([&]() -> Result<struct stat> {
+    std::unique_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
+    auto parent = find_dir(parent_ino);
+    if (!parent)
+      return Errno{parent.error()};
+    Inode &dir = **parent;
+    if (dir.nlink == 0)
+      return Errno{ENOENT};
+    if (dir.dir->find(name))
+      return Errno{EEXIST};
+    CreateRecord r;
+    r.parent = parent_ino;
+    r.ino = next_ino_;
+    r.uid = who.uid;
+    // A setgid directory hands its group, and for directories the setgid bit, to new entries.
+    // The VFS has already stripped S_ISGID where the caller may not keep it.
+    r.gid = (dir.mode & S_ISGID) ? dir.gid : who.gid;
+    r.mode = mode | ((dir.mode & S_ISGID) && S_ISDIR(mode) ? S_ISGID : 0);
+    r.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+    r.time = now();
+    r.name.assign(name);
+    r.target.assign(target);
+    if (!reserve_inode())
+      return Errno{ENOSPC};
+    // A long symlink target takes a block of the arena, charged against size= as on tmpfs.
+    if (S_ISLNK(mode) && target.size() >= kShortSymlinkLen) {
+      auto run = arena_->allocate(1, UINT64_MAX);
+      if (!run) {
+        unreserve_inode();
+        return Errno{run.error()};
+      }
+      r.target_block = *run;
+      std::memcpy(arena_->block(run->start), target.data(), target.size());
     }
-    r.target_block = *run;
-    std::memcpy(arena_->block(run->start), target.data(), target.size());
-  }
-  if (auto logged = log_record(PKRAMFS_JREC_CREATE, r); !logged) {
-    arena_->free(r.target_block);
-    unreserve_inode();
-    return Errno{logged.error()};
-  }
-  Inode &inode = apply_create(r);
-  inode.nlookup.fetch_add(1);
-  if (open)
-    inode.nopen.fetch_add(1);
-  return stat_of(inode);
+    auto prepared =
+        enomem_on_bad_alloc([&]() -> Result<PreparedCreate> { return prepare_create(r); });
+    if (prepared)
+      if (auto logged = log_record(PKRAMFS_JREC_CREATE, r); !logged)
+        prepared = Errno{logged.error()};
+    if (!prepared) {
+      arena_->free(r.target_block);
+      unreserve_inode();
+      return Errno{prepared.error()};
+    }
+    Inode &inode = commit_create(r, std::move(*prepared));
+    inode.nlookup.fetch_add(1);
+    if (open)
+      inode.nopen.fetch_add(1);
+    return stat_of(inode);
+  });
 }
 
 Inode &Filesystem::apply_create(const CreateRecord &r) {
+  return commit_create(r, prepare_create(r));
+}
+
+Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
+  fault::heap();
   auto made = std::make_unique<Inode>();
   Inode &inode = *made;
   inode.ino = r.ino;
@@ -326,9 +367,19 @@ Inode &Filesystem::apply_create(const CreateRecord &r) {
     if (r.target_block.count)
       inode.extents.insert(0, r.target_block, false);
   }
+  fault::heap();
+  InodeTable one;
+  one.emplace(r.ino, std::move(made));
+  PreparedCreate prepared{one.extract(r.ino), find(r.parent)->dir->prepare(r.name, r.ino)};
+  make_room_for_one(inodes_);
+  return prepared;
+}
+
+Inode &Filesystem::commit_create(const CreateRecord &r, PreparedCreate &&prepared) noexcept {
+  Inode &inode = *prepared.node.mapped();
   next_ino_ = std::max(next_ino_, r.ino + 1);
-  inodes_.emplace(r.ino, std::move(made));
-  attach(*find(r.parent), r.name, inode, r.time);
+  inodes_.insert(std::move(prepared.node));
+  attach(*find(r.parent), std::move(prepared.entry), inode, r.time);
   return inode;
 }
 
@@ -390,21 +441,27 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
   // tmpfs charges every extra link against nr_inodes, for the memory its dentry takes.
   if (!reserve_inode())
     return Errno{ENOSPC};
-  const LinkRecord r{ino, parent_ino, now(), std::string(name)};
-  if (auto logged = log_record(PKRAMFS_JREC_LINK, r); !logged) {
+  LinkRecord r;
+  std::optional<Directory::Slot> entry;
+  auto logged = enomem_on_bad_alloc([&]() -> Result<void> {
+    r = LinkRecord{ino, parent_ino, now(), std::string(name)};
+    entry = dir.dir->prepare(name, ino);
+    return log_record(PKRAMFS_JREC_LINK, r);
+  });
+  if (!logged) {
     unreserve_inode();
     return Errno{logged.error()};
   }
-  apply_link(r);
+  apply_link(r, std::move(*entry));
   inode->nlookup.fetch_add(1);
   return stat_of(*inode);
 }
 
-void Filesystem::apply_link(const LinkRecord &r) {
+void Filesystem::apply_link(const LinkRecord &r, Directory::Slot &&entry) noexcept {
   Inode &inode = *find(r.ino);
   inode.nlink++;
   inode.ctime = r.time;
-  attach(*find(r.parent), r.name, inode, r.time);
+  attach(*find(r.parent), std::move(entry), inode, r.time);
 }
 
 void Filesystem::detach_nondir(Inode &parent, std::string_view name, Inode &child,
@@ -429,49 +486,53 @@ void Filesystem::detach_dir(Inode &parent, std::string_view name, Inode &child, 
 
 Result<void> Filesystem::unlink(uint64_t parent_ino, std::string_view name) {
   maybe_checkpoint();
-  std::unique_lock lock(tree_);
-  if (frozen_)
-    return Errno{EROFS};
-  auto parent = find_dir(parent_ino);
-  if (!parent)
-    return Errno{parent.error()};
-  auto child_ino = (*parent)->dir->find(name);
-  if (!child_ino)
-    return Errno{ENOENT};
-  Inode *child = find(*child_ino);
-  if (child->is_dir())
-    return Errno{EISDIR};
-  const RemoveRecord r{parent_ino, now(), std::string(name)};
-  if (auto logged = log_record(PKRAMFS_JREC_UNLINK, r); !logged)
-    return logged;
-  detach_nondir(**parent, name, *child, r.time);
-  drop_inode_if_unused(*child);
-  return {};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    std::unique_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
+    auto parent = find_dir(parent_ino);
+    if (!parent)
+      return Errno{parent.error()};
+    auto child_ino = (*parent)->dir->find(name);
+    if (!child_ino)
+      return Errno{ENOENT};
+    Inode *child = find(*child_ino);
+    if (child->is_dir())
+      return Errno{EISDIR};
+    const RemoveRecord r{parent_ino, now(), std::string(name)};
+    if (auto logged = log_record(PKRAMFS_JREC_UNLINK, r); !logged)
+      return logged;
+    detach_nondir(**parent, name, *child, r.time);
+    drop_inode_if_unused(*child);
+    return {};
+  });
 }
 
 Result<void> Filesystem::rmdir(uint64_t parent_ino, std::string_view name) {
   maybe_checkpoint();
-  std::unique_lock lock(tree_);
-  if (frozen_)
-    return Errno{EROFS};
-  auto parent = find_dir(parent_ino);
-  if (!parent)
-    return Errno{parent.error()};
-  Inode &dir = **parent;
-  auto child_ino = dir.dir->find(name);
-  if (!child_ino)
-    return Errno{ENOENT};
-  Inode *child = find(*child_ino);
-  if (!child->is_dir())
-    return Errno{ENOTDIR};
-  if (!child->dir->empty())
-    return Errno{ENOTEMPTY};
-  const RemoveRecord r{parent_ino, now(), std::string(name)};
-  if (auto logged = log_record(PKRAMFS_JREC_RMDIR, r); !logged)
-    return logged;
-  detach_dir(dir, name, *child, r.time);
-  drop_inode_if_unused(*child);
-  return {};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    std::unique_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
+    auto parent = find_dir(parent_ino);
+    if (!parent)
+      return Errno{parent.error()};
+    Inode &dir = **parent;
+    auto child_ino = dir.dir->find(name);
+    if (!child_ino)
+      return Errno{ENOENT};
+    Inode *child = find(*child_ino);
+    if (!child->is_dir())
+      return Errno{ENOTDIR};
+    if (!child->dir->empty())
+      return Errno{ENOTEMPTY};
+    const RemoveRecord r{parent_ino, now(), std::string(name)};
+    if (auto logged = log_record(PKRAMFS_JREC_RMDIR, r); !logged)
+      return logged;
+    detach_dir(dir, name, *child, r.time);
+    drop_inode_if_unused(*child);
+    return {};
+  });
 }
 
 bool Filesystem::is_ancestor(uint64_t ancestor, const Inode &dir) const {
@@ -492,24 +553,29 @@ Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint
   if (new_name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
   maybe_checkpoint();
-  std::unique_lock lock(tree_);
-  if (frozen_)
-    return Errno{EROFS};
-  auto old_dir = find_dir(parent_ino);
-  if (!old_dir)
-    return Errno{old_dir.error()};
-  auto new_dir = find_dir(new_parent_ino);
-  if (!new_dir)
-    return Errno{new_dir.error()};
-  if (auto r = check_rename(**old_dir, name, **new_dir, new_name, flags); !r || *r)
-    return r ? Result<void>() : Errno{r.error()};
-  const RenameRecord r{parent_ino, new_parent_ino,    flags,
-                       now(),      std::string(name), std::string(new_name)};
-  if (auto logged = log_record(PKRAMFS_JREC_RENAME, r); !logged)
-    return logged;
-  if (Inode *victim = apply_rename(r))
-    drop_inode_if_unused(*victim);
-  return {};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    std::unique_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
+    auto old_dir = find_dir(parent_ino);
+    if (!old_dir)
+      return Errno{old_dir.error()};
+    auto new_dir = find_dir(new_parent_ino);
+    if (!new_dir)
+      return Errno{new_dir.error()};
+    if (auto r = check_rename(**old_dir, name, **new_dir, new_name, flags); !r || *r)
+      return r ? Result<void>() : Errno{r.error()};
+    const RenameRecord r{parent_ino, new_parent_ino,    flags,
+                         now(),      std::string(name), std::string(new_name)};
+    Directory::Slot entry;
+    if (!(flags & RENAME_EXCHANGE))
+      entry = (*new_dir)->dir->prepare(new_name, *(*old_dir)->dir->find(name));
+    if (auto logged = log_record(PKRAMFS_JREC_RENAME, r); !logged)
+      return logged;
+    if (Inode *victim = apply_rename(r, std::move(entry)))
+      drop_inode_if_unused(*victim);
+    return {};
+  });
 }
 
 // Checks a rename the way tmpfs and the VFS do. True: valid but nothing to do (same inode).
@@ -545,7 +611,7 @@ Result<bool> Filesystem::check_rename(Inode &od, std::string_view name, Inode &n
   return false;
 }
 
-Inode *Filesystem::apply_rename(const RenameRecord &r) {
+Inode *Filesystem::apply_rename(const RenameRecord &r, Directory::Slot &&entry) noexcept {
   Inode &od = *find(r.parent), &nd = *find(r.new_parent);
   Inode *src = find(*od.dir->find(r.name));
   auto dst_ino = nd.dir->find(r.new_name);
@@ -576,7 +642,7 @@ Inode *Filesystem::apply_rename(const RenameRecord &r) {
   od.size -= kBogoDirentSize;
   if (src->is_dir())
     od.nlink--;
-  attach(nd, r.new_name, *src, r.time);
+  attach(nd, std::move(entry), *src, r.time);
   od.mtime = od.ctime = src->ctime = r.time;
   return dst;
 }
@@ -651,7 +717,7 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
       return Errno{EINVAL};
     if (inode->released())
       return Errno{ENOENT};
-    if (auto r = truncate_locked(*inode, a.size); !r)
+    if (auto r = enomem_on_bad_alloc([&] { return truncate_locked(*inode, a.size); }); !r)
       return Errno{r.error()};
     if (a.valid & SetAttr::kThroughFile)
       touch_mc(*inode);
@@ -709,12 +775,15 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
     return Errno{EEXIST};
   if (!exists && (flags & XATTR_REPLACE))
     return Errno{ENODATA};
-  const XattrRecord r{ino, now(), std::string(name), std::string(value)};
-  if (auto logged = inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_SET, r);
-      !logged)
-    return logged;
-  apply_xattr(r, false);
-  return {};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    XattrRecord r{ino, now(), std::string(name), std::string(value)};
+    inode->xattrs.prepare(name);
+    if (auto logged = inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_SET, r);
+        !logged)
+      return logged;
+    apply_xattr(std::move(r), false);
+    return {};
+  });
 }
 
 Result<std::string> Filesystem::getxattr(uint64_t ino, std::string_view name) {
@@ -763,20 +832,23 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   std::unique_lock ilock(inode->lock);
   if (!inode->xattrs.get(name))
     return Errno{ENODATA};
-  const XattrRecord r{ino, now(), std::string(name), {}};
-  if (auto logged = inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
-      !logged)
-    return logged;
-  apply_xattr(r, true);
-  return {};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    XattrRecord r{ino, now(), std::string(name), {}};
+    if (auto logged =
+            inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
+        !logged)
+      return logged;
+    apply_xattr(std::move(r), true);
+    return {};
+  });
 }
 
-void Filesystem::apply_xattr(const XattrRecord &r, bool remove) {
+void Filesystem::apply_xattr(XattrRecord &&r, bool remove) noexcept {
   Inode &inode = *find(r.ino);
   if (remove)
     (void)inode.xattrs.remove(r.name);
   else
-    (void)inode.xattrs.set(r.name, r.value, false, false);
+    inode.xattrs.put(std::move(r.name), std::move(r.value));
   inode.ctime = r.ctime;
 }
 
@@ -797,7 +869,8 @@ Result<void> Filesystem::open(uint64_t ino, bool truncate, const Caller &who) {
     if (truncate && inode->is_reg() && !inode->released()) {
       std::unique_lock ilock(inode->lock);
       ChangeRecorder recorder(inode->extents);
-      (void)truncate_locked(*inode, 0);
+      if (auto r = enomem_on_bad_alloc([&] { return truncate_locked(*inode, 0); }); !r)
+        return r;
       touch_mc(*inode); // even when it was empty already
       dropped = drop_privileges_locked(*inode, who);
       if (auto logged = log_inode(*inode, recorder.take()); !logged)
@@ -899,13 +972,27 @@ Result<size_t> Filesystem::write_locked(Inode &inode, uint64_t offset, const voi
       const uint64_t run_end = (fblock + run->count) << kBlockShift;
       if (end < run_end)
         std::memset(arena_->block(run->start) + (end - (fblock << kBlockShift)), 0, run_end - end);
-      inode.extents.insert(fblock, *run, false);
+      // Out of memory for the extent: the write ends here (short, or ENOMEM if nothing).
+      if (!enomem_on_bad_alloc([&]() -> Result<void> {
+            inode.extents.insert(fblock, *run, false);
+            return {};
+          })) {
+        arena_->free(*run);
+        error = ENOMEM;
+        break;
+      }
       m = {true, run->start, run->count, false};
     }
     const uint64_t n = std::min(end - pos, (m.count << kBlockShift) - in_block);
     std::memcpy(arena_->block(m.block) + in_block, src + (pos - offset), n);
-    if (m.unwritten)
-      inode.extents.mark_written(fblock, blocks_for(pos + n));
+    // Data copied into unwritten blocks still reads as zeros until they are marked written.
+    if (m.unwritten && !enomem_on_bad_alloc([&]() -> Result<void> {
+          inode.extents.mark_written(fblock, blocks_for(pos + n));
+          return {};
+        })) {
+      error = ENOMEM;
+      break;
+    }
     pos += n;
   }
   if (pos == offset && size)
@@ -977,6 +1064,21 @@ Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
   return {};
 }
 
+// All or nothing, as on tmpfs: gives back what a failed fallocate took. Removing a run may have
+// to split an extent it merged with; if even that finds no memory, the rest stays allocated
+// (recorded in the journal like the rest of the operation) and the call still fails.
+Result<void> Filesystem::undo_allocation(Inode &inode,
+                                         const std::vector<std::pair<uint64_t, BlockRun>> &added,
+                                         int error) {
+  for (auto &[at, r] : added)
+    if (!enomem_on_bad_alloc([&]() -> Result<void> {
+          free_data(inode, at, at + r.count);
+          return {};
+        }))
+      break;
+  return Errno{error};
+}
+
 Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t end, bool keep_size,
                                         uint64_t new_size) {
   // tmpfs refuses a range larger than the whole filesystem up front, allocated or not.
@@ -990,21 +1092,30 @@ Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t e
       // fallocate covers them again.
       const uint64_t n = std::min(end - fb, m.count);
       if (m.unwritten)
-        inode.extents.mark_written(fb, fb + n);
+        if (auto r = enomem_on_bad_alloc([&]() -> Result<void> {
+              inode.extents.mark_written(fb, fb + n);
+              return {};
+            });
+            !r)
+          return undo_allocation(inode, added, r.error());
       fb += n;
       continue;
     }
     const auto prev = fb ? inode.extents.find(fb - 1) : ExtentMap::Lookup{};
     auto run =
         arena_->allocate(std::min(end - fb, m.count), prev.mapped ? prev.block + 1 : UINT64_MAX);
-    if (!run) {
-      // All or nothing, as on tmpfs: give back what this call took.
-      for (auto &[at, r] : added)
-        free_data(inode, at, at + r.count);
-      return Errno{run.error()};
-    }
+    if (!run)
+      return undo_allocation(inode, added, run.error());
     std::memset(arena_->block(run->start), 0, run->count << kBlockShift);
-    inode.extents.insert(fb, *run, true);
+    if (auto r = enomem_on_bad_alloc([&]() -> Result<void> {
+          room_for_one(added);
+          inode.extents.insert(fb, *run, true);
+          return {};
+        });
+        !r) {
+      arena_->free(*run);
+      return undo_allocation(inode, added, r.error());
+    }
     added.emplace_back(fb, *run);
     fb += run->count;
   }
@@ -1040,7 +1151,10 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     std::unique_lock ilock(inode->lock);
     ChangeRecorder recorder(inode->extents);
     if (mode & FALLOC_FL_PUNCH_HOLE)
-      punch_hole_locked(*inode, offset, offset + length);
+      done = enomem_on_bad_alloc([&]() -> Result<void> {
+        punch_hole_locked(*inode, offset, offset + length);
+        return {};
+      });
     else
       done = allocate_range(*inode, offset >> kBlockShift, blocks_for(offset + length),
                             mode & FALLOC_FL_KEEP_SIZE, offset + length);
@@ -1057,11 +1171,13 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
 
 void Filesystem::punch_hole_locked(Inode &inode, uint64_t offset, uint64_t end) {
   const uint64_t first_whole = blocks_for(offset), end_whole = end >> kBlockShift;
-  zero_range_locked(inode, offset, std::min(end, first_whole << kBlockShift) - offset);
-  if (end_whole >= first_whole) {
-    zero_range_locked(inode, end_whole << kBlockShift, end - (end_whole << kBlockShift));
+  // Freeing the whole blocks is the step that can run out of memory: first, so that a failure
+  // leaves the data as it was.
+  if (end_whole >= first_whole)
     free_data(inode, first_whole, end_whole);
-  }
+  zero_range_locked(inode, offset, std::min(end, first_whole << kBlockShift) - offset);
+  if (end_whole >= first_whole)
+    zero_range_locked(inode, end_whole << kBlockShift, end - (end_whole << kBlockShift));
   touch_mc(inode);
 }
 
@@ -1107,7 +1223,11 @@ Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
   size_t done = 0;
   while (done < len) {
     Collect chunk;
-    chunk.bytes.reserve(std::min(kChunk, len - done));
+    try {
+      chunk.bytes.reserve(std::min(kChunk, len - done));
+    } catch (const std::bad_alloc &) {
+      return done ? Result<size_t>(done) : Errno{ENOMEM};
+    }
     if (auto r = read(ino_in, off_in + done, std::min(kChunk, len - done), chunk); !r)
       return done ? Result<size_t>(done) : Errno{r.error()};
     if (chunk.bytes.empty())

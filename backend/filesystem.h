@@ -206,14 +206,25 @@ private:
     std::vector<ExtentChange> changes_;
   };
 
+  using InodeTable = std::unordered_map<uint64_t, std::unique_ptr<Inode>>;
+  // A new inode with all its memory allocated (table node, directory entry): committing it
+  // after the journal record cannot fail.
+  struct PreparedCreate {
+    InodeTable::node_type node;
+    Directory::Slot entry;
+  };
+
   template <class R> Result<void> log_record(uint32_t type, const R &record);
   Result<void> log_inode(const Inode &inode, std::vector<ExtentChange> &&changes);
   void release_pending();
   void maybe_checkpoint();
   Inode &apply_create(const CreateRecord &r);
-  void apply_link(const LinkRecord &r);
-  Inode *apply_rename(const RenameRecord &r);
-  void apply_xattr(const XattrRecord &r, bool remove);
+  PreparedCreate prepare_create(const CreateRecord &r);
+  Inode &commit_create(const CreateRecord &r, PreparedCreate &&prepared) noexcept;
+  void apply_link(const LinkRecord &r, Directory::Slot &&entry) noexcept;
+  // `entry`: the new name's slot in the new parent, prepared unless RENAME_EXCHANGE.
+  Inode *apply_rename(const RenameRecord &r, Directory::Slot &&entry) noexcept;
+  void apply_xattr(XattrRecord &&r, bool remove) noexcept;
   void apply_release(Inode &inode);
   Result<bool> check_rename(Inode &od, std::string_view name, Inode &nd, std::string_view new_name,
                             unsigned flags) const;
@@ -227,7 +238,7 @@ private:
   bool drop_privileges_locked(Inode &inode, const Caller &who);
   void notify_attributes_changed(uint64_t ino);
   void free_data(Inode &inode, uint64_t first_block, uint64_t end_block);
-  void attach(Inode &parent, std::string_view name, Inode &child, const timespec &t);
+  void attach(Inode &parent, Directory::Slot &&entry, Inode &child, const timespec &t) noexcept;
   void detach_nondir(Inode &parent, std::string_view name, Inode &child, const timespec &t);
   Result<struct stat> make_node(uint64_t parent, std::string_view name, uint32_t mode,
                                 uint64_t rdev, std::string_view target, const Caller &who,
@@ -235,6 +246,8 @@ private:
   bool is_ancestor(uint64_t ancestor, const Inode &dir) const;
   Result<void> truncate_locked(Inode &inode, uint64_t size);
   Result<size_t> write_locked(Inode &inode, uint64_t offset, const void *buf, size_t size);
+  Result<void> undo_allocation(Inode &inode,
+                               const std::vector<std::pair<uint64_t, BlockRun>> &added, int error);
   Result<void> allocate_range(Inode &inode, uint64_t first, uint64_t end, bool keep_size,
                               uint64_t new_size);
   void zero_range_locked(Inode &inode, uint64_t offset, uint64_t length);
@@ -247,7 +260,7 @@ private:
   std::unique_ptr<Arena> arena_;
   const FsConfig config_;
   mutable std::shared_mutex tree_;
-  std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
+  InodeTable inodes_;
   uint64_t next_ino_ = kRootIno + 1;
   std::atomic<uint64_t> used_inodes_{0};
   std::function<void(uint64_t)> attributes_changed_;
@@ -260,11 +273,12 @@ private:
 template <class R> Result<void> Filesystem::log_record(uint32_t type, const R &record) {
   if (!journal_ || replaying_)
     return {};
-  thread_local std::string payload;
-  payload.clear();
-  Encoder e(payload);
-  encode(e, record);
-  return journal_->append(type, payload);
+  // Encoded straight into the journal (sized by a counting pass first): logging allocates
+  // nothing, so once an operation has changed the tree its record cannot fail for lack of
+  // memory.
+  Encoder counter(nullptr, 0);
+  encode(counter, record);
+  return journal_->append_encoded(type, counter.size(), [&](Encoder &e) { encode(e, record); });
 }
 
 } // namespace pkramfs

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <linux/fs.h>
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <unordered_map>
@@ -342,7 +343,7 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
         !valid_name(r.name) || dir->dir->find(r.name))
       return corrupt(why, "journal LINK record does not fit the tree");
     used_inodes_++;
-    apply_link(r);
+    apply_link(r, dir->dir->prepare(r.name, r.ino));
     return {};
   }
   case PKRAMFS_JREC_UNLINK:
@@ -372,7 +373,9 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     if (!checked)
       return corrupt(why, "journal RENAME record does not fit the tree");
     if (!*checked)
-      apply_rename(r);
+      apply_rename(r, r.flags & RENAME_EXCHANGE
+                          ? Directory::Slot{}
+                          : nd->dir->prepare(r.new_name, *od->dir->find(r.name)));
     return {};
   }
   case PKRAMFS_JREC_INODE: {
@@ -386,7 +389,8 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     XattrRecord r;
     if (!decode(d, r) || !find(r.ino))
       return corrupt(why, "journal XATTR record names a missing inode");
-    apply_xattr(r, type == PKRAMFS_JREC_XATTR_REMOVE);
+    find(r.ino)->xattrs.prepare(r.name);
+    apply_xattr(std::move(r), type == PKRAMFS_JREC_XATTR_REMOVE);
     return {};
   }
   case PKRAMFS_JREC_RELEASE: {

@@ -3,8 +3,12 @@
 // follow) are packed from the start of the region; a checkpoint starts a new epoch.
 #pragma once
 
+#include "codec.h"
 #include "result.h"
 
+#include "pkramfs/format.h"
+
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -22,7 +26,12 @@ public:
 
   // Continues an epoch after `records` valid records ending at `end` (from scan()).
   void resume(uint64_t epoch, uint64_t end, uint64_t next_sequence);
-  Result<void> append(uint32_t type, std::string_view payload);
+  Result<void> append(uint32_t type, std::string_view payload) {
+    return append_encoded(type, payload.size(), [&](Encoder &e) { e.bytes(payload); });
+  }
+  // Appends a record of `payload_bytes` that `encode(Encoder &)` writes straight into the
+  // journal region: no heap allocation, so a record that fits is always written.
+  template <class F> Result<void> append_encoded(uint32_t type, size_t payload_bytes, F &&encode);
 
   uint64_t used() const;
   uint64_t capacity() const { return bytes_; }
@@ -46,6 +55,10 @@ private:
     uint64_t next; // offset of the following record
   };
   enum class Check { kValid, kEnd, kTorn };
+  // Where a record of `payload_bytes` goes, or null when the journal is full (mu_ held).
+  std::byte *reserve_record(size_t payload_bytes) const;
+  // Writes the header of the record whose payload is at `at` + header and moves on (mu_ held).
+  void seal_record(std::byte *at, uint32_t type, size_t payload_bytes);
   static Check check(const std::byte *base, uint64_t bytes, uint64_t off, uint64_t epoch,
                      uint64_t sequence, Record *out);
 
@@ -56,6 +69,18 @@ private:
   uint64_t sequence_ = 1;
   uint64_t epoch_ = 0;
 };
+
+template <class F>
+Result<void> Journal::append_encoded(uint32_t type, size_t payload_bytes, F &&encode) {
+  std::lock_guard lock(mu_);
+  std::byte *at = reserve_record(payload_bytes);
+  if (!at)
+    return Errno{ENOSPC};
+  Encoder e(at + sizeof(pkramfs_jrec_header), payload_bytes);
+  encode(e);
+  seal_record(at, type, payload_bytes);
+  return {};
+}
 
 template <class F>
 Journal::ScanResult Journal::scan(const std::byte *base, uint64_t bytes, uint64_t epoch, F &&f) {

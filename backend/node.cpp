@@ -1,6 +1,7 @@
 #include "node.h"
 
 #include "crc32c.h"
+#include "fault.h"
 #include "geometry.h"
 #include "pkram_device.h"
 #include "pkramfs/pkram_uapi.h"
@@ -24,13 +25,6 @@ constexpr size_t kSbCrcBytes = offsetof(pkramfs_superblock, crc32c);
 uint32_t superblock_crc(const pkramfs_superblock &sb) { return crc32c(&sb, kSbCrcBytes); }
 
 uint64_t frames_for(uint64_t bytes) { return (bytes + kFrameSize - 1) / kFrameSize; }
-
-// Tests kill the daemon at exact points of a checkpoint: PKRAMFS_CRASH_POINT names one.
-void crash_point(const char *name) {
-  static const char *wanted = getenv("PKRAMFS_CRASH_POINT");
-  if (wanted && std::strcmp(wanted, name) == 0)
-    raise(SIGKILL);
-}
 
 // Address space for checkpoints beyond the data frames: it costs nothing until used.
 uint64_t checkpoint_reserve(const pkramfs_superblock &sb) {
@@ -276,11 +270,16 @@ std::string_view Node::slot_image(unsigned slot) const {
   return {reinterpret_cast<const char *>(source_->base() + s.first_frame * kFrameSize), s.bytes};
 }
 
-void Node::write_superblock() {
+void Node::write_superblock([[maybe_unused]] fault::Point torn_at) {
   // Two copies written in turn: a write torn by a crash leaves the other one valid.
   sb_.sequence++;
   sb_.crc32c = superblock_crc(sb_);
-  std::memcpy(source_->base() + (sb_.sequence % 2) * PKRAMFS_SB_COPY_OFFSET, &sb_, sizeof sb_);
+  std::byte *copy = source_->base() + (sb_.sequence % 2) * PKRAMFS_SB_COPY_OFFSET;
+  if (torn_at != fault::Point::kCount && fault::hit(torn_at)) {
+    std::memcpy(copy, &sb_, sizeof sb_ / 2);
+    raise(SIGKILL);
+  }
+  std::memcpy(copy, &sb_, sizeof sb_);
 }
 
 void Node::set_state(uint32_t state) {
@@ -389,13 +388,13 @@ Result<void> Node::write_checkpoint(Filesystem &fs) {
       if (auto r = source_->acquire(f); !r)
         return r;
     std::memcpy(source_->base() + first * kFrameSize, image.data(), image.size());
-    crash_point("checkpoint-written");
+    fault::crash_point(fault::Point::kCheckpointWritten);
     sb_.slots[other] = {generation, first, need, image.size(), crc32c(image.data(), image.size()),
                         0};
     sb_.current_slot = other;
     sb_.journal_epoch = generation;
-    write_superblock();
-    crash_point("checkpoint-switched");
+    write_superblock(fault::Point::kCheckpointTorn);
+    fault::crash_point(fault::Point::kCheckpointSwitched);
     restored_slot_ = other;
     journal_->resume(generation, 0, 1);
     release_stale_checkpoint_frames(end);

@@ -3,6 +3,7 @@
 // that is refused keeps every byte it had.
 #pragma once
 
+#include "fault.h"
 #include "filesystem.h"
 #include "frame_source.h"
 #include "journal.h"
@@ -80,7 +81,8 @@ private:
   void release_stale_checkpoint_frames(uint64_t end); // mu_ held
 
   Node() = default;
-  void write_superblock();
+  // `torn_at`: a crash point that tears this write in half (tests).
+  void write_superblock(fault::Point torn_at = fault::Point::kCount);
   std::string_view slot_image(unsigned slot) const;
 
   std::unique_ptr<FrameSource> source_;

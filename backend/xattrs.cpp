@@ -1,5 +1,7 @@
 #include "xattrs.h"
 
+#include "fault.h"
+
 #include <cerrno>
 
 namespace pkramfs {
@@ -17,6 +19,23 @@ Result<void> Xattrs::set(std::string_view name, std::string_view value, bool cre
     return Errno{ENODATA};
   items_.emplace_back(std::string(name), std::string(value));
   return {};
+}
+
+void Xattrs::prepare(std::string_view name) {
+  if (get(name))
+    return; // put() swaps the value in
+  fault::heap();
+  if (items_.size() == items_.capacity())
+    items_.reserve(2 * items_.size() + 1);
+}
+
+void Xattrs::put(std::string &&name, std::string &&value) noexcept {
+  for (auto &[n, v] : items_)
+    if (n == name) {
+      v.swap(value);
+      return;
+    }
+  items_.emplace_back(std::move(name), std::move(value));
 }
 
 Result<void> Xattrs::remove(std::string_view name) {

@@ -22,6 +22,10 @@ public:
   // `create`: fail with EEXIST if present; `replace`: fail with ENODATA if absent.
   Result<void> set(std::string_view name, std::string_view value, bool create, bool replace);
   Result<void> remove(std::string_view name);
+  // Allocates ahead what put() of `name` needs, so that put() cannot fail.
+  void prepare(std::string_view name);
+  // Sets `name` to `value`, taking both strings; after prepare(name), allocates nothing.
+  void put(std::string &&name, std::string &&value) noexcept;
 
   const std::vector<std::pair<std::string, std::string>> &items() const { return items_; }
 

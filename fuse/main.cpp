@@ -1,6 +1,7 @@
 // pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
 #include "arena.h"
 #include "control_server.h"
+#include "fault.h"
 #include "filesystem.h"
 #include "geometry.h"
 #include "node.h"
@@ -337,12 +338,16 @@ public:
     UniqueFd dir(::open(opt_.mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir.valid() || syncfs(dir.get()) != 0)
       spdlog::warn("preserve: syncfs of {} failed: {}", opt_.mountpoint, std::strerror(errno));
+    fault::crash_point(fault::Point::kPreserveSynced);
     st_.fs->set_frozen(true);
+    fault::crash_point(fault::Point::kPreserveFrozen);
     if (auto r = st_.node->checkpoint(*st_.fs); !r) {
       st_.fs->set_frozen(false);
       return Errno{r.error()};
     }
+    fault::crash_point(fault::Point::kPreserveCheckpointed);
     st_.node->set_state(PKRAMFS_STATE_PRESERVED);
+    fault::crash_point(fault::Point::kPreserveMarked);
     const auto u = st_.fs->usage();
     PreserveReport report;
     report.files = u.files;
@@ -438,6 +443,26 @@ void log_to_syslog(const Options &opt) {
   spdlog::set_default_logger(logger);
 }
 
+// Arms the fault points named by PKRAMFS_FAULT and --debug-fail (builds with the switch only).
+// Called once to refuse a bad spec before anything happens, and again when the mount is ready,
+// so that passes are counted from there: restoring the node is not part of what a test aims at.
+void arm_faults([[maybe_unused]] const Options &opt, [[maybe_unused]] bool arm) {
+#ifdef PKRAMFS_FAULT_INJECTION
+  fault::disarm_all();
+  std::vector<std::string> specs = opt.debug_fail;
+  if (const char *env = getenv("PKRAMFS_FAULT"); env && *env)
+    specs.insert(specs.begin(), env);
+  std::string error;
+  for (const std::string &spec : specs)
+    if (!fault::configure(spec, error))
+      die(error.substr(0, error.find('\n')) + "; see pkramfs-fuse --debug-fail=list");
+  if (!arm)
+    fault::disarm_all();
+  else if (!specs.empty())
+    spdlog::warn("fault injection armed: {}", specs.front() + (specs.size() > 1 ? ", ..." : ""));
+#endif
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -449,6 +474,7 @@ int main(int argc, char **argv) {
     die(error);
   }
   setup_logging(opt);
+  arm_faults(opt, false);
   check_mountpoint(opt.mountpoint);
   // The daemon leaves its working directory when it goes to the background; pkramfs-ctl
   // preserve and the signal path open the mount point by name later.
@@ -482,6 +508,7 @@ int main(int argc, char **argv) {
 
   Storage storage;
   open_storage(opt, kind, numa.placement, storage);
+  arm_faults(opt, true);
   Filesystem &fs = *storage.fs;
   spdlog::debug("storage: {}",
                 storage.node ? storage.backend + " node " + opt.node : "anonymous memory");
@@ -534,6 +561,10 @@ int main(int argc, char **argv) {
   // (LeakSanitizer reported it at every clean exit).
   fuse_opt_free_args(&args);
   close_storage(storage);
+#ifdef PKRAMFS_FAULT_INJECTION
+  if (const std::string r = fault::report(); !r.empty())
+    spdlog::warn("fault injection: {}", r.substr(0, r.size() - 1));
+#endif
   spdlog::debug("unmounted, exiting");
   return rc == 0 ? 0 : 1;
 }

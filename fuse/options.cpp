@@ -1,5 +1,9 @@
 #include "options.h"
 
+#include "fault.h"
+
+#include <algorithm>
+
 #include "parse.h"
 
 #include <CLI/CLI.hpp>
@@ -213,6 +217,15 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
       ->allow_extra_args(false);
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");
+#ifdef PKRAMFS_FAULT_INJECTION
+  // Tests only (docs/security.md, "Fault injection"); absent from builds without the switch,
+  // and left out of --help and the man page.
+  app.add_option("--debug-fail", out.debug_fail,
+                 "fault injection for tests: POINT:N fails or kills at the Nth pass through POINT "
+                 "after the mount (repeatable; 'list' prints the points)")
+      ->allow_extra_args(false)
+      ->group(""); // hidden from --help: not a user option (docs/security.md)
+#endif
 
   // CLI11 would take the next argument as the value of "--size=": refuse it here instead.
   for (int i = 1; i < argc; ++i) {
@@ -234,6 +247,13 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
     return false;
   }
 
+#ifdef PKRAMFS_FAULT_INJECTION
+  if (std::find(out.debug_fail.begin(), out.debug_fail.end(), "list") != out.debug_fail.end()) {
+    std::cout << fault::describe_points();
+    error.clear();
+    return false;
+  }
+#endif
   if (positional.empty()) {
     error = "no mount point given; usage: pkramfs-fuse [options] [NAME] MOUNTPOINT";
     return false;

@@ -33,6 +33,7 @@ struct Options {
   bool foreground = false;
   bool debug = false;
   std::vector<std::string> fuse_options; // passed on to the kernel mount
+  std::vector<std::string> debug_fail;   // --debug-fail=POINT:N (fault injection builds only)
   std::string mountpoint;
 };
 

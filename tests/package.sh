@@ -162,6 +162,22 @@ fi
 T_BASE=$(now)
 
 # ---------------------------------------------------------------- the package --
+# The package is built without the test-only fault injection switch (backend/fault.h). A test
+# build (tools/build turns it on) is packaged from a release tree of its own, configured and
+# built next to it from the same sources.
+if grep -q '^PKRAMFS_FAULT_INJECTION:BOOL=ON$' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+    SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
+    REL=$BUILD/package-build
+    info "$BUILD has fault injection compiled in: building a package tree in $REL"
+    if ! { cmake -S "$SRC" -B "$REL" -DPKRAMFS_WERROR=ON -DPKRAMFS_FAULT_INJECTION=OFF \
+            -DBUILD_TESTING=OFF && cmake --build "$REL" -j"${PKRAMFS_PKG_JOBS:-2}"; } \
+            >"$WORK/release-build.log" 2>&1; then
+        fail build "the package tree in $REL does not build"
+        tail -n 20 "$WORK/release-build.log" | sed 's/^/    /'
+        exit 1
+    fi
+    BUILD=$REL
+fi
 VERSION=$(sed -n 's/^set(CPACK_PACKAGE_VERSION "\(.*\)")$/\1/p' "$BUILD/CPackConfig.cmake")
 [ -n "$VERSION" ] || { fail cpack "no CPACK_PACKAGE_VERSION in $BUILD/CPackConfig.cmake"; exit 1; }
 if ! (cd "$BUILD" && cpack -G DEB -B "$WORK/out" >"$WORK/cpack.log" 2>&1); then
@@ -259,6 +275,10 @@ check_installed() {
         if out=$(in_root "$ROOT" "$f" --help 2>&1) && grep -q "^Usage: $f" <<<"$out"; then
             pass "$tag:$f-help"
         else fail "$tag:$f-help" "$f --help: $(head -n3 <<<"$out")"; fi
+        # the test-only switch is not in a package (CPack refuses such a build)
+        if [ "$f" = pkramfs-fuse ] && in_root "$ROOT" "$f" --debug-fail=list >/dev/null 2>&1; then
+            fail "$tag:no-fault-injection" "the packaged pkramfs-fuse accepts --debug-fail"
+        elif [ "$f" = pkramfs-fuse ]; then pass "$tag:no-fault-injection"; fi
         out=$(in_root "$ROOT" ldd "/usr/sbin/$f" 2>&1)
         if grep -q 'not found' <<<"$out"; then fail "$tag:$f-libs" "$(grep 'not found' <<<"$out")"
         else pass "$tag:$f-libs"; fi

@@ -93,12 +93,19 @@ PYEOF
 fi
 
 # --- kill -9 at random moments
-python3 "$PKIT_LIBDIR/crash.py" "$PK" "$T/crash" "${PKIT_CRASH_ROUNDS:-50}" "${PKIT_SEED:-$RANDOM}" || PKIT_FAIL=$((PKIT_FAIL + 1))
+crash_seed=${PKIT_SEED:-$RANDOM}
+info "crash.py seed $crash_seed (PKIT_SEED=$crash_seed replays it)"
+python3 "$PKIT_LIBDIR/crash.py" "$PK" "$T/crash" "${PKIT_CRASH_ROUNDS:-50}" "$crash_seed" || PKIT_FAIL=$((PKIT_FAIL + 1))
 # --- kill -9 at exact points of a checkpoint: image written but not switched to, and switched
+# (fault injection builds only; faults.sh has more such points)
 for point in checkpoint-written checkpoint-switched; do
     node=cp-$point
+    if ! "$PK" --debug-fail=list >/dev/null 2>&1; then
+        skip "persist:crash-at-$point" "built without -DPKRAMFS_FAULT_INJECTION=ON"
+        continue
+    fi
     if pk_start "$mnt" --pkram="$node" --size=128m; then pk_stop "$mnt"; fi
-    if PKRAMFS_CRASH_POINT=$point pk_start "$mnt" --pkram="$node" --size=128m; then
+    if pk_start "$mnt" --pkram="$node" --size=128m --debug-fail="$point:1"; then
         (cd "$mnt" && mkdir -p d/e && for i in $(seq 1 50); do echo "$i" > "d/f$i"; done &&
             setfattr -n user.p -v "$point" d && rm d/f7 && mv d/f8 d/e/g && truncate -s 5000 d/f9)
         tree_of "$mnt" > "$T/cp-before"

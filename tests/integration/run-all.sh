@@ -8,7 +8,8 @@
 # usage: tests/integration/run-all.sh [BIN_DIR] [SCRIPT...]
 #   BIN_DIR  directory with pkramfs-fuse (else $PKRAMFS_BIN, else build/bin)
 #   SCRIPT   names like cli or cli.sh (default: every *.sh here but lib/run-all)
-# env: PKIT_TIMEOUT  seconds per script (default 150)
+# env: PKIT_TIMEOUT  seconds per script (default 150; a script's "# pkit-timeout: N" line
+#                    raises it for that script)
 #      PKIT_XFAIL    file of known failures (default tests/integration/xfail.txt,
 #                    if present): one glob per line matched against check names
 #                    ("script:check", e.g. "semantics:ops:o_tmpfile"); '#' starts
@@ -70,7 +71,10 @@ for s in "${scripts[@]}"; do
     echo "=== $name"
     log=$TOP/$name.log
     t0=$(date +%s)
-    PKIT_ISOLATED=1 PKIT_TMP=$TOP timeout -k 10 "$TIMEOUT" \
+    # A script may ask for more time with a "# pkit-timeout: SECONDS" line.
+    tmo=$(sed -n 's/^# pkit-timeout: \([0-9]*\)$/\1/p' "$s" | head -1)
+    [ -n "$tmo" ] && [ "$tmo" -gt "$TIMEOUT" ] || tmo=$TIMEOUT
+    PKIT_ISOLATED=1 PKIT_TMP=$TOP timeout -k 10 "$tmo" \
         unshare -m --propagation private --pid --fork --mount-proc --kill-child \
         bash "$s" </dev/null 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
@@ -79,7 +83,7 @@ for s in "${scripts[@]}"; do
     f=$(grep -c '^FAIL ' "$log")
     k=$(grep -c '^SKIP ' "$log")
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-        echo "FAIL $name: timed out after ${TIMEOUT}s"
+        echo "FAIL $name: timed out after ${tmo}s"
         f=$((f + 1))
     elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
         echo "FAIL $name: exited with status $rc without a FAIL line"
