@@ -5,13 +5,16 @@
 #include "filesystem.h"
 #include "geometry.h"
 #include "node.h"
+#include "mount_sync.h"
 #include "node_dirs.h"
 #include "node_lock.h"
 #include "operations.h"
 #include "options.h"
 #include "parse.h"
 #include "pkram_device.h"
+#include "readahead.h"
 #include "signal_stop.h"
+#include "tuning.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -335,9 +338,8 @@ public:
     const auto start = std::chrono::steady_clock::now();
     // Dirty pages of shared mappings reach the daemon only through writeback: flush them while
     // writes are still accepted, then refuse every mutation with EROFS.
-    UniqueFd dir(::open(opt_.mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir.valid() || syncfs(dir.get()) != 0)
-      spdlog::warn("preserve: syncfs of {} failed: {}", opt_.mountpoint, std::strerror(errno));
+    if (const int err = sync_mount(opt_.mountpoint))
+      spdlog::warn("preserve: syncfs of {} failed: {}", opt_.mountpoint, std::strerror(err));
     fault::crash_point(fault::Point::kPreserveSynced);
     st_.fs->set_frozen(true);
     fault::crash_point(fault::Point::kPreserveFrozen);
@@ -517,7 +519,11 @@ int main(int argc, char **argv) {
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
   fuse_args args =
       FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), const_cast<char **>(fuse_argv.data()));
-  const fuse_lowlevel_ops ops = make_operations(opt.cache);
+  std::string tuning_error;
+  const Tuning tuning = tuning_from_environment(tuning_error);
+  if (!tuning_error.empty())
+    die(tuning_error);
+  const fuse_lowlevel_ops ops = make_operations(opt.cache, tuning.readahead_kb);
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
@@ -525,6 +531,9 @@ int main(int argc, char **argv) {
       [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
   if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
     die("cannot mount on '" + opt.mountpoint + "'; see the message above");
+  if (tuning.readahead_kb)
+    if (const int err = set_mount_readahead(opt.mountpoint, tuning.readahead_kb))
+      spdlog::debug("readahead of {} left at the kernel's: {}", opt.mountpoint, std::strerror(err));
   spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);
   if (fuse_daemonize(opt.foreground) != 0)
     die("cannot go to the background");

@@ -19,6 +19,7 @@ namespace {
 constexpr double kTimeout = 86400.0;
 
 CacheMode cache_mode = CacheMode::kAuto;
+unsigned readahead_kb = 0;
 
 Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
 
@@ -61,6 +62,9 @@ void op_init(void *, fuse_conn_info *conn) {
   // them to us later (writeback, setattr); see docs/performance.md for what that changes.
   if (cache_mode == CacheMode::kWriteback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  // The kernel keeps the smaller of its bdi's window and ours (see readahead.h).
+  if (readahead_kb)
+    conn->max_readahead = readahead_kb * 1024;
   spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major, conn->proto_minor,
                 conn->max_write, conn->want);
 }
@@ -357,8 +361,9 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 
 } // namespace
 
-fuse_lowlevel_ops make_operations(CacheMode cache) {
+fuse_lowlevel_ops make_operations(CacheMode cache, unsigned readahead) {
   cache_mode = cache;
+  readahead_kb = readahead;
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   ops.lookup = op_lookup;

@@ -1,7 +1,7 @@
 #include "signal_stop.h"
 
+#include "mount_sync.h"
 #include "operations.h" // FUSE_USE_VERSION and fuse_lowlevel.h
-#include "unique_fd.h"
 
 #include <cerrno>
 #include <chrono>
@@ -72,10 +72,9 @@ void SignalStop::wait_for_signal() {
 
 void SignalStop::flush_mount() const {
   // The session still serves requests here, so the kernel's writeback reaches the node.
-  UniqueFd dir(::open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir.valid() || syncfs(dir.get()) != 0)
+  if (const int err = sync_mount(mountpoint_))
     spdlog::warn("cannot flush {} before unmounting ({}); unwritten mmap data may be lost",
-                 mountpoint_, std::strerror(errno));
+                 mountpoint_, std::strerror(err));
 }
 
 void SignalStop::wait_until_quiet() const {

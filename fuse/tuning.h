@@ -1,0 +1,19 @@
+// Performance levers whose worth depends on the machine, with the defaults that measured best
+// (docs/performance.md). PKRAMFS_TUNE="key=value,..." overrides them for benchmarks; it is not
+// an interface for operators.
+#pragma once
+#include <string>
+
+namespace pkramfs {
+
+struct Tuning {
+  // The mount's readahead window (bdi read_ahead_kb) once INIT is done: the kernel caps it at
+  // the 128 KiB it offered in INIT, so without this a sequential read reaches the daemon as
+  // 128 KiB requests however large max_pages is. 0 leaves the kernel's value.
+  unsigned readahead_kb = 1024;
+};
+
+// The defaults with PKRAMFS_TUNE applied; an unknown key or bad value is reported in `error`.
+Tuning tuning_from_environment(std::string &error);
+
+} // namespace pkramfs
