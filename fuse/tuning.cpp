@@ -37,8 +37,7 @@ Tuning tuning_from_environment(std::string &error) {
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || !apply(t, item.substr(0, eq), item.substr(eq + 1)))
-      error = "PKRAMFS_TUNE: cannot use '" + std::string(item) +
-              "' (keys: readahead_kb=KIB)";
+      error = "PKRAMFS_TUNE: cannot use '" + std::string(item) + "' (keys: readahead_kb=KIB)";
   }
   return t;
 }

@@ -4,6 +4,7 @@
 // tree must stay consistent and restore to the same tree.
 #include "filesystem.h"
 #include "geometry.h"
+#include "mounted_node.h"
 #include "node.h"
 
 #include <catch2/catch.hpp>
@@ -21,10 +22,12 @@
 #include <vector>
 
 using namespace pkramfs;
+using pkramfs::test::Collect;
+using pkramfs::test::kMiB;
+using pkramfs::test::Mounted;
 
 namespace {
 
-constexpr uint64_t kMiB = 1 << 20;
 const Caller kRoot{0, 0};
 
 struct Names final : DirSink {
@@ -35,39 +38,6 @@ struct Names final : DirSink {
       entries.emplace_back(std::string(name), st);
     next = next_offset;
     return entries.size() < 16; // small batches: a listing takes several calls, as over FUSE
-  }
-};
-
-struct Collect final : ReadSink {
-  std::string bytes;
-  void deliver(std::span<const iovec> iov) override {
-    for (const iovec &v : iov)
-      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
-  }
-};
-
-struct Mounted {
-  std::unique_ptr<Node> node;
-  std::unique_ptr<Filesystem> fs;
-  explicit Mounted(const std::string &path) {
-    std::string why;
-    NodeParams params;
-    params.limit_blocks = 64 * kMiB / kBlockSize;
-    auto opened = Node::open_shm(path, params, why);
-    INFO(why);
-    REQUIRE(opened.ok());
-    node = std::move(opened.value());
-    fs = std::make_unique<Filesystem>(
-        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
-        FsConfig{node->max_inodes()});
-    if (node->fresh()) {
-      REQUIRE(node->checkpoint(*fs).ok());
-    } else {
-      auto restored = node->restore(*fs, why);
-      INFO(why);
-      REQUIRE(restored.ok());
-    }
-    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
   }
 };
 
@@ -166,8 +136,7 @@ void churn(Filesystem &fs, uint64_t own, uint64_t shared, unsigned seed, int ops
 
 } // namespace
 
-TEST_CASE("concurrency: FUSE-like workers, status and checkpoints on one node",
-          "[concurrency]") {
+TEST_CASE("concurrency: FUSE-like workers, status and checkpoints on one node", "[concurrency]") {
   char tmp[] = "/tmp/pkramfs-unit.XXXXXX";
   REQUIRE(mkdtemp(tmp));
   const std::string path = std::string(tmp) + "/node";

@@ -3,6 +3,7 @@
 #include "crc32c.h"
 #include "filesystem.h"
 #include "geometry.h"
+#include "mounted_node.h"
 #include "node.h"
 #include "node_export.h"
 #include "node_inspect.h"
@@ -18,45 +19,11 @@
 #include <unistd.h>
 
 using namespace pkramfs;
+using pkramfs::test::Collect;
+using pkramfs::test::kMiB;
+using pkramfs::test::Mounted;
 
 namespace {
-
-constexpr uint64_t kMiB = 1 << 20;
-
-struct Collect final : ReadSink {
-  std::string bytes;
-  void deliver(std::span<const iovec> iov) override {
-    for (const iovec &v : iov)
-      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
-  }
-};
-
-struct Mounted {
-  std::unique_ptr<Node> node;
-  std::unique_ptr<Filesystem> fs;
-
-  explicit Mounted(const std::string &path) {
-    std::string why;
-    NodeParams params;
-    params.limit_blocks = 64 * kMiB / kBlockSize;
-    params.max_inodes = 1000;
-    auto opened = Node::open_shm(path, params, why);
-    INFO(why);
-    REQUIRE(opened.ok());
-    node = std::move(opened.value());
-    fs = std::make_unique<Filesystem>(
-        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
-        FsConfig{node->max_inodes()});
-    if (node->fresh()) {
-      REQUIRE(node->checkpoint(*fs).ok());
-    } else {
-      auto restored = node->restore(*fs, why);
-      INFO(why);
-      REQUIRE(restored.ok());
-    }
-    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
-  }
-};
 
 uint64_t lookup(Filesystem &fs, uint64_t parent, const char *name) {
   auto r = fs.lookup(parent, name);
@@ -205,7 +172,7 @@ TEST_CASE("export and import: a node comes back whole, damaged images are refuse
   const std::string big = random_bytes(3 * kMiB + 1234, 3);
   const std::string target(300, 't'); // a long symlink: a block of its own
   {
-    Mounted m(src);
+    Mounted m(src, 64 * kMiB, 1000);
     auto f = m.fs->create(kRootIno, "big", 0644, root);
     REQUIRE(f.ok());
     REQUIRE(m.fs->write(f->st_ino, 0, big.data(), big.size(), root).ok());
@@ -278,7 +245,7 @@ TEST_CASE("export and import: a node comes back whole, damaged images are refuse
     CHECK(checked->clean);
     CHECK(checked->summary.state == "clean");
 
-    Mounted m(dst);
+    Mounted m(dst, 64 * kMiB, 1000);
     const uint64_t f = lookup(*m.fs, kRootIno, "big");
     CHECK(read_all(*m.fs, f) == big);
     const uint64_t sparse = lookup(*m.fs, kRootIno, "sparse");

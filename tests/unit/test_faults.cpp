@@ -10,6 +10,7 @@
 #include "fault.h"
 #include "filesystem.h"
 #include "geometry.h"
+#include "mounted_node.h"
 #include "node.h"
 
 #include <catch2/catch.hpp>
@@ -26,19 +27,13 @@
 #include <vector>
 
 using namespace pkramfs;
+using pkramfs::test::Collect;
+using pkramfs::test::kMiB;
+using pkramfs::test::Mounted;
 
 namespace {
 
-constexpr uint64_t kMiB = 1 << 20;
 const Caller kRoot{0, 0};
-
-struct Collect final : ReadSink {
-  std::string bytes;
-  void deliver(std::span<const iovec> iov) override {
-    for (const iovec &v : iov)
-      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
-  }
-};
 
 struct Names final : DirSink {
   std::vector<std::pair<std::string, uint64_t>> entries;
@@ -46,34 +41,6 @@ struct Names final : DirSink {
     if (name != "." && name != "..")
       entries.emplace_back(name, st.st_ino);
     return true;
-  }
-};
-
-// A node file with a journaled Filesystem on it, as pkramfs-fuse wires them.
-struct Mounted {
-  std::unique_ptr<Node> node;
-  std::unique_ptr<Filesystem> fs;
-
-  explicit Mounted(const std::string &path) {
-    std::string why;
-    NodeParams params;
-    params.limit_blocks = 16 * kMiB / kBlockSize;
-    params.max_inodes = 1000;
-    auto opened = Node::open_shm(path, params, why);
-    INFO(why);
-    REQUIRE(opened.ok());
-    node = std::move(opened.value());
-    fs = std::make_unique<Filesystem>(
-        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
-        FsConfig{node->max_inodes()});
-    if (node->fresh()) {
-      REQUIRE(node->checkpoint(*fs).ok());
-    } else {
-      auto restored = node->restore(*fs, why);
-      INFO(why);
-      REQUIRE(restored.ok());
-    }
-    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
   }
 };
 
@@ -286,7 +253,7 @@ struct Restored {
 };
 Restored restore_copy(const std::string &node, const std::string &copy) {
   std::filesystem::copy_file(node, copy, std::filesystem::copy_options::overwrite_existing);
-  Mounted m(copy);
+  Mounted m(copy, 16 * kMiB, 1000);
   Restored r{dump(*m.fs, true), usage(*m.fs), problems(*m.fs)};
   m.fs.reset();
   m.node.reset();
@@ -299,7 +266,7 @@ void sweep(fault::Point point, const char *point_name, const Op &op, const std::
   // The tree a successful run gives, without times (they differ from run to run).
   std::string after;
   {
-    Mounted ref(dir + "/ref");
+    Mounted ref(dir + "/ref", 16 * kMiB, 1000);
     const Setup s = build(*ref.fs);
     fault::disarm_all();
     auto r = op.run(*ref.fs, s);
@@ -312,7 +279,7 @@ void sweep(fault::Point point, const char *point_name, const Op &op, const std::
   }
   for (uint64_t n = 1;; ++n) {
     const std::string node = dir + "/node";
-    Mounted m(node);
+    Mounted m(node, 16 * kMiB, 1000);
     const Setup s = build(*m.fs);
     const std::string before = dump(*m.fs, false);
     fault::arm(point, n);
@@ -385,7 +352,7 @@ TEST_CASE("faults: an operation whose Nth block or frame allocation fails leaves
 TEST_CASE("faults: the heap sweep reaches every allocation site", "[faults]") {
   // Without this the sweeps above could pass by never failing anything.
   const std::string dir = temp_dir();
-  Mounted m(dir + "/node");
+  Mounted m(dir + "/node", 16 * kMiB, 1000);
   const Setup s = build(*m.fs);
   std::map<std::string, uint64_t> passes;
   for (const Op &op : operations()) {

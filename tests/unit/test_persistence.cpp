@@ -4,6 +4,7 @@
 #include "filesystem.h"
 #include "geometry.h"
 #include "journal.h"
+#include "mounted_node.h"
 #include "node.h"
 #include "node_inspect.h"
 
@@ -17,45 +18,11 @@
 #include <vector>
 
 using namespace pkramfs;
+using pkramfs::test::Collect;
+using pkramfs::test::kMiB;
+using pkramfs::test::Mounted;
 
 namespace {
-
-constexpr uint64_t kMiB = 1 << 20;
-
-struct Collect final : ReadSink {
-  std::string bytes;
-  void deliver(std::span<const iovec> iov) override {
-    for (const iovec &v : iov)
-      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
-  }
-};
-
-// A mounted node without FUSE: Node + Arena + Filesystem, wired as pkramfs-fuse does.
-struct Mounted {
-  std::unique_ptr<Node> node;
-  std::unique_ptr<Filesystem> fs;
-
-  explicit Mounted(const std::string &path) {
-    std::string why;
-    NodeParams params;
-    params.limit_blocks = 64 * kMiB / kBlockSize;
-    auto opened = Node::open_shm(path, params, why);
-    INFO(why);
-    REQUIRE(opened.ok());
-    node = std::move(opened.value());
-    fs = std::make_unique<Filesystem>(
-        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
-        FsConfig{node->max_inodes()});
-    if (node->fresh()) {
-      REQUIRE(node->checkpoint(*fs).ok());
-    } else {
-      auto restored = node->restore(*fs, why);
-      INFO(why);
-      REQUIRE(restored.ok());
-    }
-    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
-  }
-};
 
 std::string temp_node() {
   char dir[] = "/tmp/pkramfs-unit.XXXXXX";

@@ -5,6 +5,7 @@
 #include "filesystem.h"
 #include "frame_source.h"
 #include "geometry.h"
+#include "mounted_node.h"
 #include "node.h"
 #include "node_inspect.h"
 
@@ -16,10 +17,11 @@
 #include <vector>
 
 using namespace pkramfs;
+using pkramfs::test::kMiB;
+using pkramfs::test::Mounted;
 
 namespace {
 
-constexpr uint64_t kMiB = 1 << 20;
 const Caller kRoot{0, 0};
 
 std::unique_ptr<FrameSource> anon_frames(uint64_t frames) {
@@ -58,31 +60,6 @@ uint64_t file_held_bytes(const std::string &path) {
   REQUIRE(stat(path.c_str(), &st) == 0);
   return static_cast<uint64_t>(st.st_blocks) * 512;
 }
-
-// A node mounted without FUSE, as pkramfs-fuse wires it.
-struct Mounted {
-  std::unique_ptr<Node> node;
-  std::unique_ptr<Filesystem> fs;
-
-  Mounted(const std::string &path, uint64_t limit_bytes) {
-    std::string why;
-    NodeParams params;
-    params.limit_blocks = limit_bytes / kBlockSize;
-    auto opened = Node::open_shm(path, params, why);
-    INFO(why);
-    REQUIRE(opened.ok());
-    node = std::move(opened).value();
-    fs = std::make_unique<Filesystem>(
-        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
-        FsConfig{node->max_inodes()});
-    if (node->fresh()) {
-      REQUIRE(node->checkpoint(*fs).ok());
-    } else {
-      REQUIRE(node->restore(*fs, why).ok());
-    }
-    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
-  }
-};
 
 } // namespace
 

@@ -1,0 +1,57 @@
+// What the backend's unit tests share: a node mounted without FUSE, wired as pkramfs-fuse wires
+// it (Node + Arena + journaled Filesystem, restored when the node holds a tree), and a read sink.
+#pragma once
+#include "filesystem.h"
+#include "geometry.h"
+#include "node.h"
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace pkramfs::test {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// The bytes of a read, concatenated.
+struct Collect final : ReadSink {
+  std::string bytes;
+  void deliver(std::span<const iovec> iov) override {
+    for (const iovec &v : iov)
+      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
+  }
+};
+
+struct Mounted {
+  std::unique_ptr<Node> node;
+  std::unique_ptr<Filesystem> fs;
+
+  // max_inodes 0: the node's default (no limit).
+  explicit Mounted(const std::string &path, uint64_t limit_bytes = 64 * kMiB,
+                   uint64_t max_inodes = 0) {
+    std::string why;
+    NodeParams params;
+    params.limit_blocks = limit_bytes / kBlockSize;
+    if (max_inodes)
+      params.max_inodes = max_inodes;
+    auto opened = Node::open_shm(path, params, why);
+    INFO(why);
+    REQUIRE(opened.ok());
+    node = std::move(opened).value();
+    fs = std::make_unique<Filesystem>(
+        std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
+        FsConfig{node->max_inodes()});
+    if (node->fresh()) {
+      REQUIRE(node->checkpoint(*fs).ok());
+    } else {
+      auto restored = node->restore(*fs, why);
+      INFO(why);
+      REQUIRE(restored.ok());
+    }
+    fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
+  }
+};
+
+} // namespace pkramfs::test
