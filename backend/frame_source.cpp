@@ -125,6 +125,15 @@ public:
   }
   std::string describe() const override { return "pkram.ko node " + name_; }
   Result<void> set_preserved(bool preserved) override { return device_.set_preserved(preserved); }
+  Result<NodeReader> node_reader() const override {
+    auto info = device_.stat(name_);
+    if (!info)
+      return Errno{info.error()};
+    UniqueFd fd(::fcntl(device_.fd(), F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid())
+      return Errno{errno};
+    return NodeReader{std::move(fd), info->span_frames * kFrameSize};
+  }
 
 private:
   PkramDevice device_;

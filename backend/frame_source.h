@@ -4,6 +4,7 @@
 
 #include "numa_placement.h"
 #include "result.h"
+#include "unique_fd.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +28,14 @@ public:
   virtual std::string describe() const = 0;
   // Marks the frames as a consistent image to keep (pkram.ko refuses to change them meanwhile).
   virtual Result<void> set_preserved(bool) { return {}; }
+  // A new descriptor (close-on-exec) whose pread() reads the node's bytes, holes as zeros,
+  // and the node's size in bytes: for pkramfs-ctl export of a frozen node whose single
+  // attachment this source holds. EOPNOTSUPP from a source without one.
+  struct NodeReader {
+    UniqueFd fd;
+    uint64_t bytes = 0;
+  };
+  virtual Result<NodeReader> node_reader() const { return Errno{EOPNOTSUPP}; }
 };
 
 class PkramDevice;

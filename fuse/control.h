@@ -4,6 +4,7 @@
 #pragma once
 
 #include "result.h"
+#include "unique_fd.h"
 
 #include <cstdint>
 #include <string>
@@ -49,6 +50,13 @@ struct PreserveReport {
   double milliseconds = 0;
 };
 
+// The node the daemon serves, lent to pkramfs-ctl export (node-fd): a duplicate of the
+// daemon's /dev/pkram descriptor, whose pread() reads the node's bytes (holes as zeros).
+struct NodeDescriptor {
+  UniqueFd fd;        // close-on-exec; the server closes it once sent
+  uint64_t bytes = 0; // the node's size: its span of frames
+};
+
 class ControlHandler {
 public:
   virtual NodeStatus status() = 0;
@@ -56,6 +64,9 @@ public:
   virtual Result<PreserveReport> preserve() = 0;
   // Make a preserved mount writable again.
   virtual Result<void> unpreserve() = 0;
+  // A descriptor of the node, for reading a consistent cut of it. EOPNOTSUPP unless the node
+  // is a pkram.ko node (an shm node file is read by path), EBUSY unless it is preserved.
+  virtual Result<NodeDescriptor> node_fd() = 0;
 
 protected:
   ~ControlHandler() = default;

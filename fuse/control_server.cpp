@@ -83,7 +83,7 @@ bool read_request(int fd, std::string &line, std::string &error) {
     if (n == 0) {
       error = error_reply("no complete request within " +
                               std::to_string(control::kRequestTimeoutMs / 1000) +
-                              " s; send one line: status, preserve or unpreserve",
+                              " s; send one line: status, preserve, unpreserve or node-fd",
                           ETIMEDOUT);
       return false;
     }
@@ -96,7 +96,8 @@ bool read_request(int fd, std::string &line, std::string &error) {
     }
     if (got == 0) { // the client shut down its side: what it sent is the request
       if (buf.empty()) {
-        error = error_reply("empty request; send one line: status, preserve or unpreserve", EINVAL);
+        error = error_reply("empty request; send one line: status, preserve, unpreserve or node-fd",
+                            EINVAL);
         return false;
       }
       if (buf.size() > control::kMaxRequestBytes)
@@ -107,7 +108,7 @@ bool read_request(int fd, std::string &line, std::string &error) {
     buf.append(chunk, static_cast<size_t>(got));
   }
   error = error_reply("request longer than " + std::to_string(control::kMaxRequestBytes) +
-                          " bytes; send one line: status, preserve or unpreserve",
+                          " bytes; send one line: status, preserve, unpreserve or node-fd",
                       EMSGSIZE);
   return false;
 }
@@ -120,6 +121,45 @@ void write_all(int fd, const std::string &text) {
     if (n > 0) {
       off += static_cast<size_t>(n);
       continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      const int left = remaining_ms(deadline);
+      if (left == 0 || (::poll(&p, 1, left) < 0 && errno != EINTR))
+        return;
+      continue;
+    }
+    return; // the client is gone
+  }
+}
+
+// Sends `text` with `pass` attached (SCM_RIGHTS) to its first bytes, then the rest. Our copy
+// stays the caller's to close: once sent, the kernel holds the file for the client, and drops it
+// if the client closes the connection without receiving it.
+void write_all_with_fd(int fd, const std::string &text, int pass) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(control::kRequestTimeoutMs);
+  union {
+    cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control{};
+  for (;;) {
+    iovec iov{const_cast<char *>(text.data()), text.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass, sizeof(int));
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      write_all(fd, text.substr(static_cast<size_t>(n)));
+      return;
     }
     if (n < 0 && errno == EINTR)
       continue;
@@ -243,6 +283,7 @@ void ControlServer::run() noexcept {
 
 void ControlServer::serve(int fd) noexcept {
   std::string reply;
+  UniqueFd pass; // node-fd: the descriptor that goes with the reply, closed here once sent
   try {
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -255,17 +296,23 @@ void ControlServer::serve(int fd) noexcept {
     } else if (!read_request(fd, request, error)) {
       reply = error;
     } else {
-      reply = answer(request);
+      reply = answer(request, pass);
     }
   } catch (const std::exception &e) {
+    pass.reset(); // an error reply carries no descriptor
     reply = error_reply(std::string("internal error: ") + e.what(), EIO);
   } catch (...) {
+    pass.reset();
     reply = error_reply("internal error", EIO);
   }
   if (reply.empty())
     return;
   reply += '\n';
-  write_all(fd, reply);
+  if (pass.valid())
+    write_all_with_fd(fd, reply, pass.get());
+  else
+    write_all(fd, reply);
+  pass.reset();
   // Drain what the client sent beyond the request, so that closing does not turn the end of
   // our reply into ECONNRESET on its side.
   ::shutdown(fd, SHUT_WR);
@@ -274,14 +321,14 @@ void ControlServer::serve(int fd) noexcept {
   }
 }
 
-std::string ControlServer::answer(const std::string &raw) {
+std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
   std::string request = raw;
   if (!request.empty() && request.back() == '\r')
     request.pop_back();
   for (const char c : request)
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
       return error_reply("malformed request '" + printable(request) +
-                             "'; send one word: status, preserve or unpreserve",
+                             "'; send one word: status, preserve, unpreserve or node-fd",
                          EINVAL);
   spdlog::debug("control socket: {}", request);
 
@@ -338,8 +385,32 @@ std::string ControlServer::answer(const std::string &raw) {
     spdlog::info("node {} unpreserved: writable again", node_);
     return w.begin_object().field("ok", true).end_object().str();
   }
+  if (request == "node-fd") {
+    auto r = handler_.node_fd();
+    if (!r) {
+      if (r.error() == EOPNOTSUPP)
+        return error_reply("node-fd refused: node '" + node_ +
+                               "' is not a pkram.ko node (backend " + handler_.status().backend +
+                               "); read its node file instead",
+                           EOPNOTSUPP);
+      if (r.error() == EBUSY)
+        return error_reply("node-fd refused: node '" + node_ +
+                               "' is not preserved; send preserve first (a consistent cut "
+                               "needs the freeze)",
+                           EBUSY);
+      return error_reply("node-fd failed: " + errno_text(r.error()), r.error());
+    }
+    spdlog::info("node {}: lent its /dev/pkram descriptor for reading ({} bytes)", node_, r->bytes);
+    pass = std::move(r->fd);
+    return w.begin_object()
+        .field("ok", true)
+        .field("backend", std::string("kmod"))
+        .field("node_bytes", r->bytes)
+        .end_object()
+        .str();
+  }
   return error_reply("unknown request '" + printable(request) +
-                         "'; send one word: status, preserve or unpreserve",
+                         "'; send one word: status, preserve, unpreserve or node-fd",
                      EINVAL);
 }
 

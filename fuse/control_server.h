@@ -38,7 +38,8 @@ private:
                 UniqueFd wake);
   void run() noexcept;
   void serve(int fd) noexcept;
-  std::string answer(const std::string &request);
+  // `pass`: a descriptor to send with the reply (node-fd).
+  std::string answer(const std::string &request, UniqueFd &pass);
 
   std::string path_;
   std::string node_;

@@ -4,8 +4,8 @@
 #include "fault.h"
 #include "filesystem.h"
 #include "geometry.h"
-#include "node.h"
 #include "mount_sync.h"
+#include "node.h"
 #include "node_dirs.h"
 #include "node_lock.h"
 #include "operations.h"
@@ -366,6 +366,18 @@ public:
     st_.node->set_state(PKRAMFS_STATE_DIRTY);
     st_.fs->set_frozen(false);
     return {};
+  }
+
+  Result<NodeDescriptor> node_fd() override {
+    if (st_.backend != "kmod" || !st_.node)
+      return Errno{EOPNOTSUPP};
+    // Only a frozen node is a consistent cut: what is read must not change meanwhile.
+    if (!st_.fs->frozen())
+      return Errno{EBUSY};
+    auto r = st_.node->frames().node_reader();
+    if (!r)
+      return Errno{r.error()};
+    return NodeDescriptor{std::move(r->fd), r->bytes};
   }
 
 private:

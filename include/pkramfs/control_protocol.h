@@ -6,8 +6,8 @@
 // request per connection.
 //
 // Request: one line, the command word alone, ended by '\n' (or by the client shutting down its
-// writing side): "status", "preserve" or "unpreserve". At most kMaxRequestBytes bytes before
-// the newline; the whole request must arrive within kRequestTimeoutMs.
+// writing side): "status", "preserve", "unpreserve" or "node-fd". At most kMaxRequestBytes bytes
+// before the newline; the whole request must arrive within kRequestTimeoutMs.
 //
 // Reply: one line of JSON, a flat object (string, integer, floating point and boolean values
 // only), then the server closes the connection.
@@ -20,6 +20,12 @@
 //                "metadata_held_bytes":N,"superblock_bytes":N,"held_bytes":N}
 //   preserve:   {"ok":true,"files":N,"bytes":N,"checkpoint_bytes":N,"milliseconds":F}
 //   unpreserve: {"ok":true}
+//   node-fd:    {"ok":true,"backend":"kmod","node_bytes":N}, sent with one descriptor
+//               (SCM_RIGHTS, on the reply's first bytes): a duplicate of the daemon's
+//               /dev/pkram file, attached to the node; pread() on it reads the node's bytes,
+//               holes as zeros, node_bytes of them. Only for a pkram.ko node that is
+//               preserved (a consistent cut): refused with errno EOPNOTSUPP for any other
+//               backend and EBUSY when not preserved. For pkramfs-ctl export of a mounted node.
 #pragma once
 
 #include <cerrno>

@@ -8,6 +8,8 @@
 # unmounted node; ENOSPC while exporting into a small tmpfs (allocation up front, a write, and
 # buffered pread/pwrite I/O) reported on one line with the partial file removed; export of a
 # mounted shm node (preserve, export, unpreserve: writable again; a preserved one stays so);
+# the daemon's node-fd command (lends a mounted kmod node's /dev/pkram descriptor to export,
+# tests/vm l-export) refused for an shm node, active or preserved, with no descriptor sent;
 # a mounted node refused by import; the progress bar on a terminal, nothing with --quiet.
 . "$(dirname "$0")/lib.sh"
 need_pk
@@ -301,9 +303,44 @@ if { echo after >"$M/after-export"; } 2>/dev/null; then pass "mounted-export:wri
 else fail "mounted-export:writable" "the mount stayed read-only"; fi
 ctl status src
 assert_contains "mounted-export:active" "$OUT" "active"
+# node_fd: the reply to "node-fd" on src's control socket, then "fds=N" (descriptors with it)
+node_fd() {
+    [ -n "$PY" ] || { echo "(no python3)"; return; }
+    "$PY" - "$RUN/src.sock" <<'PY' 2>&1
+import array, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"node-fd\n")
+data, fds = b"", 0
+while True:
+    msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += len(payload) // 4
+    if not msg:
+        break
+    data += msg
+print(data.decode().strip(), "fds=%d" % fds)
+PY
+}
+if [ -n "$PY" ]; then
+    REPLY_NODE_FD=$(node_fd)
+    info "node-fd: $REPLY_NODE_FD"
+    assert_contains "node-fd-shm:refused" "$REPLY_NODE_FD" '"ok":false'
+    assert_contains "node-fd-shm:says" "$REPLY_NODE_FD" "not a pkram.ko node"
+    assert_contains "node-fd-shm:no-fd" "$REPLY_NODE_FD" "fds=0"
+else
+    skip "node-fd-shm" "python3 not available"
+fi
 expect_fail "mounted-import-refused" import --force "$IMG/live.img" src
 assert_contains "mounted-import-refused:busy" "$ERR" "busy"
 ctl preserve src
+if [ -n "$PY" ]; then
+    REPLY_NODE_FD=$(node_fd)
+    assert_contains "node-fd-shm-preserved:refused" "$REPLY_NODE_FD" "not a pkram.ko node"
+    assert_contains "node-fd-shm-preserved:no-fd" "$REPLY_NODE_FD" "fds=0"
+fi
 ctl export src "$IMG/preserved.img"
 assert_eq "preserved-export:exit-0" 0 "$RC"
 assert_contains "preserved-export:stays" "$OUT" "stays preserved"

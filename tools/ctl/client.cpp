@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -40,10 +41,43 @@ int wait_for(int fd, short events, Clock::time_point deadline) {
   }
 }
 
+// recv() that also takes the descriptors sent with the bytes (SCM_RIGHTS): the first goes to
+// `received` when it is empty, every other one is closed at once.
+ssize_t recv_with_fds(int sock, char *buf, size_t len, UniqueFd *received) {
+  union {
+    cmsghdr align;
+    char buf[CMSG_SPACE(4 * sizeof(int))];
+  } control{};
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0)
+    return n;
+  for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+      continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      UniqueFd owned(fd);
+      if (received && !received->valid())
+        *received = std::move(owned);
+    }
+  }
+  return n;
+}
+
 } // namespace
 
 Result<control::JsonObject> ask_daemon(const std::string &socket_path, const std::string &command,
-                                       int timeout_ms, std::string &why) {
+                                       int timeout_ms, std::string &why, UniqueFd *received) {
+  if (received)
+    received->reset();
   why.clear();
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -94,7 +128,7 @@ Result<control::JsonObject> ask_daemon(const std::string &socket_path, const std
       why = "reply longer than " + std::to_string(control::kMaxReplyBytes) + " bytes";
       return Errno{EPROTO};
     }
-    const ssize_t n = ::recv(sock.get(), chunk, sizeof chunk, 0);
+    const ssize_t n = recv_with_fds(sock.get(), chunk, sizeof chunk, received);
     if (n > 0) {
       reply.append(chunk, static_cast<size_t>(n));
     } else if (n == 0) {

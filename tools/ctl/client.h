@@ -15,8 +15,11 @@ namespace pkramfs::ctl {
 // all within `timeout_ms`. Errors: ENOENT (no socket), ECONNREFUSED (nobody listens),
 // ETIMEDOUT, EPROTO (the reply is not what the protocol says: `why` tells), others from the
 // socket calls. A reply with "ok":false is a value: look at reply["ok"].
+// `received`: where a descriptor sent with the reply goes (node-fd); without it, or beyond the
+// first, descriptors are closed.
 Result<control::JsonObject> ask_daemon(const std::string &socket_path, const std::string &command,
-                                       int timeout_ms, std::string &why);
+                                       int timeout_ms, std::string &why,
+                                       UniqueFd *received = nullptr);
 
 // The node lock as seen from outside: whether a daemon holds <run-dir>/NAME.lock, and its pid.
 struct LockProbe {

@@ -171,10 +171,10 @@ std::string mountpoint_of(const Settings &s, const std::string &name) {
 
 // The daemon's reply to `command`; fails with a one-line error when it cannot be asked.
 JsonObject ask(const Settings &s, const std::string &name, pid_t pid, const std::string &command,
-               double default_timeout_s) {
+               double default_timeout_s, UniqueFd *received = nullptr) {
   std::string detail;
   const int ms = timeout_ms(s, default_timeout_s);
-  auto r = ctl::ask_daemon(sock_path(s, name), command, ms, detail);
+  auto r = ctl::ask_daemon(sock_path(s, name), command, ms, detail, received);
   if (r)
     return std::move(r.value());
   const std::string who = "the daemon of node " + in_quotes(name) + " (" +
@@ -1248,8 +1248,37 @@ int export_shm_file(const Settings &s) {
   return export_bytes(s, NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file"}, path);
 }
 
+// A mounted kmod node, preserved: pkram.ko lets one file attach a node and the daemon holds it,
+// so the daemon lends a duplicate of its /dev/pkram descriptor (node-fd), only while frozen.
+int export_lent_node(const Settings &s, pid_t pid) {
+  const std::string &name = s.name;
+  UniqueFd fd;
+  JsonObject r = ask(s, name, pid, "node-fd", 10, &fd);
+  if (!r.at("ok").as_bool()) {
+    if (auto it = r.find("errno"); it != r.end() && it->second.as_i64() == EINVAL)
+      fail("the daemon of node " + in_quotes(name) +
+               " cannot lend its node for export: " + printable(str(r, "error")),
+           "it runs an older pkramfs-fuse: remount the node with this version, or unmount it "
+           "and export it then");
+    daemon_refused(name, "node-fd", r);
+  }
+  struct stat got {};
+  struct stat dev {};
+  if (!fd.valid())
+    fail("the daemon of node " + in_quotes(name) + " replied to node-fd without a descriptor",
+         "see the daemon's log (journalctl -t pkramfs-fuse)");
+  if (::fstat(fd.get(), &got) != 0 || ::stat(PkramDevice::kPath, &dev) != 0 ||
+      !S_ISCHR(got.st_mode) || got.st_rdev != dev.st_rdev)
+    fail("the daemon of node " + in_quotes(name) + " lent a descriptor that is not " +
+             PkramDevice::kPath,
+         "check which process serves the node (pkramfs-ctl list)");
+  return export_bytes(s, NodeBytes{fd.get(), u64(r, "node_bytes"), "pkram node"},
+                      "the kernel log (dmesg | grep pkram)");
+}
+
 // A mounted node: its daemon preserves it (sync, freeze, checkpoint), the export reads the
-// node file, and the daemon makes the mount writable again (unless it was preserved before).
+// node (the shm node file, or the kmod node through the daemon's descriptor), and the daemon
+// makes the mount writable again (unless it was preserved before).
 int export_mounted(const Settings &s, pid_t pid) {
   const std::string &name = s.name;
   JsonObject st = ask(s, name, pid, "status", 10);
@@ -1257,12 +1286,8 @@ int export_mounted(const Settings &s, pid_t pid) {
     daemon_refused(name, "status", st);
   const std::string backend = str(st, "backend");
   const std::string mnt = printable(str(st, "mountpoint"));
-  if (backend != "shm")
-    fail("node " + in_quotes(name) + " is mounted on " + mnt +
-             " from pkram.ko, whose node only its " + "daemon may attach",
-         "unmount it (umount " + mnt + ") and export it then; or preserve it, unmount it and " +
-             "export it before the next mount");
-  if (node_file(s, name) != NodeFile::kRegular)
+  const bool kmod = backend == "kmod";
+  if (!kmod && node_file(s, name) != NodeFile::kRegular)
     fail("node " + in_quotes(name) + " is mounted on " + mnt + " but its node file is not " +
              node_path(s, name),
          "pass the daemon's --shm-dir");
@@ -1284,7 +1309,7 @@ int export_mounted(const Settings &s, pid_t pid) {
   };
   int rc;
   try {
-    rc = export_shm_file(s);
+    rc = kmod ? export_lent_node(s, pid) : export_shm_file(s);
   } catch (const Failure &f) {
     if (std::string problem = thaw(); !problem.empty())
       throw Failure{f.message + "; and the mount stays read-only: unpreserve failed (" +
@@ -1604,7 +1629,7 @@ int main(int argc, char **argv) {
   named("check", "verify an unmounted node: every CRC and the tree; exit 1 if problems");
   CLI::App *exp = app.add_subcommand(
       "export", "write a node's tree and data to FILE, a self-describing image with CRCs (a "
-                "mounted shm node is preserved meanwhile; a mounted kmod node must be unmounted)");
+                "mounted node is preserved, read-only, meanwhile)");
   exp->add_option("NAME", s.name, "node name")->required();
   exp->add_option("FILE", s.file, "the image to write (must not exist)")->required();
   exp->add_flag("--verify", s.verify, "read the image back and check every CRC");

@@ -20,6 +20,9 @@
 #include <sys/ioctl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -911,6 +914,73 @@ static int cmd_selftest(const char *pfx)
 	return failures ? 1 : 0;
 }
 
+/*
+ * ask SOCKET REQUEST [drop]: one request to a pkramfs-fuse control socket;
+ * prints the reply line and "fds N chr M" (descriptors received with it, and
+ * how many of them are character devices). With "drop", close the connection
+ * right after sending, never reading the reply (nor a descriptor sent with it).
+ */
+static int cmd_ask(const char *path, const char *request, int drop)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char line[4096], reply[8192];
+	size_t got = 0;
+	int s, nfds = 0, nchr = 0;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return fprintf(stderr, "ask: socket path too long\n"), 1;
+	strcpy(addr.sun_path, path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return fprintf(stderr, "ask: connect %s: %s\n", path, strerror(errno)), 1;
+	snprintf(line, sizeof(line), "%s\n", request);
+	if (write(s, line, strlen(line)) != (ssize_t)strlen(line))
+		return fprintf(stderr, "ask: send: %s\n", strerror(errno)), 1;
+	if (drop) {
+		close(s);
+		printf("dropped\n");
+		return 0;
+	}
+	while (got < sizeof(reply) - 1) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(4 * sizeof(int))];
+		} control;
+		struct iovec iov = { reply + got, sizeof(reply) - 1 - got };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+				      .msg_control = control.buf,
+				      .msg_controllen = sizeof(control.buf) };
+		struct cmsghdr *c;
+		ssize_t n = recvmsg(s, &msg, MSG_CMSG_CLOEXEC);
+
+		if (n <= 0)
+			break;
+		for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+			size_t i, count;
+
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (i = 0; i < count; i++) {
+				struct stat st;
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+				nfds++;
+				if (!fstat(fd, &st) && S_ISCHR(st.st_mode))
+					nchr++;
+				close(fd);
+			}
+		}
+		got += (size_t)n;
+	}
+	close(s);
+	reply[got] = 0;
+	printf("%s%sfds %d chr %d\n", reply,
+	       got && reply[got - 1] == '\n' ? "" : "\n", nfds, nchr);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr,
@@ -919,7 +989,8 @@ static int usage(void)
 		"       | preserve NAME | unpreserve NAME | stat NAME | destroy NAME\n"
 		"       | punch NAME FIRST COUNT\n"
 		"       | place NAME default|bind|preferred|interleave NID FIRST COUNT\n"
-		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS\n");
+		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS\n"
+		"       | ask SOCKET REQUEST [drop]\n");
 	return 2;
 }
 
@@ -955,6 +1026,8 @@ int main(int argc, char **argv)
 		return cmd_punch(argv[2], argv[3], argv[4]);
 	if (argc == 7 && !strcmp(c, "place"))
 		return cmd_place(argv + 2);
+	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "drop"))) && !strcmp(c, "ask"))
+		return cmd_ask(argv[2], argv[3], argc == 5);
 	if (argc == 4 && !strcmp(c, "resize"))
 		return cmd_resize(argv[2], argv[3]);
 	return usage();
