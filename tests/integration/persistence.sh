@@ -92,6 +92,44 @@ PYEOF
     [ "$rc" = 0 ] || details - 5 <<<"$out"
 fi
 
+# --- kill -9 during a preserve that is flushing dirty shared-mmap pages: the daemon's syncfs of
+# its own mount runs in a child, which must neither outlive the daemon (holding /dev/fuse, the
+# connection, and so its own wait, alive) nor leave a daemon thread waiting forever for a
+# request its dead workers had read. Afterwards no process of the node may be left.
+if pk_start "$mnt" --pkram=mmapkill --size=256m; then
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        [ "$i" = 1 ] || pk_start "$mnt" --pkram=mmapkill || { fail "persist:mmap-kill:remount" "refused"; break; }
+        "$PY" - "$mnt/m" <<'PYEOF'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.ftruncate(fd, 32 << 20)
+m = mmap.mmap(fd, 32 << 20)
+for off in range(0, 32 << 20, 4096):
+    m[off] = 1
+PYEOF
+        "$CTL" --shm-dir="$SHM" --run-dir="$RUN" preserve mmapkill >/dev/null 2>&1 &
+        ctl_pid=$!
+        sleep "0.0$((i * 3))"
+        kill -KILL "$PK_PID"
+        left=
+        for _ in $(seq 40); do
+            left=$(pgrep -f -- "--pkram=mmapkill" | tr '\n' ' ')
+            [ -z "$left" ] && break
+            sleep 0.05
+        done
+        if [ -n "$left" ]; then
+            fail "persist:mmap-kill-$i:nothing-left" "processes of the node still alive 2 s after kill -9: $left"
+            pkill -KILL -f -- "--pkram=mmapkill"
+        else
+            wait "$PK_PID" 2>/dev/null
+        fi
+        timeout 20 tail --pid="$ctl_pid" -f /dev/null || fail "persist:mmap-kill-$i:ctl-returns" "pkramfs-ctl preserve still waiting"
+        wait "$ctl_pid" 2>/dev/null
+        umount -l "$mnt" 2>/dev/null
+    done
+    pass "persist:mmap-kill:rounds-done"
+fi
+
 # --- kill -9 at random moments
 crash_seed=${PKIT_SEED:-$RANDOM}
 info "crash.py seed $crash_seed (PKIT_SEED=$crash_seed replays it)"
