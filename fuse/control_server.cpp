@@ -113,53 +113,35 @@ bool read_request(int fd, std::string &line, std::string &error) {
   return false;
 }
 
-void write_all(int fd, const std::string &text) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(control::kRequestTimeoutMs);
-  size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::send(fd, text.data() + off, text.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      off += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      const int left = remaining_ms(deadline);
-      if (left == 0 || (::poll(&p, 1, left) < 0 && errno != EINTR))
-        return;
-      continue;
-    }
-    return; // the client is gone
-  }
-}
-
-// Sends `text` with `pass` attached (SCM_RIGHTS) to its first bytes, then the rest. Our copy
+// Sends `text`; with `pass` >= 0 its first bytes carry that descriptor (SCM_RIGHTS). Our copy
 // stays the caller's to close: once sent, the kernel holds the file for the client, and drops it
 // if the client closes the connection without receiving it.
-void write_all_with_fd(int fd, const std::string &text, int pass) {
+void write_all(int fd, const std::string &text, int pass = -1) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(control::kRequestTimeoutMs);
   union {
     cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int))];
   } control{};
-  for (;;) {
-    iovec iov{const_cast<char *>(text.data()), text.size()};
+  size_t off = 0;
+  while (off < text.size()) {
+    iovec iov{const_cast<char *>(text.data() + off), text.size() - off};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pass, sizeof(int));
+    if (pass >= 0) {
+      msg.msg_control = control.buf;
+      msg.msg_controllen = sizeof control.buf;
+      cmsghdr *c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &pass, sizeof(int));
+    }
     const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      write_all(fd, text.substr(static_cast<size_t>(n)));
-      return;
+      off += static_cast<size_t>(n);
+      pass = -1; // sent with the first bytes
+      continue;
     }
     if (n < 0 && errno == EINTR)
       continue;
@@ -309,7 +291,7 @@ void ControlServer::serve(int fd) noexcept {
     return;
   reply += '\n';
   if (pass.valid())
-    write_all_with_fd(fd, reply, pass.get());
+    write_all(fd, reply, pass.get());
   else
     write_all(fd, reply);
   pass.reset();
