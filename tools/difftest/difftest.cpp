@@ -954,16 +954,22 @@ void genUtimens(Rng &r, Op &op) {
   op.flags = r.chance(25) ? AT_SYMLINK_NOFOLLOW : 0;
 }
 Result runUtimens(Side &, const Op &op) {
+  // Read back through a descriptor taken before: resolving the path again would walk its
+  // symlinks, and a walk stamps a symlink's atime (relatime) if it is the file itself (a -> .).
+  const int nofollow = op.flags & AT_SYMLINK_NOFOLLOW ? O_NOFOLLOW : 0;
+  const int target = open(op.path.c_str(), O_PATH | O_CLOEXEC | nofollow);
   Result r =
       sysResult(utimensat(AT_FDCWD, op.path.c_str(), op.null_times ? nullptr : op.times, op.flags));
   struct stat st;
-  if (r.rc == 0 && !op.null_times && fstatat(AT_FDCWD, op.path.c_str(), &st, op.flags) == 0) {
+  if (r.rc == 0 && !op.null_times && target >= 0 && fstat(target, &st) == 0) {
     // Explicitly set times must come back exactly.
     if (op.times[0].tv_nsec != UTIME_NOW && op.times[0].tv_nsec != UTIME_OMIT)
       r.text += "atime=" + timeStr(st.st_atim) + " ";
     if (op.times[1].tv_nsec != UTIME_NOW && op.times[1].tv_nsec != UTIME_OMIT)
       r.text += "mtime=" + timeStr(st.st_mtim);
   }
+  if (target >= 0)
+    close(target);
   return r;
 }
 std::string showUtimens(const Op &op) {
