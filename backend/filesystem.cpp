@@ -177,6 +177,29 @@ bool Filesystem::drop_privileges_locked(Inode &inode, const Caller &who) {
   return kill != 0;
 }
 
+bool Filesystem::kill_on_chown_locked(Inode &inode, const Caller &who) {
+  // The VFS rule for chown (chown_common, notify_change): suid always goes, also for root;
+  // sgid goes with group-exec, or when the caller is outside the file's group and lacks
+  // CAP_FSETID. Directories keep both. With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves this to
+  // the filesystem; without it the kernel's mode arrives first and this finds nothing to do.
+  if (inode.is_dir() || !(inode.mode & (S_ISUID | S_ISGID)))
+    return false;
+  uint32_t kill = inode.mode & S_ISUID;
+  if (inode.mode & S_ISGID) {
+    if (inode.mode & S_IXGRP) {
+      kill |= S_ISGID;
+    } else if (inode.gid != who.gid) {
+      const Credentials creds = who.credentials();
+      const bool in_group =
+          std::find(creds.groups.begin(), creds.groups.end(), inode.gid) != creds.groups.end();
+      if (!in_group && !creds.cap_fsetid)
+        kill |= S_ISGID;
+    }
+  }
+  inode.mode &= ~kill;
+  return kill != 0;
+}
+
 void Filesystem::notify_attributes_changed(uint64_t ino) {
   if (attributes_changed_)
     attributes_changed_(ino);
@@ -730,6 +753,12 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
   // After the mode, which would otherwise put sgid back. The reply carries it to the kernel.
   if (a.valid & SetAttr::kSize)
     drop_privileges_locked(*inode, who);
+  // chown, also chown(-1, -1), which arrives with nothing to set (or ctime alone). So does,
+  // with FUSE_HANDLE_KILLPRIV_V2, the kernel's suid kill before a write by someone without
+  // CAP_FSETID, for which this rule and the write's (drop_privileges_locked) agree.
+  const uint32_t rest = a.valid & ~SetAttr::kThroughFile;
+  if ((a.valid & (SetAttr::kUid | SetAttr::kGid)) || rest == 0 || rest == SetAttr::kCtime)
+    kill_on_chown_locked(*inode, who);
   if (a.valid & SetAttr::kUid)
     inode->uid = a.uid;
   if (a.valid & SetAttr::kGid)
@@ -834,8 +863,7 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
     return Errno{ENODATA};
   return enomem_on_bad_alloc([&]() -> Result<void> {
     XattrRecord r{ino, now(), std::string(name), {}};
-    if (auto logged =
-            inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
+    if (auto logged = inode->released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
         !logged)
       return logged;
     apply_xattr(std::move(r), true);

@@ -236,6 +236,7 @@ private:
   void drop_inode_if_unused(Inode &inode);
   void release_if_dead(Inode &inode);
   bool drop_privileges_locked(Inode &inode, const Caller &who);
+  bool kill_on_chown_locked(Inode &inode, const Caller &who);
   void notify_attributes_changed(uint64_t ino);
   void free_data(Inode &inode, uint64_t first_block, uint64_t end_block);
   void attach(Inode &parent, Directory::Slot &&entry, Inode &child, const timespec &t) noexcept;

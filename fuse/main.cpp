@@ -1,6 +1,7 @@
 // pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
 #include "arena.h"
 #include "control_server.h"
+#include "device_io.h"
 #include "fault.h"
 #include "filesystem.h"
 #include "geometry.h"
@@ -535,7 +536,7 @@ int main(int argc, char **argv) {
   const Tuning tuning = tuning_from_environment(tuning_error);
   if (!tuning_error.empty())
     die(tuning_error);
-  const fuse_lowlevel_ops ops = make_operations(opt.cache, tuning.readahead_kb);
+  const fuse_lowlevel_ops ops = make_operations(opt.cache);
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
@@ -543,9 +544,15 @@ int main(int argc, char **argv) {
       [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
   if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
     die("cannot mount on '" + opt.mountpoint + "'; see the message above");
+  InitAmendments amendments;
+  amendments.handle_killpriv_v2 = tuning.killpriv_v2;
   if (tuning.readahead_kb)
-    if (const int err = set_mount_readahead(opt.mountpoint, tuning.readahead_kb))
-      spdlog::debug("readahead of {} left at the kernel's: {}", opt.mountpoint, std::strerror(err));
+    amendments.after_init = [mountpoint = opt.mountpoint, kib = tuning.readahead_kb] {
+      if (const int err = set_mount_readahead(mountpoint, kib))
+        spdlog::debug("readahead of {} left at the kernel's: {}", mountpoint, std::strerror(err));
+    };
+  if (const int err = install_device_io(se, std::move(amendments)))
+    die("cannot install the FUSE device hooks: " + std::string(std::strerror(-err)));
   spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);
   if (fuse_daemonize(opt.foreground) != 0)
     die("cannot go to the background");

@@ -19,7 +19,6 @@ namespace {
 constexpr double kTimeout = 86400.0;
 
 CacheMode cache_mode = CacheMode::kAuto;
-unsigned readahead_kb = 0;
 
 Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
 
@@ -46,7 +45,8 @@ void reply_status(fuse_req_t req, const Result<void> &r) { fuse_reply_err(req, r
 
 void op_init(void *, fuse_conn_info *conn) {
   conn->max_write = 1 << 20;
-  // The kernel clears suid/sgid on write and chown itself, exactly as for tmpfs.
+  // Not v1, which keeps the kernel's security.capability lookup before every write; v2, which
+  // drops it, is added to the INIT reply by device_io.h (libfuse 3.14 cannot ask for it).
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   // Nobody else changes data behind the kernel's back.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -62,9 +62,6 @@ void op_init(void *, fuse_conn_info *conn) {
   // them to us later (writeback, setattr); see docs/performance.md for what that changes.
   if (cache_mode == CacheMode::kWriteback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-  // The kernel keeps the smaller of its bdi's window and ours (see readahead.h).
-  if (readahead_kb)
-    conn->max_readahead = readahead_kb * 1024;
   spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major, conn->proto_minor,
                 conn->max_write, conn->want);
 }
@@ -361,9 +358,8 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 
 } // namespace
 
-fuse_lowlevel_ops make_operations(CacheMode cache, unsigned readahead) {
+fuse_lowlevel_ops make_operations(CacheMode cache) {
   cache_mode = cache;
-  readahead_kb = readahead;
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   ops.lookup = op_lookup;

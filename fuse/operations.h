@@ -8,8 +8,7 @@
 
 namespace pkramfs {
 
-// `cache` decides how the kernel caches file data, `readahead_kb` the readahead window INIT
-// answers (0: the kernel's); set once, before the session starts.
-fuse_lowlevel_ops make_operations(CacheMode cache = CacheMode::kAuto, unsigned readahead_kb = 0);
+// `cache` decides how the kernel caches file data; set once, before the session starts.
+fuse_lowlevel_ops make_operations(CacheMode cache = CacheMode::kAuto);
 
 } // namespace pkramfs

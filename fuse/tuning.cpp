@@ -17,10 +17,15 @@ bool apply(Tuning &t, std::string_view key, std::string_view value) {
   size_t n = 0;
   if (!parse_number(value, n))
     return false;
-  if (key != "readahead_kb" || n > (1u << 20))
-    return false;
-  t.readahead_kb = static_cast<unsigned>(n);
-  return true;
+  if (key == "readahead_kb" && n <= (1u << 20)) {
+    t.readahead_kb = static_cast<unsigned>(n);
+    return true;
+  }
+  if (key == "killpriv_v2" && n <= 1) {
+    t.killpriv_v2 = n == 1;
+    return true;
+  }
+  return false;
 }
 
 } // namespace
@@ -37,7 +42,8 @@ Tuning tuning_from_environment(std::string &error) {
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || !apply(t, item.substr(0, eq), item.substr(eq + 1)))
-      error = "PKRAMFS_TUNE: cannot use '" + std::string(item) + "' (keys: readahead_kb=KIB)";
+      error = "PKRAMFS_TUNE: cannot use '" + std::string(item) +
+              "' (keys: readahead_kb=KIB, killpriv_v2=0|1)";
   }
   return t;
 }

@@ -11,6 +11,8 @@ struct Tuning {
   // the 128 KiB it offered in INIT, so without this a sequential read reaches the daemon as
   // 128 KiB requests however large max_pages is. 0 leaves the kernel's value.
   unsigned readahead_kb = 1024;
+  // FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (device_io.h): one round trip per write(2).
+  bool killpriv_v2 = true;
 };
 
 // The defaults with PKRAMFS_TUNE applied; an unknown key or bad value is reported in `error`.

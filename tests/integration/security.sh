@@ -48,6 +48,10 @@ setup_tree() {
     echo n >nbown && chown 65534:65534 nbown
     for f in suid sgid sgidnox suidtr sgidnoxtr; do echo x >$f; done
     chmod 4777 suid; chmod 6777 sgid; chmod 2767 sgidnox; chmod 4777 suidtr; chmod 6767 sgidnoxtr
+    # Owned by nobody: chown by the owner clears suid, and sgid with group-exec or when the
+    # owner is outside the file's group (root's group here).
+    for f in chgrpnox chownnoop; do echo x >$f; chown 65534:0 $f; done
+    chmod 2745 chgrpnox; chmod 6755 chownnoop
     cd / || return 1
 }
 
@@ -101,6 +105,8 @@ suid:append-sgid-group-exec ok append sgid
 suid:append-sgid-no-group-exec ok append sgidnox
 suid:truncate-by-non-owner ok truncate suidtr 1
 suid:truncate-sgid-no-group-exec ok truncate sgidnoxtr 1
+suid:chgrp-by-owner-outside-group ok chown chgrpnox -1 65534
+suid:chown-unchanged-by-owner ok chown chownnoop -1 -1
 EOF
 )
 
@@ -110,7 +116,7 @@ run_probes() {
     local root=$1/sec out=$2
     "$PY" "$PROBE" run "$root" 65534 65534 <<<"$PROBES
 $CHANGES" >"$out" 2>&1
-    for f in suid sgid sgidnox suidtr sgidnoxtr; do echo "mode:$f $(stat -c %a "$root/$f")" >>"$out"; done
+    for f in suid sgid sgidnox suidtr sgidnoxtr chgrpnox chownnoop; do echo "mode:$f $(stat -c %a "$root/$f")" >>"$out"; done
 }
 
 # result FILE NAME: the recorded answer of probe NAME
@@ -146,6 +152,12 @@ check_probes() {
     # Kernel FUSE sends a truncate's mode with sgid kept when group-exec is off; the daemon
     # applies the VFS rule (the caller is outside the group).
     assert_eq "nobody[$label]:suid:truncate-sgidnox-as-tmpfs" "$(result "$tm" mode:sgidnoxtr)" "$(result "$pk" mode:sgidnoxtr)"
+    # chown: with FUSE_HANDLE_KILLPRIV_V2 the daemon applies the VFS rule (device_io.h).
+    for f in chgrpnox chownnoop; do
+        assert_eq "nobody[$label]:suid:chown-$f-as-tmpfs" "$(result "$tm" "mode:$f")" "$(result "$pk" "mode:$f")"
+    done
+    [ "$(result "$tm" mode:chgrpnox)" = 745 ] || fail "nobody:suid:chgrpnox:oracle" "tmpfs mode $(result "$tm" mode:chgrpnox)"
+    [ "$(result "$tm" mode:chownnoop)" = 755 ] || fail "nobody:suid:chownnoop:oracle" "tmpfs mode $(result "$tm" mode:chownnoop)"
 }
 
 # Blocks a file gets must read as zeros, never as data another file had. Root writes small

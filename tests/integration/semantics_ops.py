@@ -527,6 +527,19 @@ def sgid_inherit():
 probe("sgid-dir-inheritance", sgid_inherit)
 probe("chown-symlink-nofollow", lambda: (os.chown("sl", 2000, 2001, follow_symlinks=False),
                                          os.lstat("sl").st_uid, os.lstat("sl").st_gid)[1:])
+probe("chown-unchanged-clears-suid", lambda: [(os.chmod("suid", m), os.chown("suid", -1, -1), mode("suid"))[2]
+                                              for m in (0o6755, 0o6745, 0o2755)])
+
+
+def write_by_root_keeps_suid():
+    os.chmod("suid", 0o6745)
+    with open("suid", "ab") as f:
+        f.write(b"x")
+    os.truncate("suid", 4)
+    return mode("suid")
+
+
+probe("write-by-root-keeps-suid", write_by_root_keeps_suid)
 probe("chown-minus-one", lambda: (os.chown("suid", 3000, -1), os.stat("suid").st_uid, os.stat("suid").st_gid)[1:])
 probe("access-x-root-nonexec", lambda: (os.chmod("m", 0o644), os.access("m", os.X_OK))[1])
 probe("access-x-root-exec", lambda: (os.chmod("m", 0o744), os.access("m", os.X_OK))[1])

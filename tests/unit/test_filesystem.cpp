@@ -1651,6 +1651,72 @@ TEST_CASE("Filesystem: data changes drop suid/sgid as the VFS does", "[fs][privs
   }
 }
 
+TEST_CASE("Filesystem: chown drops suid/sgid as the VFS does", "[fs][privs]") {
+  // With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves this to the daemon (fuse/device_io.h).
+  TestFs t;
+  Filesystem &fs = *t;
+  auto caller = [](uint32_t uid, uint32_t gid, std::vector<uint32_t> groups = {},
+                   bool fsetid = false) {
+    return Caller{uid, gid, [groups, fsetid] {
+                    Credentials c;
+                    c.groups = groups;
+                    c.cap_fsetid = fsetid;
+                    return c;
+                  }};
+  };
+  const uint64_t f = mkfile(fs, kRootIno, "f", 0755, kUser); // 1000:1000
+  auto chmod = [&](uint32_t mode) { REQUIRE(fs.setattr(f, mode_attr(mode), kRootCaller).ok()); };
+  auto mode = [&] { return attr(fs, f).st_mode & 07777; };
+  auto chown = [&](uint64_t ino, uint32_t valid, uint32_t gid, const Caller &who) {
+    SetAttr a;
+    a.valid = valid;
+    a.gid = gid;
+    REQUIRE(fs.setattr(ino, a, who).ok());
+  };
+  const Caller fsetid = caller(0, 0, {}, true);
+
+  SECTION("suid goes even with CAP_FSETID, sgid with group-exec too") {
+    chmod(06755);
+    chown(f, SetAttr::kGid, 1000, fsetid);
+    CHECK(mode() == 0755);
+  }
+  SECTION("sgid without group-exec stays with CAP_FSETID") {
+    chmod(02745);
+    chown(f, SetAttr::kGid, 1000, fsetid);
+    CHECK(mode() == 02745);
+  }
+  SECTION("sgid without group-exec stays for a member of the file's group") {
+    chmod(02745);
+    chown(f, SetAttr::kGid, 1000, caller(1000, 1000));
+    CHECK(mode() == 02745);
+    chown(f, SetAttr::kGid, 1000, caller(1000, 5, {1000}));
+    CHECK(mode() == 02745);
+  }
+  SECTION("sgid without group-exec goes for an owner outside the file's group") {
+    chmod(02745);
+    chown(f, SetAttr::kGid, 1000, caller(1000, 5, {6}));
+    CHECK(mode() == 0745);
+  }
+  SECTION("chown(-1, -1) arrives with nothing to set and still drops them") {
+    chmod(06755);
+    chown(f, 0, 0, fsetid);
+    CHECK(mode() == 0755);
+  }
+  SECTION("a directory keeps them") {
+    const uint64_t d = mkdir_(fs, kRootIno, "d", 0775);
+    REQUIRE(fs.setattr(d, mode_attr(06775), kRootCaller).ok());
+    chown(d, SetAttr::kGid, 1000, fsetid);
+    CHECK((attr(fs, d).st_mode & 07777) == 06775);
+  }
+  SECTION("chmod and utimes do not drop them") {
+    chmod(06755);
+    SetAttr a;
+    a.valid = SetAttr::kMtimeNow | SetAttr::kAtimeNow;
+    REQUIRE(fs.setattr(f, a, caller(1000, 1000)).ok());
+    CHECK(mode() == 06755);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Extended attributes
 

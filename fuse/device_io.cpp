@@ -1,0 +1,76 @@
+#include "device_io.h"
+#include "operations.h" // FUSE_USE_VERSION and fuse_lowlevel.h
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <linux/fuse.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace pkramfs {
+namespace {
+
+struct DeviceIo {
+  InitAmendments amendments;
+  // The INIT request's unique id and the flags the kernel offered in it.
+  std::atomic<uint64_t> init_unique{0};
+  std::atomic<uint32_t> kernel_flags{0};
+  std::atomic<bool> init_done{false};
+};
+
+DeviceIo device_io;
+
+ssize_t read_request(int fd, void *buf, size_t len, void *) {
+  const ssize_t n = read(fd, buf, len);
+  if (device_io.init_done.load(std::memory_order_relaxed) ||
+      n < static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
+                               sizeof(uint32_t)))
+    return n;
+  const auto *in = static_cast<const fuse_in_header *>(buf);
+  if (in->opcode == FUSE_INIT) {
+    const auto *init = reinterpret_cast<const fuse_init_in *>(in + 1);
+    device_io.kernel_flags = init->flags;
+    device_io.init_unique = in->unique;
+  }
+  return n;
+}
+
+// The INIT reply is fuse_out_header in iov[0] and fuse_init_out in iov[1] (libfuse's
+// send_reply_ok); fuse_init_out lives in libfuse's do_init, writable until it returns.
+bool is_init_reply(const iovec *iov, int count) {
+  if (count < 2 || iov[0].iov_len < sizeof(fuse_out_header) ||
+      iov[1].iov_len < offsetof(fuse_init_out, flags) + sizeof(uint32_t))
+    return false;
+  const auto *out = static_cast<const fuse_out_header *>(iov[0].iov_base);
+  return out->error == 0 && out->unique != 0 && out->unique == device_io.init_unique;
+}
+
+ssize_t write_reply(int fd, iovec *iov, int count, void *) {
+  if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count))
+    return writev(fd, iov, count);
+  auto *init = static_cast<fuse_init_out *>(iov[1].iov_base);
+  if (device_io.amendments.handle_killpriv_v2 && (device_io.kernel_flags & FUSE_HANDLE_KILLPRIV_V2))
+    init->flags |= FUSE_HANDLE_KILLPRIV_V2;
+  const ssize_t n = writev(fd, iov, count);
+  const int err = errno;
+  device_io.init_done = true;
+  // The kernel applied the reply inside writev (process_init_reply runs as the request ends).
+  if (n >= 0 && device_io.amendments.after_init)
+    device_io.amendments.after_init();
+  errno = err;
+  return n;
+}
+
+} // namespace
+
+int install_device_io(fuse_session *se, InitAmendments amendments) {
+  device_io.amendments = std::move(amendments);
+  static const fuse_custom_io io = {.writev = write_reply,
+                                    .read = read_request,
+                                    .splice_receive = nullptr,
+                                    .splice_send = nullptr};
+  return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+} // namespace pkramfs

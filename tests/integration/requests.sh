@@ -1,0 +1,102 @@
+#!/bin/bash
+# requests.sh -- the FUSE requests the kernel sends for plain I/O, counted with strace on the
+# daemon: a 4 KiB write(2) is one WRITE and nothing else (FUSE_HANDLE_KILLPRIV_V2 removes the
+# kernel's security.capability GETXATTR before each write), a cold sequential read arrives in
+# 1 MiB READs (the readahead window raised after INIT), and the kernel still removes
+# security.capability on a write. With PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 the old
+# counts come back, which shows the counting sees the difference. fuse/device_io.h,
+# fuse/readahead.h, docs/performance.md "Levers".
+. "$(dirname "$0")/lib.sh"
+need_pk
+[ -n "$PY" ] || { skip "requests" "python3 not available"; finish; }
+command -v strace >/dev/null || { skip "requests" "strace not installed (tools/install-deps)"; finish; }
+
+M=$T/pk
+WRITES=200
+READ_MIB=8
+
+# opcodes FILE: "NAME COUNT" per FUSE opcode read by the daemon, from strace -e read -xx
+opcodes() {
+    "$PY" - "$1" <<'PY'
+import collections, re, sys
+names = {3: "GETATTR", 14: "OPEN", 15: "READ", 16: "WRITE", 18: "RELEASE", 22: "GETXATTR",
+         24: "REMOVEXATTR", 25: "FLUSH", 1: "LOOKUP", 4: "SETATTR"}
+count = collections.Counter()
+for line in open(sys.argv[1]):
+    m = re.search(r'(?:read\(\d+, |resumed>)"((?:\\x[0-9a-f]{2}){8})', line)
+    if m:
+        raw = bytes(int(x, 16) for x in m.group(1).split("\\x")[1:])
+        op = int.from_bytes(raw[4:8], "little")
+        count[names.get(op, str(op))] += 1
+for k in ("WRITE", "GETXATTR", "READ", "REMOVEXATTR"):
+    print(k, count[k])
+PY
+}
+count() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+# traced LABEL CMD...: runs CMD (a shell snippet) while strace follows the daemon's reads
+traced() {
+    local label=$1; shift
+    strace -f -qq -p "$PK_PID" -e trace=read -s 8 -xx -o "$T/$label.strace" &
+    local st=$!
+    # strace has attached once the daemon's status shows a tracer
+    for _ in $(seq 100); do
+        [ "$(awk '/^TracerPid/ { print $2 }' /proc/"$PK_PID"/status)" != 0 ] && break
+        sleep 0.05
+    done
+    bash -c "$*"
+    sleep 0.3
+    kill -INT "$st" 2>/dev/null; wait "$st" 2>/dev/null
+    opcodes "$T/$label.strace" >"$T/$label.ops"
+}
+
+# run_workloads LABEL: small writes, then a cold sequential read
+run_workloads() {
+    local label=$1
+    "$PY" -c "import os; f = os.open('$M/w', os.O_CREAT | os.O_WRONLY, 0o644); os.pwrite(f, b'y' * 65536, 0); os.close(f)"
+    traced "$label-write" "$PY" -c "'
+import os
+f = os.open(\"$M/w\", os.O_WRONLY)
+for i in range($WRITES):
+    os.pwrite(f, b\"x\" * 4096, (i * 4096) % 65536)
+os.close(f)'"
+    dd if=/dev/urandom of="$M/r" bs=1M count=$READ_MIB status=none
+    # Drop the file's page cache, so that every byte is asked of the daemon.
+    "$PY" -c "import os; f = os.open('$M/r', os.O_RDONLY); os.posix_fadvise(f, 0, 0, os.POSIX_FADV_DONTNEED); os.close(f)"
+    traced "$label-read" "dd if='$M/r' of=/dev/null bs=1M status=none"
+}
+
+bdi_readahead() { cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
+
+# ------------------------------------------------------------ as shipped --
+pk_start "$M" --pkram=rq --size=64m || { fail "mount" "did not mount"; finish; }
+assert_eq "readahead:bdi-read_ahead_kb" 1024 "$(bdi_readahead "$M")"
+run_workloads default
+assert_eq "write:one-WRITE-per-write" "$WRITES" "$(count "$T/default-write.ops" WRITE)"
+assert_eq "write:no-GETXATTR" 0 "$(count "$T/default-write.ops" GETXATTR)"
+reads=$(count "$T/default-read.ops" READ)
+if [ "$reads" -ge $READ_MIB ] && [ "$reads" -le $((READ_MIB + 2)) ]; then pass "read:1-MiB-requests"
+else fail "read:1-MiB-requests" "$reads READ requests for $READ_MIB MiB (expected $READ_MIB..$((READ_MIB + 2)))"; fi
+
+# The kernel still asks before the first write after security.capability appears, and removes it.
+cap=0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= # cap_net_raw+p, version 2
+if setfattr -n security.capability -v "$cap" "$M/w" 2>"$T/cap.err"; then
+    traced cap-write "printf z | dd of='$M/w' bs=1 seek=5 conv=notrunc status=none"
+    assert_eq "write:security.capability-removed" "" "$(getfattr --absolute-names -n security.capability "$M/w" 2>/dev/null)"
+    assert_eq "write:REMOVEXATTR-sent" 1 "$(count "$T/cap-write.ops" REMOVEXATTR)"
+else
+    fail "write:setcap" "$(cat "$T/cap.err")"
+fi
+pk_stop "$M"
+
+# ------------------------------------------------ levers off: the old counts --
+PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 pk_start "$M" --pkram=rq2 --size=64m ||
+    { fail "mount:levers-off" "did not mount"; finish; }
+assert_eq "levers-off:bdi-read_ahead_kb" 128 "$(bdi_readahead "$M")"
+run_workloads off
+assert_eq "levers-off:GETXATTR-per-write" "$WRITES" "$(count "$T/off-write.ops" GETXATTR)"
+reads=$(count "$T/off-read.ops" READ)
+if [ "$reads" -ge $((READ_MIB * 8)) ]; then pass "levers-off:128-KiB-requests"
+else fail "levers-off:128-KiB-requests" "$reads READ requests for $READ_MIB MiB (expected >= $((READ_MIB * 8)))"; fi
+pk_stop "$M"
+finish
