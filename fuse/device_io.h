@@ -17,6 +17,7 @@ namespace pkramfs {
 struct InitAmendments {
   bool handle_killpriv_v2 = false;
   std::function<void()> after_init;
+  unsigned spin_us = 0; // see read_spinning
 };
 
 // Installs the hooks on a session that fuse_session_mount() has mounted; 0 or a negative errno.

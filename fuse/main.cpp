@@ -546,6 +546,7 @@ int main(int argc, char **argv) {
     die("cannot mount on '" + opt.mountpoint + "'; see the message above");
   InitAmendments amendments;
   amendments.handle_killpriv_v2 = tuning.killpriv_v2;
+  amendments.spin_us = tuning.spin_us;
   if (tuning.readahead_kb)
     amendments.after_init = [mountpoint = opt.mountpoint, kib = tuning.readahead_kb] {
       if (const int err = set_mount_readahead(mountpoint, kib))
