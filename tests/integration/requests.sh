@@ -3,7 +3,7 @@
 # daemon: a 4 KiB write(2) is one WRITE and nothing else (FUSE_HANDLE_KILLPRIV_V2 removes the
 # kernel's security.capability GETXATTR before each write), a cold sequential read arrives in
 # 1 MiB READs (the readahead window raised after INIT), and the kernel still removes
-# security.capability on a write. With PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 the old
+# security.capability on a write, and fsync costs no round trip. With PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 the old
 # counts come back, which shows the counting sees the difference. fuse/device_io.h,
 # fuse/readahead.h, docs/performance.md "Levers".
 . "$(dirname "$0")/lib.sh"
@@ -19,8 +19,8 @@ READ_MIB=8
 opcodes() {
     "$PY" - "$1" <<'PY'
 import collections, re, sys
-names = {3: "GETATTR", 14: "OPEN", 15: "READ", 16: "WRITE", 18: "RELEASE", 22: "GETXATTR",
-         24: "REMOVEXATTR", 25: "FLUSH", 1: "LOOKUP", 4: "SETATTR"}
+names = {3: "GETATTR", 14: "OPEN", 15: "READ", 16: "WRITE", 18: "RELEASE", 20: "FSYNC",
+         22: "GETXATTR", 24: "REMOVEXATTR", 25: "FLUSH", 1: "LOOKUP", 4: "SETATTR"}
 count = collections.Counter()
 for line in open(sys.argv[1]):
     m = re.search(r'(?:read\(\d+, |resumed>)"((?:\\x[0-9a-f]{2}){8})', line)
@@ -28,7 +28,7 @@ for line in open(sys.argv[1]):
         raw = bytes(int(x, 16) for x in m.group(1).split("\\x")[1:])
         op = int.from_bytes(raw[4:8], "little")
         count[names.get(op, str(op))] += 1
-for k in ("WRITE", "GETXATTR", "READ", "REMOVEXATTR"):
+for k in ("WRITE", "GETXATTR", "READ", "REMOVEXATTR", "FSYNC"):
     print(k, count[k])
 PY
 }
@@ -87,6 +87,28 @@ if setfattr -n security.capability -v "$cap" "$M/w" 2>"$T/cap.err"; then
 else
     fail "write:setcap" "$(cat "$T/cap.err")"
 fi
+
+# fsync has nothing to do in the daemon: its first FSYNC is answered ENOSYS, and the kernel then
+# answers every fsync itself, after writing back dirty pages (here a shared mmap's).
+traced fsync "$PY -c '
+import mmap, os
+f = os.open(\"$M/w\", os.O_RDWR)
+m = mmap.mmap(f, 65536)
+for i in range(50):
+    m[i * 1024] = 0x41 + i % 26
+    os.fsync(f)
+    os.fdatasync(f)
+m.close(); os.close(f)'"
+fsyncs=$(count "$T/fsync.ops" FSYNC)
+if [ "$fsyncs" -le 1 ]; then pass "fsync:no-FSYNC-round-trips"
+else fail "fsync:no-FSYNC-round-trips" "$fsyncs FSYNC requests for 100 fsync/fdatasync calls"; fi
+writes=$(count "$T/fsync.ops" WRITE)
+if [ "$writes" -ge 50 ]; then pass "fsync:dirty-mmap-pages-written-back"
+else fail "fsync:dirty-mmap-pages-written-back" "$writes WRITE requests for 50 fsync of a dirtied page"; fi
+assert_eq "fsync:data-in-daemon" "ABCDEFGHIJ" "$("$PY" -c "
+import os
+f = os.open('$M/w', os.O_RDONLY); os.posix_fadvise(f, 0, 0, os.POSIX_FADV_DONTNEED)
+print(''.join(chr(os.pread(f, 1, i * 1024)[0]) for i in range(10)))")"
 pk_stop "$M"
 
 # ------------------------------------------------ levers off: the old counts --
