@@ -579,7 +579,7 @@ int main(int argc, char **argv) {
 
   fuse_loop_config *loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(loop, 1);
-  fuse_loop_cfg_set_max_threads(loop, worker_threads());
+  fuse_loop_cfg_set_max_threads(loop, tuning.threads ? tuning.threads : worker_threads());
   const int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);
   signal_stop.reset();

@@ -25,6 +25,10 @@ bool apply(Tuning &t, std::string_view key, std::string_view value) {
     t.spin_us = static_cast<unsigned>(n);
     return true;
   }
+  if (key == "threads" && n <= 64) {
+    t.threads = static_cast<unsigned>(n);
+    return true;
+  }
   if (key == "killpriv_v2" && n <= 1) {
     t.killpriv_v2 = n == 1;
     return true;
@@ -47,7 +51,7 @@ Tuning tuning_from_environment(std::string &error) {
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || !apply(t, item.substr(0, eq), item.substr(eq + 1)))
       error = "PKRAMFS_TUNE: cannot use '" + std::string(item) +
-              "' (keys: readahead_kb=KIB, killpriv_v2=0|1, spin_us=US)";
+              "' (keys: readahead_kb=KIB, killpriv_v2=0|1, spin_us=US, threads=N)";
   }
   return t;
 }

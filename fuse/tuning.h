@@ -16,6 +16,8 @@ struct Tuning {
   // Microseconds a worker polls /dev/fuse before it sleeps (device_io.cpp: read_spinning):
   // 4 KiB random I/O and creates +30..80% at 20..100 us; 0 turns it off.
   unsigned spin_us = 50;
+  // Worker threads of the session loop; 0: half the CPUs, 1 to 8 (main.cpp: worker_threads).
+  unsigned threads = 0;
 };
 
 // The defaults with PKRAMFS_TUNE applied; an unknown key or bad value is reported in `error`.
