@@ -7,6 +7,11 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 // Linux 5.14
+#endif
 
 namespace pkramfs {
 
@@ -51,7 +56,18 @@ Result<void> Arena::acquire_frame(uint64_t frame) {
   // An injected failure looks like a frame source out of memory.
   if (fault::hit(fault::Point::kFrame))
     return Errno{ENOMEM};
-  return source_.acquire(frame);
+  if (auto r = source_.acquire(frame); !r)
+    return r;
+  prefault_frame(frame);
+  return {};
+}
+
+void Arena::prefault_frame(uint64_t frame) {
+  // Maps the new frame's pages in one call. Otherwise the first write to each 4 KiB page is a
+  // page fault, which in a VM is an exit to the hypervisor: a new 1 GiB file written with dd
+  // went at 213 MiB/s against 2.6 GiB/s for overwriting it. Best effort: a frame that stays
+  // unmapped still faults in on first use.
+  madvise(base_ + frame * kFrameSize, kFrameSize, MADV_POPULATE_WRITE);
 }
 
 void Arena::free(BlockRun run) {
