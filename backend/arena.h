@@ -47,7 +47,7 @@ public:
 
 private:
   Result<void> acquire_frame(uint64_t frame); // mu_ held
-  void prefault_frame(uint64_t frame); // mu_ held
+  void prefault_frame(uint64_t frame);        // mu_ held
 
   std::mutex mu_;
   FrameSource &source_;
