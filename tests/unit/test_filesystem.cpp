@@ -1544,6 +1544,22 @@ TEST_CASE("Filesystem: readdir offsets stay valid across changes", "[fs]") {
 // ---------------------------------------------------------------------------------------------
 // suid/sgid
 
+namespace {
+// A caller whose credentials (supplementary groups, CAP_FSETID) are given; `lookups` counts
+// how often the filesystem asked for them.
+Caller caller_with(uint32_t uid, uint32_t gid, std::vector<uint32_t> groups, bool fsetid,
+                   int *lookups = nullptr) {
+  return Caller{uid, gid, [groups = std::move(groups), fsetid, lookups] {
+                  if (lookups)
+                    ++*lookups;
+                  Credentials c;
+                  c.groups = groups;
+                  c.cap_fsetid = fsetid;
+                  return c;
+                }};
+}
+} // namespace
+
 TEST_CASE("Filesystem: data changes drop suid/sgid as the VFS does", "[fs][privs]") {
   TestFs t;
   Filesystem &fs = *t;
@@ -1552,13 +1568,7 @@ TEST_CASE("Filesystem: data changes drop suid/sgid as the VFS does", "[fs][privs
   int lookups = 0;
   auto caller = [&lookups](uint32_t uid, uint32_t gid, std::vector<uint32_t> groups = {},
                            bool fsetid = false) {
-    return Caller{uid, gid, [&lookups, groups, fsetid] {
-                    ++lookups;
-                    Credentials c;
-                    c.groups = groups;
-                    c.cap_fsetid = fsetid;
-                    return c;
-                  }};
+    return caller_with(uid, gid, std::move(groups), fsetid, &lookups);
   };
   const uint64_t f = mkfile(fs, kRootIno, "f", 0755, kUser); // 1000:1000
   auto chmod = [&](uint32_t mode) { REQUIRE(fs.setattr(f, mode_attr(mode), kRootCaller).ok()); };
@@ -1655,14 +1665,8 @@ TEST_CASE("Filesystem: chown drops suid/sgid as the VFS does", "[fs][privs]") {
   // With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves this to the daemon (fuse/device_io.h).
   TestFs t;
   Filesystem &fs = *t;
-  auto caller = [](uint32_t uid, uint32_t gid, std::vector<uint32_t> groups = {},
-                   bool fsetid = false) {
-    return Caller{uid, gid, [groups, fsetid] {
-                    Credentials c;
-                    c.groups = groups;
-                    c.cap_fsetid = fsetid;
-                    return c;
-                  }};
+  auto caller = [](uint32_t uid, uint32_t gid, std::vector<uint32_t> groups = {}) {
+    return caller_with(uid, gid, std::move(groups), false);
   };
   const uint64_t f = mkfile(fs, kRootIno, "f", 0755, kUser); // 1000:1000
   auto chmod = [&](uint32_t mode) { REQUIRE(fs.setattr(f, mode_attr(mode), kRootCaller).ok()); };
@@ -1673,7 +1677,7 @@ TEST_CASE("Filesystem: chown drops suid/sgid as the VFS does", "[fs][privs]") {
     a.gid = gid;
     REQUIRE(fs.setattr(ino, a, who).ok());
   };
-  const Caller fsetid = caller(0, 0, {}, true);
+  const Caller fsetid = caller_with(0, 0, {}, true);
 
   SECTION("suid goes even with CAP_FSETID, sgid with group-exec too") {
     chmod(06755);
