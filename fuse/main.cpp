@@ -490,6 +490,11 @@ int main(int argc, char **argv) {
   }
   setup_logging(opt);
   arm_faults(opt, false);
+  // Before anything is created: a mistyped key leaves nothing behind.
+  std::string tuning_error;
+  const Tuning tuning = tuning_from_environment(tuning_error);
+  if (!tuning_error.empty())
+    die(tuning_error);
   check_mountpoint(opt.mountpoint);
   // The daemon leaves its working directory when it goes to the background; pkramfs-ctl
   // preserve and the signal path open the mount point by name later.
@@ -532,10 +537,6 @@ int main(int argc, char **argv) {
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
   fuse_args args =
       FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), const_cast<char **>(fuse_argv.data()));
-  std::string tuning_error;
-  const Tuning tuning = tuning_from_environment(tuning_error);
-  if (!tuning_error.empty())
-    die(tuning_error);
   const fuse_lowlevel_ops ops = make_operations(opt.cache);
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)

@@ -109,7 +109,24 @@ assert_eq "fsync:data-in-daemon" "ABCDEFGHIJ" "$("$PY" -c "
 import os
 f = os.open('$M/w', os.O_RDONLY); os.posix_fadvise(f, 0, 0, os.POSIX_FADV_DONTNEED)
 print(''.join(chr(os.pread(f, 1, i * 1024)[0]) for i in range(10)))")"
+
+# The polling worker polls only for a moment after each request: an idle daemon sleeps.
+sleep 0.5
+ticks() { awk '{ print $14 + $15 }' /proc/"$PK_PID"/stat; }
+t0=$(ticks); sleep 2; t1=$(ticks)
+if [ $((t1 - t0)) -le 5 ]; then pass "spin:idle-daemon-sleeps"
+else fail "spin:idle-daemon-sleeps" "$((t1 - t0)) clock ticks of CPU in 2 s without requests"; fi
 pk_stop "$M"
+
+# A mistyped tuning key is refused, in one line, before anything is mounted.
+mkdir -p "$T/bad"
+PKRAMFS_TUNE=spin=5 timeout 10 "$PK" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=rq3 "$T/bad" \
+    >/dev/null 2>"$T/bad.err"
+assert_ne "tune:bad-key-exit" 0 "$?"
+assert_one_line_err "tune:bad-key-one-line" "$T/bad.err"
+assert_contains "tune:bad-key-names-it" "$(cat "$T/bad.err")" "spin=5"
+is_mounted "$T/bad" && fail "tune:bad-key-nothing-mounted" "mounted" || pass "tune:bad-key-nothing-mounted"
+assert_eq "tune:bad-key-no-node-created" "" "$(ls "$SHM" | grep rq3)"
 
 # ------------------------------------------------ levers off: the old counts --
 PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 pk_start "$M" --pkram=rq2 --size=64m ||
