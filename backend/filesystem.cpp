@@ -80,6 +80,12 @@ template <class T> void room_for_one(std::vector<T> &v) {
   v.reserve(2 * v.size() + 4);
 }
 
+// The VFS's in_group_p for a file's group: the caller's fsgid or a supplementary group.
+bool in_file_group(const Inode &inode, const Caller &who, const Credentials &creds) {
+  return inode.gid == who.gid ||
+         std::find(creds.groups.begin(), creds.groups.end(), inode.gid) != creds.groups.end();
+}
+
 } // namespace
 
 Filesystem::Filesystem(std::unique_ptr<Arena> arena, const FsConfig &config)
@@ -166,13 +172,8 @@ bool Filesystem::drop_privileges_locked(Inode &inode, const Caller &who) {
   if (creds.cap_fsetid)
     return false;
   uint32_t kill = inode.mode & S_ISUID;
-  if (inode.mode & S_ISGID) {
-    const bool in_group =
-        inode.gid == who.gid ||
-        std::find(creds.groups.begin(), creds.groups.end(), inode.gid) != creds.groups.end();
-    if ((inode.mode & S_IXGRP) || !in_group)
-      kill |= S_ISGID;
-  }
+  if ((inode.mode & S_ISGID) && ((inode.mode & S_IXGRP) || !in_file_group(inode, who, creds)))
+    kill |= S_ISGID;
   inode.mode &= ~kill;
   return kill != 0;
 }
@@ -188,11 +189,9 @@ bool Filesystem::kill_on_chown_locked(Inode &inode, const Caller &who) {
   if (inode.mode & S_ISGID) {
     if (inode.mode & S_IXGRP) {
       kill |= S_ISGID;
-    } else if (inode.gid != who.gid) {
+    } else if (inode.gid != who.gid) { // the credentials only when the answer needs them
       const Credentials creds = who.credentials();
-      const bool in_group =
-          std::find(creds.groups.begin(), creds.groups.end(), inode.gid) != creds.groups.end();
-      if (!in_group && !creds.cap_fsetid)
+      if (!in_file_group(inode, who, creds) && !creds.cap_fsetid)
         kill |= S_ISGID;
     }
   }
