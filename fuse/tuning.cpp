@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 namespace pkramfs {
@@ -13,27 +14,36 @@ bool parse_number(std::string_view text, size_t &out) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
+// Every key with its largest value and where it goes.
+struct Key {
+  std::string_view name;
+  size_t max;
+  void (*set)(Tuning &, size_t);
+};
+constexpr Key kKeys[] = {
+    {"readahead_kb", 1u << 20, [](Tuning &t, size_t n) { t.readahead_kb = unsigned(n); }},
+    {"killpriv_v2", 1, [](Tuning &t, size_t n) { t.killpriv_v2 = n == 1; }},
+    {"spin_us", 100000, [](Tuning &t, size_t n) { t.spin_us = unsigned(n); }},
+    {"threads", 64, [](Tuning &t, size_t n) { t.threads = unsigned(n); }},
+};
+
 bool apply(Tuning &t, std::string_view key, std::string_view value) {
   size_t n = 0;
   if (!parse_number(value, n))
     return false;
-  if (key == "readahead_kb" && n <= (1u << 20)) {
-    t.readahead_kb = static_cast<unsigned>(n);
-    return true;
-  }
-  if (key == "spin_us" && n <= 100000) {
-    t.spin_us = static_cast<unsigned>(n);
-    return true;
-  }
-  if (key == "threads" && n <= 64) {
-    t.threads = static_cast<unsigned>(n);
-    return true;
-  }
-  if (key == "killpriv_v2" && n <= 1) {
-    t.killpriv_v2 = n == 1;
-    return true;
-  }
+  for (const Key &k : kKeys)
+    if (key == k.name && n <= k.max) {
+      k.set(t, n);
+      return true;
+    }
   return false;
+}
+
+std::string known_keys() {
+  std::string list;
+  for (const Key &k : kKeys)
+    list += (list.empty() ? "" : ", ") + std::string(k.name) + "=0.." + std::to_string(k.max);
+  return list;
 }
 
 } // namespace
@@ -50,8 +60,7 @@ Tuning tuning_from_environment(std::string &error) {
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || !apply(t, item.substr(0, eq), item.substr(eq + 1)))
-      error = "PKRAMFS_TUNE: cannot use '" + std::string(item) +
-              "' (keys: readahead_kb=KIB, killpriv_v2=0|1, spin_us=US, threads=N)";
+      error = "PKRAMFS_TUNE: cannot use '" + std::string(item) + "' (keys: " + known_keys() + ")";
   }
   return t;
 }
