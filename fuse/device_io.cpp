@@ -20,9 +20,60 @@ struct DeviceIo {
   std::atomic<uint64_t> init_unique{0};
   std::atomic<uint32_t> kernel_flags{0};
   std::atomic<bool> init_done{false};
+  // FUSE_HANDLE_KILLPRIV_V2 was offered by the kernel and put in the INIT reply.
+  std::atomic<bool> killpriv_v2{false};
 };
 
 DeviceIo device_io;
+
+// The request this worker thread read last, which is the one it serves: libfuse's loops read
+// and process a request on the same thread (fuse_do_work, fuse_session_loop).
+thread_local std::optional<bool> request_fsetid;
+
+// The CAP_FSETID verdict a raw request carries (kernel_fsetid_verdict in device_io.h).
+template <class In> const In *body(const void *buf, ssize_t n) {
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(In)))
+    return nullptr;
+  return reinterpret_cast<const In *>(static_cast<const fuse_in_header *>(buf) + 1);
+}
+
+std::optional<bool> fsetid_verdict_of(const void *buf, ssize_t n) {
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header)))
+    return std::nullopt;
+  const bool v2 = device_io.killpriv_v2.load(std::memory_order_relaxed);
+  // Flag set: the caller lacks CAP_FSETID. Flag clear: it has it where the kernel would have
+  // set the flag otherwise (KILLPRIV_V2), else nothing is known.
+  const auto verdict = [v2](bool kill) -> std::optional<bool> {
+    if (kill)
+      return false;
+    if (v2)
+      return true;
+    return std::nullopt;
+  };
+  switch (static_cast<const fuse_in_header *>(buf)->opcode) {
+  case FUSE_WRITE:
+    if (const auto *in = body<fuse_write_in>(buf, n); in && !(in->write_flags & FUSE_WRITE_CACHE))
+      return verdict(in->write_flags & FUSE_WRITE_KILL_SUIDGID);
+    break;
+  case FUSE_SETATTR:
+    // A chown carries FATTR_KILL_SUIDGID whatever the caller's capabilities (fuse_do_setattr).
+    if (const auto *in = body<fuse_setattr_in>(buf, n);
+        in && (in->valid & FATTR_SIZE) && !(in->valid & (FATTR_UID | FATTR_GID)))
+      return verdict(in->valid & FATTR_KILL_SUIDGID);
+    break;
+  case FUSE_OPEN:
+    if (const auto *in = body<fuse_open_in>(buf, n); in && (in->flags & O_TRUNC))
+      return verdict(in->open_flags & FUSE_OPEN_KILL_SUIDGID);
+    break;
+  case FUSE_CREATE:
+    if (const auto *in = body<fuse_create_in>(buf, n); in && (in->flags & O_TRUNC))
+      return verdict(in->open_flags & FUSE_OPEN_KILL_SUIDGID);
+    break;
+  default:
+    break;
+  }
+  return std::nullopt;
+}
 
 // Polls the device for up to spin_us before sleeping in poll(2): a synchronous caller's next
 // request then finds the daemon awake, without a wake-up (an IPI and a halt exit in a VM).
@@ -52,6 +103,7 @@ ssize_t read_spinning(int fd, void *buf, size_t len) {
 
 ssize_t read_request(int fd, void *buf, size_t len, void *) {
   const ssize_t n = device_io.amendments.spin_us ? read_spinning(fd, buf, len) : read(fd, buf, len);
+  request_fsetid = fsetid_verdict_of(buf, n);
   if (device_io.init_done.load(std::memory_order_relaxed) ||
       n < static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
                                sizeof(uint32_t)))
@@ -79,8 +131,12 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
   if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count))
     return writev(fd, iov, count);
   auto *init = static_cast<fuse_init_out *>(iov[1].iov_base);
-  if (device_io.amendments.handle_killpriv_v2 && (device_io.kernel_flags & FUSE_HANDLE_KILLPRIV_V2))
+  const bool v2 =
+      device_io.amendments.handle_killpriv_v2 && (device_io.kernel_flags & FUSE_HANDLE_KILLPRIV_V2);
+  if (v2)
     init->flags |= FUSE_HANDLE_KILLPRIV_V2;
+  // Before the reply: the kernel lets other workers read requests as soon as it has it.
+  device_io.killpriv_v2 = v2;
   const ssize_t n = writev(fd, iov, count);
   const int err = errno;
   device_io.init_done = true;
@@ -92,6 +148,8 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
 }
 
 } // namespace
+
+std::optional<bool> kernel_fsetid_verdict() { return request_fsetid; }
 
 int install_device_io(fuse_session *se, InitAmendments amendments) {
   device_io.amendments = std::move(amendments);

@@ -7,8 +7,11 @@
 //   Filesystem does for every caller already (drop_privileges_locked, kill_on_chown_locked).
 // - after_init: runs once the kernel has processed the INIT reply, which sets the bdi's
 //   readahead window to the smaller of its own and the reply's (see readahead.h).
+// - kernel_fsetid_verdict: what the kernel decided about the caller's CAP_FSETID for the request
+//   being served, read from the raw request (libfuse 3.14 drops these bits).
 #pragma once
 #include <functional>
+#include <optional>
 
 struct fuse_session;
 
@@ -23,5 +26,17 @@ struct InitAmendments {
 // Installs the hooks on a session that fuse_session_mount() has mounted; 0 or a negative errno.
 // One session per process.
 int install_device_io(fuse_session *se, InitAmendments amendments);
+
+// Whether the caller of the request this thread is serving holds CAP_FSETID, as the kernel
+// judged it with capable(), i.e. in the initial user namespace (fs/fuse/file.c, dir.c):
+// - a WRITE (not a writeback of cached pages), a SETATTR that truncates (without chown), an
+//   OPEN or CREATE with O_TRUNC: with FUSE_HANDLE_KILLPRIV_V2 negotiated the kernel sets
+//   FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID or FUSE_OPEN_KILL_SUIDGID exactly when the
+//   caller lacks it; a direct-I/O WRITE carries the flag on any connection;
+// - any other request: nullopt (the daemon judges from /proc, credentials.h).
+// A user namespace's root shows every capability in /proc/<tid>/status, so the kernel's
+// verdict is the only reliable one where it exists.
+// REQUIRES: called on the worker thread that read the request, while its handler runs.
+std::optional<bool> kernel_fsetid_verdict();
 
 } // namespace pkramfs

@@ -4,6 +4,7 @@
 #include "operations.h"
 
 #include "credentials.h"
+#include "device_io.h"
 #include "filesystem.h"
 
 #include <cerrno>
@@ -22,10 +23,18 @@ CacheMode cache_mode = CacheMode::kAuto;
 
 Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
 
+// The request's uid and gid, and the rest from /proc when a rule needs it; CAP_FSETID as the
+// kernel judged it wherever the request says (kernel_fsetid_verdict).
 Caller caller_of(fuse_req_t req) {
   const fuse_ctx *ctx = fuse_req_ctx(req);
   const pid_t tid = ctx->pid;
-  return {ctx->uid, ctx->gid, [tid] { return read_credentials(tid); }};
+  const std::optional<bool> fsetid = kernel_fsetid_verdict();
+  return {ctx->uid, ctx->gid, [tid, fsetid] {
+            Credentials creds = read_credentials(tid);
+            if (fsetid)
+              creds.cap_fsetid = *fsetid;
+            return creds;
+          }};
 }
 
 void reply_entry(fuse_req_t req, const Result<struct stat> &r) {

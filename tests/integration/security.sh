@@ -273,6 +273,105 @@ else
     fail "freed-frames-punched" "did not mount"
 fi
 
+# ------------------------------------------------ callers in other namespaces --
+# The root of a user namespace of its own (nobody after unshare -Ur) shows every capability in
+# /proc/<tid>/status, valid inside that namespace only; a caller outside the daemon's pid
+# namespace arrives with pid 0, which the daemon cannot look up. tmpfs judges CAP_FSETID and
+# CAP_SYS_ADMIN with capable(), in the initial user namespace: neither caller keeps suid/sgid
+# through O_TRUNC (>), append (>>), truncate(2) or a write (each --cache mode), nor sees
+# trusted.* names in listxattr.
+NS_PROBES=$(cat <<'EOF'
+ns:o-trunc ok trunc-open ns/otrunc
+ns:append ok append ns/append
+ns:truncate ok truncate ns/truncate 1
+ns:pwrite ok pwrite ns/pwrite
+ns:listxattr user.u listxattr ns/xattrs
+EOF
+)
+NS_FILES="otrunc append truncate pwrite"
+ns_tree() { # ns_tree ROOT: root-owned 6777 files, and one with a trusted.* and a user.* xattr
+    local f
+    mkdir "$1/ns" || return 1
+    for f in $NS_FILES; do echo x >"$1/ns/$f" && chmod 6777 "$1/ns/$f" || return 1; done
+    echo x >"$1/ns/xattrs" && setfattr -n trusted.t -v 1 "$1/ns/xattrs" &&
+        setfattr -n user.u -v 1 "$1/ns/xattrs"
+}
+ns_probes() { # ns_probes ROOT OUT [userns]: the probes as nobody, then the files' modes
+    local f
+    # shellcheck disable=SC2086
+    "$PY" "$PROBE" run "$1" 65534 65534 ${3:-} <<<"$NS_PROBES" >"$2" 2>&1
+    for f in $NS_FILES; do echo "mode:$f $(stat -c %a "$1/ns/$f")" >>"$2"; done
+}
+check_ns_probes() { # check_ns_probes LABEL PKOUT TMPFSOUT
+    local label=$1 pk=$2 tm=$3 name want op args t f
+    while read -r name want op args; do
+        t=$(result "$tm" "$name")
+        [ "$t" = "$want" ] || fail "$label:$name:oracle" "tmpfs answered '$t', expected '$want'"
+        assert_eq "$label:$name" "$want" "$(result "$pk" "$name")"
+    done <<<"$NS_PROBES"
+    for f in $NS_FILES; do
+        [ "$(result "$tm" "mode:$f")" = 777 ] || fail "$label:ns:$f:oracle" "tmpfs mode $(result "$tm" "mode:$f")"
+        assert_eq "$label:ns:$f-suid-sgid-dropped" 777 "$(result "$pk" "mode:$f")"
+    done
+}
+
+mkdir -p "$T/empty"
+if "$PY" "$PROBE" run "$T/empty" 65534 65534 userns <<<"probe ok stat ." 2>&1 | grep -q '^probe ok$'; then
+    TM=$T/tmpfs-ns
+    tmpfs_mount "$TM" size=16m
+    ns_tree "$TM" || fail "setup:tmpfs-ns" "could not build the tree"
+    ns_probes "$TM" "$T/ns.tmpfs" userns
+    for mode in auto writeback direct; do
+        M=$T/mnt-userns-$mode
+        if ! pk_start "$M" --size=16m --cache="$mode" -o allow_other; then
+            fail "userns[$mode]:mount" "did not mount"
+            continue
+        fi
+        if ns_tree "$M"; then
+            ns_probes "$M" "$T/ns.$mode" userns
+            check_ns_probes "userns[$mode]" "$T/ns.$mode" "$T/ns.tmpfs"
+        else
+            fail "setup:userns[$mode]" "could not build the tree"
+        fi
+        pk_stop "$M"
+    done
+    umount "$TM"
+else
+    skip "userns:*" "this kernel does not let an unprivileged user create a user namespace"
+fi
+
+# The daemon in a pid namespace of its own (its /proc shows that namespace), the mount
+# propagated back here through a shared mount; nobody here is pid 0 to it.
+TM=$T/tmpfs-pidns
+tmpfs_mount "$TM" size=16m
+ns_tree "$TM" || fail "setup:tmpfs-pidns" "could not build the tree"
+ns_probes "$TM" "$T/pidns.tmpfs"
+mkdir -p "$T/pidns"
+mount --bind "$T/pidns" "$T/pidns" && mount --make-shared "$T/pidns"
+cat >"$T/pk-in-pidns" <<EOF
+#!/bin/sh
+exec unshare --pid --fork --kill-child --mount-proc --propagation unchanged "$PK" "\$@"
+EOF
+chmod 755 "$T/pk-in-pidns"
+M=$T/pidns/mnt
+real_pk=$PK
+PK=$T/pk-in-pidns
+if pk_start "$M" --size=16m -o allow_other; then
+    PK=$real_pk
+    if ns_tree "$M"; then
+        ns_probes "$M" "$T/pidns.pk"
+        check_ns_probes "pidns" "$T/pidns.pk" "$T/pidns.tmpfs"
+    else
+        fail "setup:pidns" "could not build the tree"
+    fi
+    pk_stop "$M"
+else
+    PK=$real_pk
+    fail "pidns:mount" "pkramfs-fuse in a pid namespace of its own did not mount here"
+fi
+umount "$T/pidns" 2>/dev/null
+umount "$TM"
+
 # ------------------------------------------------------- without allow_other --
 # FUSE lets only the mounting user (root here) in: every other user gets EACCES, even for the
 # mount root, whatever the modes say (the root is 1777, the file 0644).

@@ -3,16 +3,21 @@
 
     security_probe.py op OP ARGS...        one call as the current user: prints "ok" (a read
                                             prints what it read) or the errno name
-    security_probe.py run ROOT UID GID     as root: reads probe lines "NAME EXPECTED OP ARGS..."
+    security_probe.py run ROOT UID GID [userns]
+                                            as root: reads probe lines "NAME EXPECTED OP ARGS..."
                                             from stdin; for each, snapshots ROOT, runs OP in a
                                             child that dropped to UID:GID (no supplementary
-                                            groups, cwd ROOT), snapshots again. Prints
-                                            "NAME RESULT" and "NAME:state unchanged|changed",
-                                            the differences indented below a change.
+                                            groups, cwd ROOT) and, with userns, then entered a
+                                            user namespace of its own as its root (unshare -Ur:
+                                            every capability, valid inside it only), snapshots
+                                            again. Prints "NAME RESULT" and "NAME:state
+                                            unchanged|changed", the differences indented below
+                                            a change.
 
 The snapshot is everything a denied operation must not change: every entry's type, mode, owner,
 size, link count, symlink target, the contents' sha256 and every xattr.
 """
+import ctypes
 import errno
 import hashlib
 import os
@@ -34,6 +39,14 @@ def call(op, a):
                 return f.read()[:16].decode("latin1").strip() or "ok"
         elif op == "append":
             write_one(a[0], os.O_WRONLY | os.O_APPEND)
+        elif op == "pwrite":
+            fd = os.open(a[0], os.O_WRONLY)
+            try:
+                os.pwrite(fd, b"x", 0)
+            finally:
+                os.close(fd)
+        elif op == "listxattr":
+            return ",".join(sorted(os.listxattr(a[0]))) or "none"
         elif op == "trunc-open":
             os.close(os.open(a[0], os.O_WRONLY | os.O_TRUNC))
         elif op == "truncate":
@@ -102,7 +115,24 @@ def snapshot(root):
     return out
 
 
-def as_user(root, uid, gid, op, args):
+CLONE_NEWUSER = 0x10000000
+PR_SET_DUMPABLE = 4
+
+
+def enter_own_user_ns(uid, gid):
+    """What unshare -Ur does for an unprivileged user: a new user namespace with the caller as
+    its root (uid and gid 0 inside map to UID and GID outside)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    # setresuid made the process undumpable, which gives its /proc files to root: the maps
+    # below must be writable by the process itself.
+    if libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 or libc.unshare(CLONE_NEWUSER) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+def as_user(root, uid, gid, op, args, userns=False):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -111,6 +141,8 @@ def as_user(root, uid, gid, op, args):
             os.setgroups([])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
+            if userns:
+                enter_own_user_ns(uid, gid)
             os.chdir(root)
             res = call(op, args)
         except BaseException as e:  # noqa: BLE001 -- report anything, never fall through
@@ -130,15 +162,16 @@ def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "op":
         print(call(sys.argv[2], sys.argv[3:]))
         return 0
-    if len(sys.argv) == 5 and sys.argv[1] == "run":
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "run":
         root, uid, gid = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        userns = sys.argv[5:] == ["userns"]
         for line in sys.stdin:
             f = line.split()
             if not f:
                 continue
             name, _expected, op, args = f[0], f[1], f[2], f[3:]
             before = snapshot(root)
-            print(name, as_user(root, uid, gid, op, args))
+            print(name, as_user(root, uid, gid, op, args, userns))
             after = snapshot(root)
             if before == after:
                 print(f"{name}:state unchanged")
