@@ -172,6 +172,14 @@ Result<std::unique_ptr<Node>> Node::open_shm(const std::string &path, const Node
     why = "node is not a regular file";
     return Errno{EUCLEAN};
   }
+  // Someone else's file (made before the directory was ours: tmpfiles.d takes over an existing
+  // /dev/shm/pkramfs) stays theirs to rewrite under the mount, as ensure_private_dir refuses
+  // someone else's directory.
+  if (st.st_uid != geteuid()) {
+    why = "node file is owned by uid " + std::to_string(st.st_uid) +
+          ", not by the daemon's user; remove it unless you know who made it";
+    return Errno{EUCLEAN};
+  }
   store.fd = fd.get();
   store.bytes = static_cast<uint64_t>(st.st_size);
   store.map = [&](uint64_t capacity) {

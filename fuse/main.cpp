@@ -126,7 +126,8 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, const Placement
   const std::string shm_dir = shm_node_dir(opt, node_bytes);
   if (auto r = ensure_private_dir(shm_dir); !r)
     die("cannot use shm directory '" + shm_dir + "' (" + why(r.error()) +
-        "); it must be a directory owned by root and writable only by root");
+        "); it must be a directory owned by root and writable only by root: if another user "
+        "made it, remove it, then run systemd-tmpfiles --create pkramfs.conf or mount again");
   const std::string path = shm_dir + "/" + opt.node;
   std::string problem;
   auto node = Node::open_shm(path, node_params(opt, limit_blocks, placement), problem);
@@ -515,7 +516,8 @@ int main(int argc, char **argv) {
   if (!opt.node.empty()) {
     if (auto r = ensure_private_dir(opt.run_dir); !r)
       die("cannot use run directory '" + opt.run_dir + "' (" + why(r.error()) +
-          "); it must be a directory owned by root and writable only by root");
+          "); it must be a directory owned by root and writable only by root: if another user "
+        "made it, remove it, then run systemd-tmpfiles --create pkramfs.conf or mount again");
     pid_t holder = 0;
     auto l = NodeLock::acquire(opt.run_dir, opt.node, &holder);
     if (!l && l.error() == EWOULDBLOCK)

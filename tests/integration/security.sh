@@ -481,6 +481,14 @@ expect_refused "dangling-symlink-node-file" --pkram=dangling
 check "dangling-symlink-node-file:target-not-created" "$T/not-there was created" test ! -e "$T/not-there"
 mkfifo "$SHM/fifo"
 expect_refused "fifo-node-file" --pkram=fifo
+# A node file another user made (in the directory before root took it over, as tmpfiles.d adopts
+# an existing /dev/shm/pkramfs) is theirs to rewrite under a mount: refused, left as it was.
+# A valid node, so that only its owner can be the reason.
+if pk_start "$M" --pkram=foreign --size=16m; then echo data >"$M/f"; pk_stop "$M"; fi
+chown 65534:65534 "$SHM/foreign"
+foreign_before=$(fingerprint "$SHM/foreign")
+expect_refused "foreign-owner-node-file" --pkram=foreign
+assert_eq "foreign-owner-node-file:untouched" "$foreign_before" "$(fingerprint "$SHM/foreign")"
 ln -s "$T/victim" "$RUN/evillock.lock"
 expect_refused "symlink-lock-file" --pkram=evillock
 assert_eq "symlink-lock-file:target-untouched" "$before" "$(fingerprint "$T/victim")"

@@ -23,6 +23,15 @@ UNITS=$T/units
 ETC=$T/etc
 MP="$T/mnt/my point"            # a space: MOUNTPOINT must stay one argument everywhere
 mkdir -p "$UNITS" "$ETC"
+# The unit's systemd-tmpfiles runs with --root: tools/systemd/pkramfs-tmpfiles.conf installed
+# as in a real root, so the test sees what it makes without touching this machine's /run.
+TMPFILES=$(command -v systemd-tmpfiles || echo /bin/systemd-tmpfiles)
+TMPFILES_ROOT=$T/tmpfiles-root
+mkdir -p "$TMPFILES_ROOT/usr/lib/tmpfiles.d" "$TMPFILES_ROOT/run" "$TMPFILES_ROOT/dev/shm"
+chmod 1777 "$TMPFILES_ROOT/dev/shm"
+cp "$SRC/pkramfs-tmpfiles.conf" "$TMPFILES_ROOT/usr/lib/tmpfiles.d/pkramfs.conf"
+# A local user got there first (before boot's systemd-tmpfiles): the unit makes it root's again.
+mkdir -m 777 "$TMPFILES_ROOT/dev/shm/pkramfs" && chown 65534:65534 "$TMPFILES_ROOT/dev/shm/pkramfs"
 
 # gen_units DIR SBINDIR: the unit templates with this test's paths, as configure_file would write
 gen_units() {
@@ -30,6 +39,7 @@ gen_units() {
     mkdir -p "$1"
     for u in pkramfs@.service pkramfs-preserve@.service; do
         sed -e "s|@PKRAMFS_SBINDIR@|$2|g" -e "s|@PKRAMFS_HELPER@|$HELPER|g" \
+            -e "s|@PKRAMFS_TMPFILES@|$TMPFILES --root=$TMPFILES_ROOT|g" \
             -e "s|@PKRAMFS_CONFDIR@|$ETC|g" -e "s|@PKRAMFS_DOCDIR@|$PKIT_REPO/docs|g" \
             "$SRC/$u.in" >"$1/$u"
     done
@@ -281,6 +291,10 @@ sum=""
 check "first:no-mountpoint-yet" "$MP exists before the first start" test ! -e "$MP"
 if start first; then
     check "first:mountpoint-created" "$MP not created" test -d "$MP"
+    for d in run/pkramfs dev/shm/pkramfs; do
+        assert_eq "tmpfiles:$d" "directory 700 root root" \
+            "$(stat -c '%F %a %U %G' "$TMPFILES_ROOT/$d" 2>&1)"
+    done
     # the daemon detached (fuse_daemonize: setsid), the process ExecStart ran has exited
     sid=$(awk '{ sub(/.*\) /, ""); print $4 }' "/proc/$PID/stat")
     assert_eq "first:daemon-detached" "$PID" "$sid"

@@ -1406,7 +1406,8 @@ int import_shm(const Settings &s, bool exists) {
   const std::string final_path = node_path(s, name), tmp_path = node_path(s, tmp);
   if (auto r = ensure_private_dir(s.shm_dir); !r)
     fail("cannot use shm directory '" + s.shm_dir + "' (" + why(r.error()) + ")",
-         "it must be a directory owned by root and writable only by root (or pass --shm-dir)");
+         "it must be a directory owned by root and writable only by root: if another user made "
+         "it, remove it and run systemd-tmpfiles --create pkramfs.conf (or pass --shm-dir)");
   ctl::LockProbe tmp_lock = probe(s, tmp, ctl::LockMode::kExclusive);
   if (tmp_lock.held)
     busy(s, tmp, tmp_lock.pid, "import builds the node under that name");
