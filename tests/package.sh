@@ -211,7 +211,7 @@ UNITDIR=/lib/systemd/system
 SRCDIR=/usr/src/pkram-$VERSION
 MUST_HAVE=(/usr/sbin/pkramfs-fuse /usr/sbin/pkramfs-ctl
     "$UNITDIR/pkramfs@.service" "$UNITDIR/pkramfs-preserve@.service"
-    /usr/libexec/pkramfs/pkramfs-unit-helper
+    /usr/libexec/pkramfs/pkramfs-unit-helper /usr/lib/tmpfiles.d/pkramfs.conf
     /usr/share/man/man8/pkramfs-fuse.8 /usr/share/man/man8/pkramfs-ctl.8 /usr/share/man/man4/pkram.4
     /usr/share/doc/pkramfs/operations.md /usr/share/doc/pkramfs/README.md
     /usr/share/doc/pkramfs/examples/pkramfs.conf.example
