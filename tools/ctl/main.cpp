@@ -1,7 +1,7 @@
 // pkramfs-ctl: the operator's tool for pkramfs nodes. Talks to a mounted node's daemon over
 // <run-dir>/NAME.sock and reads unmounted nodes directly (read-only): shm node files, and
 // pkram.ko nodes through /dev/pkram.
-#include "client.h"
+#include "control_client.h"
 #include "geometry.h"
 #include "node_dirs.h"
 #include "node_export.h"

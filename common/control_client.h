@@ -1,4 +1,5 @@
-// pkramfs-ctl's side of the control socket and of the node lock.
+// The client side of the control socket and of the node lock: pkramfs-ctl's commands and
+// pkramfs-fuse's remount (fuse/remount.h).
 #pragma once
 
 #include "result.h"
