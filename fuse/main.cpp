@@ -14,6 +14,7 @@
 #include "parse.h"
 #include "pkram_device.h"
 #include "readahead.h"
+#include "remount.h"
 #include "signal_stop.h"
 #include "tuning.h"
 
@@ -502,6 +503,12 @@ int main(int argc, char **argv) {
   if (char *absolute = realpath(opt.mountpoint.c_str(), nullptr)) {
     opt.mountpoint = absolute;
     free(absolute);
+  }
+  // mount -o remount: this process only changes an existing mount, then exits.
+  if (opt.remount) {
+    if (!remount(opt, error))
+      die(error);
+    return 0;
   }
   check_fuse_device();
 

@@ -37,6 +37,9 @@ const std::set<std::string> kIgnored = {"defaults", "auto",  "noauto", "nofail",
 // Our own settings, as -o key=value; the long option of the same meaning wins.
 const std::set<std::string> kOwnKeys = {"pkram", "backend", "size",    "nr_inodes", "mode", "uid",
                                         "gid",   "shm_dir", "run_dir", "cache",     "numa"};
+// What mount(8) hands a helper on a remount besides the caller's options: the mount's options
+// as /proc/self/mountinfo shows them, kernel FUSE's own among them.
+const std::set<std::string> kRemountOnlyKeys = {"user_id", "group_id"};
 
 uint64_t total_ram() {
   return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
@@ -149,12 +152,19 @@ bool apply_setting(const std::string &key, const std::string &value, Options &ou
 bool apply_mount_options(const std::vector<std::string> &raw,
                          std::map<std::string, std::string> &settings, Options &out,
                          std::string &error) {
+  std::string remount_only;
   for (const std::string &group : raw) {
     for (const std::string &opt : split_commas(group)) {
       const size_t eq = opt.find('=');
       const std::string key = opt.substr(0, eq);
       const std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
-      if (kOwnKeys.contains(key)) {
+      if (opt == "remount") {
+        out.remount = true;
+      } else if (opt == "preserve") {
+        out.preserve = true;
+      } else if (eq != std::string::npos && kRemountOnlyKeys.contains(key)) {
+        remount_only = opt;
+      } else if (kOwnKeys.contains(key)) {
         if (eq == std::string::npos) {
           error = "mount option '" + key + "' needs a value; write -o " + key + "=VALUE";
           return false;
@@ -170,6 +180,14 @@ bool apply_mount_options(const std::vector<std::string> &raw,
         return false;
       }
     }
+  }
+  if (!out.remount && !remount_only.empty()) {
+    error = "unknown mount option '" + remount_only + "'; see pkramfs-fuse --help for the options";
+    return false;
+  }
+  if (!out.remount && out.preserve) {
+    error = "mount option 'preserve' goes with remount: mount -o remount,ro,preserve MOUNTPOINT";
+    return false;
   }
   return true;
 }
@@ -213,7 +231,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
   app.add_option("-o", mount_options,
                  "mount options, comma separated: the settings above as key=value "
                  "(size=, nr_inodes=, mode=, uid=, gid=, pkram=, backend=, shm_dir=, run_dir=, "
-                 "cache=, numa=) and FUSE/kernel options (allow_other, ro, nosuid, ...)")
+                 "cache=, numa=), FUSE/kernel options (allow_other, ro, nosuid, ...), and "
+                 "remount with ro or rw and preserve: mount -o remount,ro,preserve MOUNTPOINT "
+                 "makes a mount read-only and preserves its node, remount,rw undoes both")
       ->allow_extra_args(false);
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");
@@ -273,6 +293,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
     return false;
   if (positional.size() == 2)
     settings.try_emplace("pkram", positional[0]);
+  for (auto &[key, value] : settings)
+    if (key != "pkram" && key != "run_dir")
+      out.given_settings.push_back(key);
 
   // tmpfs's defaults: half the RAM pages for both.
   out.size_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) / 2 *

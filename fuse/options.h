@@ -35,6 +35,10 @@ struct Options {
   std::vector<std::string> fuse_options; // passed on to the kernel mount
   std::vector<std::string> debug_fail;   // --debug-fail=POINT:N (fault injection builds only)
   std::string mountpoint;
+  // mount -o remount[,ro|rw][,preserve] MOUNTPOINT, as mount.fuse3 hands it over (remount.h).
+  bool remount = false;
+  bool preserve = false;                 // with remount: also preserve the node (ro)
+  std::vector<std::string> given_settings; // the node settings named (size, mode, ...)
 };
 
 // Parses argv. On failure returns false with a one-line message (problem and fix) in `error`;

@@ -297,24 +297,8 @@ if pk_start "$M" --debug; then
 fi
 
 # --------------------------------------------------- mount(8) and fstab --
-# mount.fuse3 runs `/bin/sh -c "pkramfs-fuse NAME MNT -o rw,dev,suid,OPTS"`,
-# but mount(8) drops PATH from the helper's environment, so sh searches its
-# default path (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin).
-# Shadow /usr/local/sbin with a private tmpfs holding a link to the binary
-# under test.  The daemon then uses the default /dev/shm/pkramfs and
-# /run/pkramfs: shadow both too (this is a private mount namespace).
 export PATH=$PKRAMFS_BIN:$PATH
-mkdir -p "$T/sbin"
-ln -s "$PK" "$T/sbin/pkramfs-fuse"
-SBIN=""
-for d in /usr/local/sbin /usr/local/bin /usr/sbin; do
-    [ -d "$d" ] && [ ! -L "$d" ] || continue
-    # union of our link and the directory's own contents (read-only overlay)
-    if mount -t overlay -o "lowerdir=$T/sbin:$d" pkit-sbin "$d" 2>/dev/null; then SBIN=$d; break; fi
-done
-[ -n "$SBIN" ] || fail "mount-t:setup" "could not put pkramfs-fuse in the default PATH of mount helpers"
-mount -t tmpfs -o mode=755 pkit-run /run
-mount -t tmpfs -o mode=1777 pkit-shm /dev/shm
+use_mount_helpers || fail "mount-t:setup" "could not put pkramfs-fuse in the default PATH of mount helpers"
 mount_t_check() {  # NAME MNT NODE SIZE INODES
     local name=$1 mnt=$2 node=$3 pid bs blocks files
     if ! is_fuse_mounted "$mnt"; then fail "$name:mounted" "not mounted"; return; fi
@@ -360,8 +344,7 @@ if is_fuse_mounted "$M2"; then
     pid=$(pids_of_mount "$M2" | head -1); [ -n "$pid" ] && PKIT_PIDS+=("$pid")
     umount "$M2"; [ -n "$pid" ] && wait_gone "$pid" 10
 fi
-umount /dev/shm /run
-[ -n "$SBIN" ] && umount "$SBIN"
+unuse_mount_helpers
 
 nothing_left "end"
 finish

@@ -209,6 +209,37 @@ pk_stop() {
     return "$rc"
 }
 
+# use_mount_helpers: let mount(8) run the pkramfs-fuse under test. mount.fuse3 runs
+# `/bin/sh -c "pkramfs-fuse NAME MNT -o rw,dev,suid,OPTS"`, but mount(8) drops PATH from the
+# helper's environment, so sh searches its default path (/usr/local/sbin:/usr/local/bin:
+# /usr/sbin:/usr/bin:/sbin:/bin). Shadow the first of those directories that can be with a
+# read-only overlay holding a link to the binary under test (sets PKIT_SBIN). The daemon then
+# uses the default /dev/shm/pkramfs and /run/pkramfs: shadow both with private tmpfs too (this
+# is a private mount namespace). Returns 1 if no directory could be shadowed.
+PKIT_SBIN=""
+use_mount_helpers() {
+    local d
+    mkdir -p "$T/sbin"
+    ln -sf "$PK" "$T/sbin/pkramfs-fuse"
+    [ -x "$PKRAMFS_BIN/pkramfs-ctl" ] && ln -sf "$PKRAMFS_BIN/pkramfs-ctl" "$T/sbin/pkramfs-ctl"
+    for d in /usr/local/sbin /usr/local/bin /usr/sbin; do
+        [ -d "$d" ] && [ ! -L "$d" ] || continue
+        if mount -t overlay -o "lowerdir=$T/sbin:$d" pkit-sbin "$d" 2>/dev/null; then
+            PKIT_SBIN=$d
+            break
+        fi
+    done
+    mount -t tmpfs -o mode=755 pkit-run /run
+    mount -t tmpfs -o mode=1777 pkit-shm /dev/shm
+    [ -n "$PKIT_SBIN" ]
+}
+# unuse_mount_helpers: undo use_mount_helpers
+unuse_mount_helpers() {
+    umount /dev/shm /run
+    [ -n "$PKIT_SBIN" ] && umount "$PKIT_SBIN"
+    PKIT_SBIN=""
+}
+
 # need_pk: fail the whole script early if the binary is missing
 need_pk() {
     if [ ! -x "$PK" ]; then
