@@ -264,6 +264,24 @@ Result<struct stat> Filesystem::lookup(uint64_t parent, std::string_view name) {
   if (name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
   std::shared_lock lock(tree_);
+  // "." and ".." reach the daemon only from kernel FUSE's export operations, never from a path
+  // walk (the VFS resolves them): open_by_handle_at of an inode the kernel no longer caches
+  // asks for "." of the handle's node id, whatever its type (fuse_get_dentry), and reconnecting
+  // a directory's dentry asks for its ".." (fuse_get_parent). Inode numbers are never reused,
+  // so a node id names one inode for the node's whole life, across restarts too.
+  if (name == "." || name == "..") {
+    Inode *inode = find(parent);
+    if (!inode)
+      return Errno{ENOENT};
+    if (name == ".." && !inode->is_dir())
+      return Errno{ENOTDIR};
+    Inode *target = name == "." ? inode : find(inode->parent); // the root's parent is itself
+    if (!target)
+      return Errno{ENOENT};
+    target->nlookup.fetch_add(1);
+    std::shared_lock ilock(target->lock);
+    return stat_of(*target);
+  }
   auto dir = find_dir(parent);
   if (!dir)
     return Errno{dir.error()};

@@ -45,6 +45,13 @@ public:
   uint64_t data_first_frame() const { return sb_.data_first_frame; }
   uint64_t limit_blocks() const { return sb_.data_limit_blocks; }
   uint64_t max_inodes() const { return sb_.max_inodes; }
+  // The file handle generation of every inode of this node: the first bytes of its uuid (made
+  // at random when the node was made), so that a handle of another node, or of an earlier node
+  // of the same name, is stale here. Never 0.
+  uint32_t handle_generation() const {
+    return (uint32_t{sb_.uuid[0]} | uint32_t{sb_.uuid[1]} << 8 | uint32_t{sb_.uuid[2]} << 16 |
+            uint32_t{sb_.uuid[3]} << 24) | 1u;
+  }
   // True when the node holds no tree yet (just created).
   bool fresh() const { return fresh_; }
   Journal &journal() { return *journal_; }

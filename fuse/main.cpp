@@ -30,6 +30,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -546,7 +547,12 @@ int main(int argc, char **argv) {
   std::vector<const char *> fuse_argv = {argv[0], "-o", fuse_opts.c_str()};
   fuse_args args =
       FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), const_cast<char **>(fuse_argv.data()));
-  const fuse_lowlevel_ops ops = make_operations(opt.cache);
+  uint32_t generation = 1;
+  if (storage.node)
+    generation = storage.node->handle_generation();
+  else if (getrandom(&generation, sizeof generation, 0) == sizeof generation)
+    generation |= 1; // an anonymous tree is new at every mount: so are its handles
+  const fuse_lowlevel_ops ops = make_operations(opt.cache, generation);
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");

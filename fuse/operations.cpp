@@ -20,6 +20,7 @@ namespace {
 constexpr double kTimeout = 86400.0;
 
 CacheMode cache_mode = CacheMode::kAuto;
+uint32_t handle_generation = 1;
 
 Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
 
@@ -44,6 +45,7 @@ void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
   }
   fuse_entry_param e{};
   e.ino = r->st_ino;
+  e.generation = handle_generation;
   e.attr = *r;
   e.attr_timeout = kTimeout;
   e.entry_timeout = kTimeout;
@@ -63,6 +65,12 @@ void op_init(void *, fuse_conn_info *conn) {
   // tmpfs stamps mtime and ctime on every O_TRUNC.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
     conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // File handles (name_to_handle_at, open_by_handle_at, NFS export) of inodes the kernel has
+  // dropped: it looks up "." of the handle's node id (Filesystem::lookup). Node ids (inode
+  // numbers) are never reused, within a mount or across restarts, so one generation per node
+  // serves every inode; it only tells this node's handles from another's.
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+    conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -198,6 +206,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   }
   fuse_entry_param e{};
   e.ino = r->st_ino;
+  e.generation = handle_generation;
   e.attr = *r;
   e.attr_timeout = e.entry_timeout = kTimeout;
   set_caching(fi);
@@ -265,6 +274,7 @@ public:
       // "." and ".." take no lookup reference in the kernel, so they must not carry an ino.
       const bool dot = name == "." || name == "..";
       e.ino = dot ? 0 : st.st_ino;
+      e.generation = handle_generation;
       e.attr = st;
       e.attr_timeout = e.entry_timeout = dot ? 0 : kTimeout;
       need = fuse_add_direntry_plus(req_, buf_ + used_, size_ - used_, n.c_str(), &e, off);
@@ -369,8 +379,9 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 
 } // namespace
 
-fuse_lowlevel_ops make_operations(CacheMode cache) {
+fuse_lowlevel_ops make_operations(CacheMode cache, uint32_t generation) {
   cache_mode = cache;
+  handle_generation = generation;
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   ops.lookup = op_lookup;

@@ -8,7 +8,10 @@
 
 namespace pkramfs {
 
-// `cache` decides how the kernel caches file data; set once, before the session starts.
-fuse_lowlevel_ops make_operations(CacheMode cache = CacheMode::kAuto);
+// `cache` decides how the kernel caches file data; `handle_generation` is the generation every
+// entry reply carries (file handles: Node::handle_generation). Set once, before the session
+// starts.
+fuse_lowlevel_ops make_operations(CacheMode cache = CacheMode::kAuto,
+                                  uint32_t handle_generation = 1);
 
 } // namespace pkramfs
