@@ -17,8 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -365,8 +371,8 @@ static int cmd_open_as_nobody(void)
 	return 0;
 }
 
-/* devmem-xor PHYS: flip all bits of the byte at physical address PHYS. */
-static int cmd_devmem_xor(const char *physstr)
+/* devmem-xor PHYS [MASK]: flip the bits of MASK (default all) of the byte at physical address PHYS. */
+static int cmd_devmem_xor(const char *physstr, const char *maskstr)
 {
 	off_t phys = strtoull(physstr, NULL, 0);
 	int fd = open("/dev/mem", O_RDWR | O_SYNC);
@@ -378,12 +384,38 @@ static int cmd_devmem_xor(const char *physstr)
 		printf("%s\n", strerrorname_np(errno));
 		return 1;
 	}
-	b ^= 0xff;
+	b ^= maskstr ? strtoul(maskstr, NULL, 0) : 0xff;
 	if (pwrite(fd, &b, 1, phys) != 1) {
 		printf("%s\n", strerrorname_np(errno));
 		return 1;
 	}
 	printf("ok\n");
+	return 0;
+}
+
+/* devmem-save PHYS LEN FILE | devmem-load PHYS FILE: copy physical memory to or from a file. */
+static int cmd_devmem_copy(const char *physstr, const char *lenstr, const char *file)
+{
+	off_t phys = strtoull(physstr, NULL, 0);
+	size_t len = lenstr ? strtoull(lenstr, NULL, 0) : 0;
+	int fd = open("/dev/mem", O_RDWR | O_SYNC), f;
+	static char buf[1 << 20];
+	ssize_t n;
+
+	if (fd < 0)
+		die("open /dev/mem");
+	if (lenstr) {
+		f = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (f < 0 || len > sizeof(buf) || pread(fd, buf, len, phys) != (ssize_t)len ||
+		    write(f, buf, len) != (ssize_t)len)
+			die("devmem-save");
+	} else {
+		f = open(file, O_RDONLY);
+		if (f < 0 || (n = read(f, buf, sizeof(buf))) <= 0 || pwrite(fd, buf, n, phys) != n)
+			die("devmem-load");
+	}
+	close(f);
+	close(fd);
 	return 0;
 }
 
@@ -914,6 +946,378 @@ static int cmd_selftest(const char *pfx)
 	return failures ? 1 : 0;
 }
 
+/* ---- frames that leave a node (scenario n-stale) --------------------------- */
+
+/* A sysfs number of the module, or -1 if the file is missing. */
+static long sysfs_num(const char *attr)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/pkram/%s", attr);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Create NAME with every free frame of the region, filled with @byte. */
+static int fill_all_free(const char *name, unsigned char byte, uint32_t *got)
+{
+	struct pkram_version v;
+	int fd = open_dev(), ret;
+	void *p;
+
+	version(fd, &v);
+	*got = v.free_frames;
+	ret = attach(fd, name, PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	if (!ret && v.free_frames)
+		ret = resize(fd, v.free_frames);
+	if (!ret && v.free_frames) {
+		p = map_node(fd, (size_t)v.free_frames * FRAME);
+		memset(p, byte, (size_t)v.free_frames * FRAME);
+		munmap(p, (size_t)v.free_frames * FRAME);
+	}
+	close(fd);
+	return ret;
+}
+
+static sigjmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jmp, 1);
+}
+
+/*
+ * The first byte of *p read by this process, or -1 on SIGBUS.  Not in a
+ * child: fork() does not copy the PTEs of a shared file mapping, so a child
+ * would fault afresh instead of using the PTEs this process holds.
+ */
+static int self_read(const volatile unsigned char *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int b;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1))
+		b = -1;
+	else
+		b = p[0];
+	sigaction(SIGBUS, &old, NULL);
+	return b;
+}
+
+struct stale_ctx {
+	int uffd, fd;
+	void *arg_page;			/* the page holding the ATTACH argument */
+	volatile unsigned char *map;	/* the mapping made while the ioctl was in flight */
+	int seen;			/* byte read through it then */
+};
+
+/*
+ * Runs while ATTACH sits in its copy_to_user() of the result (the argument
+ * page is write-protected by userfaultfd): the fd is attached, so map it and
+ * fault the node's frame in, then unmap the argument page and wake the
+ * ioctl, whose copy_to_user() now fails: ATTACH returns EFAULT and detaches.
+ */
+static void *stale_handler(void *arg)
+{
+	struct stale_ctx *c = arg;
+	struct pollfd pfd = { .fd = c->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+	struct uffdio_range r = { .start = (uintptr_t)c->arg_page, .len = 4096 };
+	void *m;
+
+	if (poll(&pfd, 1, 10000) != 1 || read(c->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+	    msg.event != UFFD_EVENT_PAGEFAULT)
+		return NULL;
+	m = mmap(NULL, FRAME, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+	if (m != MAP_FAILED) {
+		c->map = m;
+		c->seen = c->map[0];
+	}
+	munmap(c->arg_page, 4096);
+	ioctl(c->uffd, UFFDIO_WAKE, &r);
+	return NULL;
+}
+
+/*
+ * stale-attach: a mapping made by another thread while ATTACH is failing
+ * (L1).  After the failed ATTACH and a DESTROY of the node, a new node takes
+ * every free frame; the old mapping must fault (or read zeros), never show
+ * the new node's bytes.
+ */
+static int cmd_stale_attach(const char *pfx)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	struct stale_ctx c = { .seen = -1 };
+	struct pkram_attach *a;
+	struct pkram_node_info info;
+	int fd0 = open_dev(), fd, ret, b;
+	uint32_t got;
+	pthread_t t;
+	void *p;
+
+	prefix = pfx;
+	fd = open_dev();
+	attach(fd, "sa-old", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fd, 1);
+	p = map_node(fd, FRAME);
+	memset(p, 0xa1, FRAME);
+	munmap(p, FRAME);
+	close(fd);
+
+	c.uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (c.uffd < 0 || ioctl(c.uffd, UFFDIO_API, &api))
+		die("userfaultfd");
+	c.arg_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	a = c.arg_page;
+	memset(a, 0, sizeof(*a));
+	strcpy(a->name, "sa-old");
+	reg.range.start = wp.range.start = (uintptr_t)c.arg_page;
+	reg.range.len = wp.range.len = 4096;
+	if (ioctl(c.uffd, UFFDIO_REGISTER, &reg) || ioctl(c.uffd, UFFDIO_WRITEPROTECT, &wp))
+		die("userfaultfd write-protect");
+	c.fd = fd = open_dev();
+	pthread_create(&t, NULL, stale_handler, &c);
+	ret = xioctl(fd, PKRAM_IOC_ATTACH, a);
+	pthread_join(t, NULL);
+	expect("attach-efault", ret, -EFAULT);
+	result(c.map && c.seen == 0xa1, "mapped-meanwhile", "mapping %p read %#x", (void *)c.map, c.seen);
+	if (!c.map)
+		return 1;
+	stat_node(fd0, "sa-old", &info);
+	result(info.attached == 0, "detached", "attached=%u", info.attached);
+	b = self_read(c.map);
+	result(b == -1, "detached-map-sigbus", "the old mapping still reads %d", b);
+	expect("destroy-old", destroy(fd0, "sa-old"), 0);
+	expect("new-takes-all", fill_all_free("sa-new", 0xb2, &got), 0);
+	b = self_read(c.map);
+	result(b == -1 || b == 0, "no-new-data", "the old mapping reads %#x (new node 0xb2)", b);
+	munmap((void *)c.map, FRAME);
+	close(fd);
+	destroy(fd0, "sa-new");
+	return failures ? 1 : 0;
+}
+
+/* Read the 4096 bytes a vmsplice left in a pipe; the byte they all have, or -1. */
+static int pipe_byte(int rfd)
+{
+	unsigned char buf[4096];
+	size_t i;
+
+	if (read(rfd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+		return -2;
+	for (i = 1; i < sizeof(buf); i++)
+		if (buf[i] != buf[0])
+			return -1;
+	return buf[0];
+}
+
+/*
+ * pin-reuse: frames that leave a node while a page of them is referenced
+ * (vmsplice into a pipe takes page references through get_user_pages) must
+ * not go to another node until the reference is gone (L2).  Frame 0 leaves
+ * by PUNCH, frame 1 by DESTROY; a new node then asks for every free frame.
+ */
+static int cmd_pin_reuse(const char *pfx)
+{
+	int fd0 = open_dev(), fd = open_dev(), pa[2], pb[2], b0, b1;
+	struct iovec iov;
+	struct pkram_version v;
+	unsigned char *m;
+	uint32_t got;
+	long q;
+
+	prefix = pfx;
+	attach(fd, "pr-old", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fd, 2);
+	m = map_node(fd, 2 * FRAME);
+	memset(m, 0xa3, 2 * FRAME);
+	if (pipe(pa) || pipe(pb))
+		die("pipe");
+	iov.iov_base = m + 4096;
+	iov.iov_len = 4096;
+	expect("vmsplice-0", vmsplice(pa[1], &iov, 1, 0) == 4096 ? 0 : -errno, 0);
+	iov.iov_base = m + FRAME + 4096;
+	expect("vmsplice-1", vmsplice(pb[1], &iov, 1, 0) == 4096 ? 0 : -errno, 0);
+	expect("punch-pinned", range_ioc(fd, PKRAM_IOC_PUNCH, 0, 1), 0);
+	munmap(m, 2 * FRAME);
+	close(fd);
+	expect("destroy-pinned", destroy(fd0, "pr-old"), 0);
+	q = sysfs_num("quarantined_frames");
+	result(q == 2, "quarantined", "quarantined_frames %ld, expected 2", q);
+	expect("new-takes-all", fill_all_free("pr-new", 0xb4, &got), 0);
+	b0 = pipe_byte(pa[0]);
+	b1 = pipe_byte(pb[0]);
+	result(b0 != 0xb4 && b1 != 0xb4 && b0 >= 0 && b1 >= 0, "no-new-data",
+	       "pipes read %#x %#x (new node 0xb4, old 0xa3)", b0, b1);
+	/* the references are gone: the next POPULATE can use both frames */
+	fd = open_node("pr-new", NULL);
+	expect("reclaimed", range_ioc(fd, PKRAM_IOC_POPULATE, got, 2), 0);
+	close(fd);
+	q = sysfs_num("quarantined_frames");
+	result(q == 0, "quarantine-empty", "quarantined_frames %ld", q);
+	destroy(fd0, "pr-new");
+	version(fd0, &v);
+	result(v.free_frames == v.data_frames, "all-free", "free %u of %u", v.free_frames,
+	       v.data_frames);
+	close(pa[0]); close(pa[1]); close(pb[0]); close(pb[1]);
+	return failures ? 1 : 0;
+}
+
+/*
+ * pin-uring: io_uring fixed buffers pin pages for long (FOLL_LONGTERM).
+ * Registering a node mapping is either refused (6.1 refuses file-backed
+ * memory) or its frame is quarantined when punched.
+ */
+static int cmd_pin_uring(const char *pfx)
+{
+	struct io_uring_params par;
+	struct iovec iov;
+	int fd0 = open_dev(), fd = open_dev(), ring, ret;
+	unsigned char *m;
+	long q;
+
+	prefix = pfx;
+	attach(fd, "pu", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fd, 1);
+	m = map_node(fd, FRAME);
+	m[0] = 1;
+	memset(&par, 0, sizeof(par));
+	ring = syscall(__NR_io_uring_setup, 4, &par);
+	if (ring < 0) {
+		printf("# io_uring_setup: %s\n", strerror(errno));
+		result(1, "uring-pin", "");
+		goto out;
+	}
+	iov.iov_base = m;
+	iov.iov_len = FRAME;
+	ret = syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) ? -errno : 0;
+	printf("# IORING_REGISTER_BUFFERS on a node mapping: %s\n", ename(ret));
+	if (ret) {
+		result(1, "uring-pin", "");
+	} else {
+		expect("uring-punch", range_ioc(fd, PKRAM_IOC_PUNCH, 0, 1), 0);
+		q = sysfs_num("quarantined_frames");
+		result(q == 1, "uring-pin", "quarantined_frames %ld while registered", q);
+		syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, NULL, 0);
+	}
+	close(ring);
+out:
+	munmap(m, FRAME);
+	close(fd);
+	destroy(fd0, "pu");
+	return failures ? 1 : 0;
+}
+
+/*
+ * splice-hold NAME DIR: put a page of NAME into a pipe (vmsplice), unmap and
+ * close the node, create DIR/hold.ready, wait for DIR/hold.go, then read
+ * the pipe (which drops the page reference) and exit.
+ */
+static int cmd_splice_hold(const char *name, const char *dir)
+{
+	int fd = open_node(name, NULL), p[2];
+	struct iovec iov;
+	char path[256];
+	unsigned char *m;
+
+	m = map_node(fd, FRAME);
+	if (pipe(p))
+		die("pipe");
+	iov.iov_base = m;
+	iov.iov_len = 4096;
+	if (vmsplice(p[1], &iov, 1, 0) != 4096)
+		die("vmsplice");
+	munmap(m, FRAME);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/hold.ready", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	snprintf(path, sizeof(path), "%s/hold.go", dir);
+	while (access(path, F_OK))
+		usleep(50000);
+	return pipe_byte(p[0]) >= 0 ? 0 : 1;
+}
+
+static double now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+/*
+ * bench N: N rounds of POPULATE of 4 frames and PUNCH of them, while another
+ * process keeps faulting a page of another node; prints the mean
+ * POPULATE/PUNCH time and the other process's worst fault.
+ */
+static int cmd_bench(const char *nstr)
+{
+	int n = atoi(nstr), fd0 = open_dev(), fd = open_dev(), fo = open_dev(), i, st, pp[2];
+	double t, pop = 0, pun = 0, worst = 0;
+	volatile unsigned char *m;
+	long faults = 0;
+	pid_t pid;
+
+	attach(fd, "bench", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	attach(fo, "bench-other", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fo, 1);
+	m = map_node(fo, FRAME);
+	if (pipe(pp))
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		char c;
+
+		close(pp[1]);
+		fcntl(pp[0], F_SETFL, O_NONBLOCK);
+		while (read(pp[0], &c, 1) < 0) {
+			madvise((void *)m, 4096, MADV_DONTNEED);
+			t = now_us();
+			(void)m[0];
+			t = now_us() - t;
+			worst = t > worst ? t : worst;
+			faults++;
+		}
+		printf("bench: other node: %ld faults, worst %.0f us\n", faults, worst);
+		fflush(stdout);
+		_exit(0);
+	}
+	close(pp[0]);
+	usleep(100000);
+	for (i = 0; i < n; i++) {
+		t = now_us();
+		if (range_ioc(fd, PKRAM_IOC_POPULATE, 0, 4))
+			die("POPULATE");
+		pop += now_us() - t;
+		t = now_us();
+		if (range_ioc(fd, PKRAM_IOC_PUNCH, 0, 4))
+			die("PUNCH");
+		pun += now_us() - t;
+	}
+	printf("bench: %d rounds: POPULATE of 4 frames %.0f us, PUNCH of 4 frames %.0f us (mean)\n",
+	       n, pop / n, pun / n);
+	fflush(stdout);
+	close(pp[1]);
+	waitpid(pid, &st, 0);
+	munmap((void *)m, FRAME);
+	close(fd);
+	close(fo);
+	destroy(fd0, "bench");
+	destroy(fd0, "bench-other");
+	return 0;
+}
+
 /*
  * ask SOCKET REQUEST [drop]: one request to a pkramfs-fuse control socket;
  * prints the reply line and "fds N chr M" (descriptors received with it, and
@@ -989,8 +1393,11 @@ static int usage(void)
 		"       | preserve NAME | unpreserve NAME | stat NAME | destroy NAME\n"
 		"       | punch NAME FIRST COUNT\n"
 		"       | place NAME default|bind|preferred|interleave NID FIRST COUNT\n"
-		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS\n"
-		"       | ask SOCKET REQUEST [drop]\n");
+		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS [MASK]\n"
+		"       | devmem-save PHYS LEN FILE | devmem-load PHYS FILE\n"
+		"       | ask SOCKET REQUEST [drop]\n"
+		"       | stale-attach PREFIX | pin-reuse PREFIX | pin-uring PREFIX | bench N\n"
+		"       | splice-hold NAME DIR\n");
 	return 2;
 }
 
@@ -1004,10 +1411,24 @@ int main(int argc, char **argv)
 		return cmd_list();
 	if (argc == 2 && !strcmp(c, "open-as-nobody"))
 		return cmd_open_as_nobody();
-	if (argc == 3 && !strcmp(c, "devmem-xor"))
-		return cmd_devmem_xor(argv[2]);
+	if ((argc == 3 || argc == 4) && !strcmp(c, "devmem-xor"))
+		return cmd_devmem_xor(argv[2], argc == 4 ? argv[3] : NULL);
+	if (argc == 5 && !strcmp(c, "devmem-save"))
+		return cmd_devmem_copy(argv[2], argv[3], argv[4]);
+	if (argc == 4 && !strcmp(c, "devmem-load"))
+		return cmd_devmem_copy(argv[2], NULL, argv[3]);
 	if (argc == 3 && !strcmp(c, "selftest"))
 		return cmd_selftest(argv[2]);
+	if (argc == 3 && !strcmp(c, "stale-attach"))
+		return cmd_stale_attach(argv[2]);
+	if (argc == 3 && !strcmp(c, "pin-reuse"))
+		return cmd_pin_reuse(argv[2]);
+	if (argc == 3 && !strcmp(c, "pin-uring"))
+		return cmd_pin_uring(argv[2]);
+	if (argc == 4 && !strcmp(c, "splice-hold"))
+		return cmd_splice_hold(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(c, "bench"))
+		return cmd_bench(argv[2]);
 	if (argc == 3 && !strcmp(c, "stat"))
 		return cmd_stat(argv[2]);
 	if (argc == 3 && !strcmp(c, "destroy"))
