@@ -15,10 +15,28 @@
  * mappings are filled at fault time with devmap PTEs, so get_user_pages()
  * works on them: FUSE copies replies from the daemon's buffers that way.
  *
+ * The metadata is kept in kernel memory (the "working" copy) and written to
+ * the two on-region copies by pkram_commit() (pkram_format.h); nothing
+ * changes the working copy without a commit before pkram_lock is released.
+ *
  * Locking: pkram_lock protects everything in struct pkram_region, all of
  * the region's metadata and pkram_file.slot.  It is never held across
  * copy_{from,to}_user() because ->mmap() and ->fault() take it under
- * mmap_lock.
+ * mmap_lock, nor across the zeroing of a frame (2 MiB), so that faults of
+ * other nodes do not wait for it.  pkram_file.op_lock serializes the
+ * operations that change the frames of the fd's node (populate, punch,
+ * resize, state, detach) and is taken before pkram_lock: between the steps
+ * of one such operation the node keeps its attacher, its state and its
+ * holes.  Lock order: op_lock, pkram_lock, i_mmap_rwsem (unmap_mapping_range).
+ *
+ * A frame leaves a node in this order: its PTEs are zapped, it is taken out
+ * of the node (owner map free, in-memory state TRANSIT, so that nobody else
+ * can get it), the metadata is committed, then it is zeroed without the
+ * lock, and only then does it become allocatable - unless a page of it
+ * still has a reference (get_user_pages by O_DIRECT, vmsplice, ...): such a
+ * frame is quarantined (PINNED) until the reference is gone.  A frame
+ * enters a node the other way round: picked (TRANSIT), zeroed without the
+ * lock, then given to the node and committed.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -32,17 +50,22 @@
 #include <linux/memremap.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/delay.h>
 #include <linux/module.h>
+#include <linux/mount.h>
 #include <linux/mutex.h>
 #include <linux/nodemask.h>
 #include <linux/numa.h>
+#include <linux/page_ref.h>
 #include <linux/pfn_t.h>
+#include <linux/pseudo_fs.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include <linux/uaccess.h>
+#include <linux/bitmap.h>
 #include <linux/version.h>
 
 #include <pkramfs/pkram_uapi.h>
@@ -58,6 +81,21 @@ MODULE_PARM_DESC(format, "format the region if its superblock is damaged or of a
 
 #define FRAME_PAGES	(PKRAM_FRAME_SIZE >> PAGE_SHIFT)
 #define NO_FRAME	U32_MAX
+#define PKRAM_FS_MAGIC	0x4d524b50	/* "PKRM", the private pseudo filesystem */
+
+/*
+ * In-memory state of a frame (pk.fstate), next to what the owner map says.
+ * A frame is allocatable only if the owner map says free and it is IDLE.
+ */
+enum {
+	FRAME_IDLE,	/* as the owner map says: free, a node's, or metadata */
+	FRAME_TRANSIT,	/* free in the owner map, in no node, and being zeroed by
+			 * one operation (entering or leaving a node): no one else
+			 * maps, reads or allocates it */
+	FRAME_PINNED,	/* free in the owner map, in no node, zeroed, but a page
+			 * had a reference when it left: not allocatable until
+			 * reclaim_pinned() finds it unreferenced */
+};
 
 /* In-memory companion of a node slot. */
 struct pkram_node {
@@ -69,6 +107,7 @@ struct pkram_node {
 
 /* Per open file of /dev/pkram. */
 struct pkram_file {
+	struct mutex op_lock;	/* see "Locking" at the top */
 	int slot;		/* attached node slot or -1 */
 	atomic_t nr_maps;	/* live VMAs of this file */
 	u32 policy;		/* PKRAM_POLICY_*, under pkram_lock */
@@ -79,20 +118,32 @@ struct pkram_region {
 	phys_addr_t start;
 	u64 size;
 	u32 nr_frames;
-	u32 meta_frames;
-	u64 owner_map_off;
-	u64 meta_size;
-	u32 free_frames;
+	u32 meta_frames;	/* version 3: both copies */
+	u64 copy_size;		/* bytes of one metadata copy */
+	u64 tables_size;	/* node table + owner map */
+	u32 nr_chunks;		/* PKRAM_CHUNK_SIZE chunks of the tables */
+	u64 v2_meta_size;	/* version 2 geometry, for adopting such a region */
+	u32 v2_meta_frames;
+	u32 free_frames;	/* free in the owner map and IDLE */
+	u32 pinned_frames;	/* FRAME_PINNED */
 	bool adopted;
 	struct resource *res;
 	struct dev_pagemap pgmap;
 	void *base;
+	/* the working metadata; written to the region by pkram_commit() */
 	struct pkram_sb *sb;
-	struct pkram_node_rec *recs;
-	struct pkram_owner *owners;
+	void *tables;			/* node table, then owner map */
+	struct pkram_node_rec *recs;	/* in @tables */
+	struct pkram_owner *owners;	/* in @tables */
+	unsigned long *stale[PKRAM_NR_COPIES];	/* chunks the copy lacks */
+	u64 seq;		/* seq of the newest copy */
+	int newest;		/* which copy has it */
+	u8 *fstate;		/* FRAME_* of each frame */
 	struct pkram_node nodes[PKRAM_MAX_NODES];
 	u16 *frame_nid;		/* NUMA node of each frame, from its physical address */
 	nodemask_t numa_nodes;	/* nodes holding data frames; fixed after load */
+	struct vfsmount *mnt;	/* private pseudo filesystem for @inode */
+	struct inode *inode;	/* its i_mapping is every /dev/pkram file's f_mapping */
 	struct kobject *kobj;
 	struct dentry *debugfs;
 };
@@ -105,6 +156,11 @@ static DEFINE_MUTEX(pkram_lock);
 static void *frame_addr(u32 frame)
 {
 	return pk.base + ((size_t)frame << PKRAM_FRAME_SHIFT);
+}
+
+static phys_addr_t frame_phys(u32 frame)
+{
+	return pk.start + ((phys_addr_t)frame << PKRAM_FRAME_SHIFT);
 }
 
 static u32 rec_state(int slot)
@@ -122,6 +178,12 @@ static u32 data_frames(void)
 	return pk.nr_frames - pk.meta_frames;
 }
 
+static bool frame_free(u32 f)
+{
+	return le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE &&
+	       pk.fstate[f] == FRAME_IDLE;
+}
+
 /* CRC32C of the superblock with sb_crc read as zero. */
 static u32 sb_crc(const struct pkram_sb *sb)
 {
@@ -136,16 +198,97 @@ static u32 sb_crc(const struct pkram_sb *sb)
 	return ~crc;
 }
 
-static u32 tables_crc(void)
+static u32 crc_of(const void *p, size_t len)
 {
-	return ~crc32c(~0U, pk.recs, pk.meta_size - PKRAM_SB_SIZE);
+	return ~crc32c(~0U, p, len);
 }
 
-/* Seal the metadata after a change: tables first, then the superblock. */
+static size_t chunk_len(u32 k)
+{
+	return min_t(u64, PKRAM_CHUNK_SIZE, pk.tables_size - (u64)k * PKRAM_CHUNK_SIZE);
+}
+
+/* Metadata copy @c in the region. */
+static void *copy_base(int c)
+{
+	return pk.base + c * pk.copy_size;
+}
+
+/* The working bytes [p, p + len) changed: both copies need those chunks. */
+static void mark_dirty(const void *p, size_t len)
+{
+	size_t off = (const u8 *)p - (const u8 *)pk.tables;
+	u32 first = off / PKRAM_CHUNK_SIZE, last = (off + len - 1) / PKRAM_CHUNK_SIZE;
+	int c;
+
+	for (c = 0; c < PKRAM_NR_COPIES; c++)
+		bitmap_set(pk.stale[c], first, last - first + 1);
+}
+
+static void mark_all_dirty(void)
+{
+	int c;
+
+	for (c = 0; c < PKRAM_NR_COPIES; c++)
+		bitmap_fill(pk.stale[c], pk.nr_chunks);
+}
+
+static void rec_dirty(int slot)
+{
+	mark_dirty(&pk.recs[slot], sizeof(pk.recs[slot]));
+}
+
+/*
+ * Write the working metadata into copy @c as sequence @seq: the chunks it
+ * lacks and their CRCs, then (after a write barrier) its superblock.  Until
+ * the superblock is complete, copy @c fails its CRC checks and the other
+ * copy, which is not touched, is the valid one.
+ */
+static void write_copy(int c, u64 seq)
+{
+	void *dst = copy_base(c);
+	__le32 *crcs = dst + PKRAM_CHUNK_CRC_OFF(pk.nr_frames);
+	const void *src;
+	u32 k;
+
+	for_each_set_bit(k, pk.stale[c], pk.nr_chunks) {
+		src = pk.tables + (size_t)k * PKRAM_CHUNK_SIZE;
+		memcpy(dst + PKRAM_NODE_TABLE_OFF + (size_t)k * PKRAM_CHUNK_SIZE, src,
+		       chunk_len(k));
+		crcs[k] = cpu_to_le32(crc_of(src, chunk_len(k)));
+	}
+	bitmap_zero(pk.stale[c], pk.nr_chunks);
+	pk.sb->seq = cpu_to_le64(seq);
+	pk.sb->copy = cpu_to_le32(c);
+	pk.sb->tables_crc = cpu_to_le32(crc_of(crcs, 4 * pk.nr_chunks));
+	pk.sb->sb_crc = cpu_to_le32(sb_crc(pk.sb));
+	/*
+	 * The region is ordinary write-back memory; x86 keeps stores in program
+	 * order (and kexec keeps the caches), so a crash or kexec in the middle
+	 * sees a prefix of these stores.  The barrier keeps the compiler (and
+	 * any weakly ordered string stores) from moving the superblock before
+	 * the tables.
+	 */
+	wmb();
+	memcpy(dst, pk.sb, PKRAM_SB_SIZE);
+	wmb();
+}
+
+/*
+ * Seal the metadata after a change (pkram_lock held): write the older copy,
+ * which then becomes the newest; then the other one, so that both hold the
+ * same state and a damaged copy loses nothing.
+ */
 static void pkram_commit(void)
 {
-	pk.sb->tables_crc = cpu_to_le32(tables_crc());
-	pk.sb->sb_crc = cpu_to_le32(sb_crc(pk.sb));
+	int i, c;
+
+	for (i = 0; i < PKRAM_NR_COPIES; i++) {
+		c = 1 - pk.newest;
+		write_copy(c, pk.seq + 1);
+		pk.seq++;
+		pk.newest = c;
+	}
 }
 
 static bool name_char_ok(char c)
@@ -182,6 +325,7 @@ static void set_owner(u32 frame, u32 node, u32 index)
 {
 	pk.owners[frame].node = cpu_to_le32(node);
 	pk.owners[frame].index = cpu_to_le32(index);
+	mark_dirty(&pk.owners[frame], sizeof(pk.owners[frame]));
 }
 
 /* ---- geometry, format, adopt ---------------------------------------- */
@@ -189,7 +333,6 @@ static void set_owner(u32 frame, u32 node, u32 index)
 static int parse_region(void)
 {
 	char *p;
-	u64 owner_end;
 
 	if (!region || !*region) {
 		pr_err("missing parameter region=SIZE@START\n");
@@ -210,12 +353,12 @@ static int parse_region(void)
 		return -EINVAL;
 	}
 	pk.nr_frames = pk.size >> PKRAM_FRAME_SHIFT;
-	pk.owner_map_off = PKRAM_SB_SIZE +
-			   PKRAM_MAX_NODES * sizeof(struct pkram_node_rec);
-	owner_end = pk.owner_map_off +
-		    (u64)pk.nr_frames * sizeof(struct pkram_owner);
-	pk.meta_size = owner_end;
-	pk.meta_frames = DIV_ROUND_UP(owner_end, PKRAM_FRAME_SIZE);
+	pk.tables_size = PKRAM_TABLES_END(pk.nr_frames) - PKRAM_NODE_TABLE_OFF;
+	pk.nr_chunks = PKRAM_NR_CHUNKS(pk.nr_frames);
+	pk.copy_size = PKRAM_COPY_SIZE(pk.nr_frames);
+	pk.meta_frames = DIV_ROUND_UP(PKRAM_NR_COPIES * pk.copy_size, PKRAM_FRAME_SIZE);
+	pk.v2_meta_size = PKRAM_TABLES_END(pk.nr_frames);
+	pk.v2_meta_frames = DIV_ROUND_UP(pk.v2_meta_size, PKRAM_FRAME_SIZE);
 	if (pk.meta_frames >= pk.nr_frames) {
 		pr_err("region=%s is too small: metadata alone needs %u frames\n",
 		       region, pk.meta_frames);
@@ -254,6 +397,83 @@ static int check_reserved(void)
 	return 0;
 }
 
+/*
+ * References to a page of the region besides the one every page holds.
+ * MEMORY_DEVICE_GENERIC pages keep a reference count of 1 while idle (only
+ * DEVICE_PRIVATE/COHERENT/FS_DAX/P2PDMA pages start at 0), and the devmap
+ * PTEs pkram_vm_fault() inserts take none (vm_normal_page() returns NULL
+ * for them, so zapping them puts none), so after the PTEs of a frame are
+ * zapped any count above 1 is get_user_pages() (FOLL_GET or FOLL_PIN) or a
+ * get_page() by someone holding the page: a pipe (vmsplice), O_DIRECT or
+ * io_uring I/O in flight, ...  Checked at load (pkram_init) because a port
+ * to a kernel that maps these pages with references must revisit this.
+ */
+static int page_extra_refs(unsigned long pfn)
+{
+	return page_ref_count(pfn_to_page(pfn)) - 1;
+}
+
+static bool frame_referenced(u32 frame)
+{
+	unsigned long pfn = PHYS_PFN(frame_phys(frame));
+	u32 i;
+
+	for (i = 0; i < FRAME_PAGES; i++)
+		if (page_extra_refs(pfn + i))
+			return true;
+	return false;
+}
+
+static int pkram_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, PKRAM_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/*
+ * No .owner: a module reference taken by its own mount would make the
+ * module impossible to unload; the mount ends in pkram_exit().
+ */
+static struct file_system_type pkram_fs_type = {
+	.name = "pkram",
+	.init_fs_context = pkram_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+/*
+ * One address_space for every /dev/pkram file, whatever device inode it was
+ * opened through (devtmpfs, a mknod elsewhere): mmap() links a VMA into
+ * vm_file->f_mapping and unmap_mapping_range() only finds VMAs there, so
+ * zapping a node's frames must see every file's mappings.  DRM shares an
+ * anon inode's mapping between its device nodes the same way.
+ */
+static int init_mapping(void)
+{
+	pk.mnt = kern_mount(&pkram_fs_type);
+	if (IS_ERR(pk.mnt))
+		return PTR_ERR(pk.mnt);
+	pk.inode = alloc_anon_inode(pk.mnt->mnt_sb);
+	if (IS_ERR(pk.inode)) {
+		kern_unmount(pk.mnt);
+		return PTR_ERR(pk.inode);
+	}
+	return 0;
+}
+
+static void exit_mapping(void)
+{
+	iput(pk.inode);
+	kern_unmount(pk.mnt);
+}
+
+/* Zap every user mapping of node indices [first, end) (of every node). */
+static void zap_range(u32 first, u32 end)
+{
+	if (end > first)
+		unmap_mapping_range(pk.inode->i_mapping,
+				    (loff_t)first << PKRAM_FRAME_SHIFT,
+				    (loff_t)(end - first) << PKRAM_FRAME_SHIFT, 1);
+}
+
 static int map_region(void)
 {
 	int ret = check_reserved();
@@ -276,9 +496,13 @@ static int map_region(void)
 		pr_err("cannot map region=%s (%d)\n", region, ret);
 		return ret;
 	}
-	pk.sb = pk.base;
-	pk.recs = pk.base + PKRAM_SB_SIZE;
-	pk.owners = pk.base + pk.owner_map_off;
+	if (page_extra_refs(PHYS_PFN(pk.start))) {
+		pr_err("a fresh page of the region has reference count %d, not 1: pin detection would be wrong\n",
+		       page_ref_count(pfn_to_page(PHYS_PFN(pk.start))));
+		memunmap_pages(&pk.pgmap);
+		release_mem_region(pk.start, pk.size);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -288,10 +512,39 @@ static void unmap_region(void)
 	release_mem_region(pk.start, pk.size);
 }
 
+/* The working metadata and per-frame state. */
+static int alloc_working(void)
+{
+	int c;
+
+	pk.sb = kzalloc(PKRAM_SB_SIZE, GFP_KERNEL);
+	pk.tables = kvzalloc(pk.tables_size, GFP_KERNEL);
+	pk.fstate = kvzalloc(pk.nr_frames, GFP_KERNEL);
+	for (c = 0; c < PKRAM_NR_COPIES; c++)
+		pk.stale[c] = bitmap_zalloc(pk.nr_chunks, GFP_KERNEL);
+	if (!pk.sb || !pk.tables || !pk.fstate || !pk.stale[0] || !pk.stale[1])
+		return -ENOMEM;
+	pk.recs = pk.tables;
+	pk.owners = pk.tables + (PKRAM_OWNER_MAP_OFF - PKRAM_NODE_TABLE_OFF);
+	return 0;
+}
+
+static void free_working(void)
+{
+	int c;
+
+	for (c = 0; c < PKRAM_NR_COPIES; c++)
+		bitmap_free(pk.stale[c]);
+	kvfree(pk.fstate);
+	kvfree(pk.tables);
+	kfree(pk.sb);
+}
+
 /*
  * The node of each frame, from the firmware's memory affinity (SRAT) of its
  * physical address: the struct pages of the region all carry the one node
- * memremap_pages() was given, so page_to_nid() cannot tell.
+ * memremap_pages() was given, so page_to_nid() cannot tell.  Every value
+ * stored is below MAX_NUMNODES, the size of every per-node array here.
  */
 static int init_numa(void)
 {
@@ -315,12 +568,9 @@ static int init_numa(void)
 	return 0;
 }
 
-static void format_region(void)
+/* The superblock fields of this geometry, version 3 (the working superblock). */
+static void init_sb(struct pkram_sb *sb)
 {
-	struct pkram_sb *sb = pk.sb;
-	u32 i;
-
-	memset(pk.base, 0, (size_t)pk.meta_frames << PKRAM_FRAME_SHIFT);
 	sb->magic = cpu_to_le64(PKRAM_MAGIC);
 	sb->version = cpu_to_le32(PKRAM_FORMAT_VERSION);
 	sb->region_start = cpu_to_le64(pk.start);
@@ -329,59 +579,123 @@ static void format_region(void)
 	sb->nr_frames = cpu_to_le32(pk.nr_frames);
 	sb->meta_frames = cpu_to_le32(pk.meta_frames);
 	sb->max_nodes = cpu_to_le32(PKRAM_MAX_NODES);
-	sb->node_table_off = cpu_to_le64(PKRAM_SB_SIZE);
-	sb->owner_map_off = cpu_to_le64(pk.owner_map_off);
-	sb->meta_size = cpu_to_le64(pk.meta_size);
-	sb->next_generation = cpu_to_le64(1);
+	sb->node_table_off = cpu_to_le64(PKRAM_NODE_TABLE_OFF);
+	sb->owner_map_off = cpu_to_le64(PKRAM_OWNER_MAP_OFF);
+	sb->meta_size = cpu_to_le64(PKRAM_NR_COPIES * pk.copy_size);
+	sb->copy_size = cpu_to_le64(pk.copy_size);
+	sb->chunk_crc_off = cpu_to_le64(PKRAM_CHUNK_CRC_OFF(pk.nr_frames));
+	sb->chunk_size = cpu_to_le32(PKRAM_CHUNK_SIZE);
+	sb->nr_chunks = cpu_to_le32(pk.nr_chunks);
+}
+
+static void format_region(void)
+{
+	u32 i;
+
+	memset(pk.base, 0, (size_t)pk.meta_frames << PKRAM_FRAME_SHIFT);
+	memset(pk.sb, 0, PKRAM_SB_SIZE);
+	memset(pk.tables, 0, pk.tables_size);
+	memset(pk.fstate, 0, pk.nr_frames);
+	init_sb(pk.sb);
+	pk.sb->next_generation = cpu_to_le64(1);
 	for (i = 0; i < pk.meta_frames; i++)
 		set_owner(i, PKRAM_OWNER_META, 0);
 	pk.free_frames = data_frames();
+	pk.seq = 0;
+	pk.newest = 1;
+	mark_all_dirty();
 	pkram_commit();
 }
 
-static bool geometry_ok(const struct pkram_sb *sb)
+/* Every layout field of @sb equals what region= implies for @version. */
+static bool geometry_ok(const struct pkram_sb *sb, u32 version)
 {
-	return le64_to_cpu(sb->region_start) == pk.start &&
-	       le64_to_cpu(sb->region_size) == pk.size &&
-	       le32_to_cpu(sb->frame_size) == PKRAM_FRAME_SIZE &&
-	       le32_to_cpu(sb->nr_frames) == pk.nr_frames &&
-	       le32_to_cpu(sb->meta_frames) == pk.meta_frames &&
-	       le32_to_cpu(sb->max_nodes) == PKRAM_MAX_NODES &&
-	       le64_to_cpu(sb->node_table_off) == PKRAM_SB_SIZE &&
-	       le64_to_cpu(sb->owner_map_off) == pk.owner_map_off &&
-	       le64_to_cpu(sb->meta_size) == pk.meta_size;
+	bool v3 = version == PKRAM_FORMAT_VERSION;
+
+	if (le64_to_cpu(sb->region_start) != pk.start ||
+	    le64_to_cpu(sb->region_size) != pk.size ||
+	    le32_to_cpu(sb->frame_size) != PKRAM_FRAME_SIZE ||
+	    le32_to_cpu(sb->nr_frames) != pk.nr_frames ||
+	    le32_to_cpu(sb->max_nodes) != PKRAM_MAX_NODES ||
+	    le64_to_cpu(sb->node_table_off) != PKRAM_NODE_TABLE_OFF ||
+	    le64_to_cpu(sb->owner_map_off) != PKRAM_OWNER_MAP_OFF)
+		return false;
+	if (!v3)
+		return le32_to_cpu(sb->meta_frames) == pk.v2_meta_frames &&
+		       le64_to_cpu(sb->meta_size) == pk.v2_meta_size;
+	return le32_to_cpu(sb->meta_frames) == pk.meta_frames &&
+	       le64_to_cpu(sb->meta_size) == PKRAM_NR_COPIES * pk.copy_size &&
+	       le64_to_cpu(sb->copy_size) == pk.copy_size &&
+	       le64_to_cpu(sb->chunk_crc_off) == PKRAM_CHUNK_CRC_OFF(pk.nr_frames) &&
+	       le32_to_cpu(sb->chunk_size) == PKRAM_CHUNK_SIZE &&
+	       le32_to_cpu(sb->nr_chunks) == pk.nr_chunks;
 }
 
-static int check_sb(void)
+/*
+ * Check metadata copy @c in the region: 0 if its superblock and tables are
+ * intact, else why not (logged).  Version 1 and 2 regions have copy 0 only.
+ * @version gets the copy's version.
+ */
+static int check_copy(int c, u32 *version)
 {
-	const struct pkram_sb *sb = pk.sb;
-	u32 stored, crc;
+	const void *base = copy_base(c);
+	const struct pkram_sb *sb = base;
+	const __le32 *crcs = base + PKRAM_CHUNK_CRC_OFF(pk.nr_frames);
+	u32 stored, crc, k;
 
-	if (le32_to_cpu(sb->version) != PKRAM_FORMAT_VERSION &&
-	    le32_to_cpu(sb->version) != PKRAM_FORMAT_VERSION_DENSE) {
-		pr_err("superblock has unknown format version %u (this module: %u)\n",
-		       le32_to_cpu(sb->version), PKRAM_FORMAT_VERSION);
+	if (le64_to_cpu(sb->magic) != PKRAM_MAGIC)
+		return -ENODATA;
+	*version = le32_to_cpu(sb->version);
+	if (*version != PKRAM_FORMAT_VERSION &&
+	    (c || (*version != PKRAM_FORMAT_VERSION_ONE_COPY &&
+		   *version != PKRAM_FORMAT_VERSION_DENSE))) {
+		pr_warn("metadata copy %d: superblock has unknown format version %u (this module: %u)\n",
+			c, *version, PKRAM_FORMAT_VERSION);
 		return -EINVAL;
 	}
 	stored = le32_to_cpu(sb->sb_crc);
 	crc = sb_crc(sb);
 	if (stored != crc) {
-		pr_err("superblock CRC mismatch (stored %08x, computed %08x)\n",
-		       stored, crc);
+		pr_warn("metadata copy %d: superblock CRC mismatch (stored %08x, computed %08x)\n",
+			c, stored, crc);
 		return -EUCLEAN;
 	}
-	if (!geometry_ok(sb)) {
-		pr_err("superblock describes %llu bytes at %#llx, not region=%s\n",
-		       le64_to_cpu(sb->region_size),
-		       le64_to_cpu(sb->region_start), region);
+	if (!geometry_ok(sb, *version)) {
+		pr_warn("metadata copy %d: superblock describes %llu bytes at %#llx, not region=%s\n",
+			c, le64_to_cpu(sb->region_size),
+			le64_to_cpu(sb->region_start), region);
 		return -EINVAL;
 	}
-	stored = le32_to_cpu(sb->tables_crc);
-	crc = tables_crc();
-	if (stored != crc) {
-		pr_err("node table / owner map CRC mismatch (stored %08x, computed %08x)\n",
-		       stored, crc);
+	if (*version != PKRAM_FORMAT_VERSION) {
+		stored = le32_to_cpu(sb->tables_crc);
+		crc = crc_of(base + PKRAM_NODE_TABLE_OFF, pk.tables_size);
+		if (stored != crc) {
+			pr_warn("metadata copy %d: node table / owner map CRC mismatch (stored %08x, computed %08x)\n",
+				c, stored, crc);
+			return -EUCLEAN;
+		}
+		return 0;
+	}
+	if (le32_to_cpu(sb->copy) != c) {
+		pr_warn("metadata copy %d: superblock says copy %u\n", c, le32_to_cpu(sb->copy));
 		return -EUCLEAN;
+	}
+	stored = le32_to_cpu(sb->tables_crc);
+	crc = crc_of(crcs, 4 * pk.nr_chunks);
+	if (stored != crc) {
+		pr_warn("metadata copy %d: chunk CRC table mismatch (stored %08x, computed %08x)\n",
+			c, stored, crc);
+		return -EUCLEAN;
+	}
+	for (k = 0; k < pk.nr_chunks; k++) {
+		stored = le32_to_cpu(crcs[k]);
+		crc = crc_of(base + PKRAM_NODE_TABLE_OFF + (size_t)k * PKRAM_CHUNK_SIZE,
+			     chunk_len(k));
+		if (stored != crc) {
+			pr_warn("metadata copy %d: node table / owner map CRC mismatch in chunk %u (stored %08x, computed %08x)\n",
+				c, k, stored, crc);
+			return -EUCLEAN;
+		}
 	}
 	return 0;
 }
@@ -401,7 +715,6 @@ static int check_rec(int slot)
 		return -EUCLEAN;
 	return 0;
 }
-
 static void free_node_arrays(void)
 {
 	int i;
@@ -432,14 +745,17 @@ static int alloc_node_arrays(void)
 	return 0;
 }
 
-/* Record one owner map entry in the node arrays; -EUCLEAN if impossible. */
-static int take_owner(u32 frame)
+/*
+ * Record one owner map entry in the node arrays; -EUCLEAN if impossible.
+ * @meta_frames: the metadata frames of the region's format version.
+ */
+static int take_owner(u32 frame, u32 meta_frames)
 {
 	u32 node = le32_to_cpu(pk.owners[frame].node);
 	u32 index = le32_to_cpu(pk.owners[frame].index);
 	int slot;
 
-	if (frame < pk.meta_frames)
+	if (frame < meta_frames)
 		return node == PKRAM_OWNER_META ? 0 : -EUCLEAN;
 	if (node == PKRAM_OWNER_FREE) {
 		pk.free_frames++;
@@ -461,7 +777,7 @@ static int take_owner(u32 frame)
  * Every data frame is free or claims one index below its node's span, and
  * no index is claimed twice; unclaimed indices are holes.
  */
-static int build_nodes(void)
+static int build_nodes(u32 meta_frames)
 {
 	u64 used = 0;
 	int i, ret;
@@ -478,32 +794,110 @@ static int build_nodes(void)
 		return ret;
 	pk.free_frames = 0;
 	for (f = 0; f < pk.nr_frames; f++) {
-		if (take_owner(f)) {
+		if (take_owner(f, meta_frames)) {
 			pr_err("owner map entry of frame %u is invalid\n", f);
 			return -EUCLEAN;
 		}
 	}
 	for (i = 0; i < PKRAM_MAX_NODES; i++)
 		used += pk.nodes[i].populated;
-	if (used + pk.free_frames != data_frames()) {
+	if (used + pk.free_frames != pk.nr_frames - meta_frames) {
 		pr_err("owner map does not match node sizes\n");
 		return -EUCLEAN;
 	}
 	return 0;
 }
 
+/*
+ * Frames a version 2 region gives to the second metadata copy: those past
+ * its own metadata frames must be free (they become metadata frames).
+ */
+static int upgrade_v2(void)
+{
+	u32 f;
+
+	for (f = pk.v2_meta_frames; f < pk.meta_frames; f++) {
+		if (le32_to_cpu(pk.owners[f].node) != PKRAM_OWNER_FREE) {
+			pr_err("cannot upgrade the version 2 region: frame %u, needed for the second metadata copy, belongs to node slot %u\n",
+			       f, le32_to_cpu(pk.owners[f].node) - 1);
+			return -ENOSPC;
+		}
+		set_owner(f, PKRAM_OWNER_META, 0);
+		pk.free_frames--;
+	}
+	init_sb(pk.sb);		/* version 3 layout; generations and counts kept */
+	return 0;
+}
+
+/* Load copy @c into the working metadata and build the node arrays. */
+static int adopt_copy(int c, u32 version)
+{
+	const void *base = copy_base(c);
+	int ret;
+
+	memcpy(pk.sb, base, PKRAM_SB_SIZE);
+	memcpy(pk.tables, base + PKRAM_NODE_TABLE_OFF, pk.tables_size);
+	memset(pk.fstate, 0, pk.nr_frames);
+	ret = build_nodes(version == PKRAM_FORMAT_VERSION ? pk.meta_frames : pk.v2_meta_frames);
+	if (!ret && version != PKRAM_FORMAT_VERSION)
+		ret = upgrade_v2();
+	if (ret)
+		free_node_arrays();
+	return ret;
+}
+
+/*
+ * Adopt the newest valid copy (trying the other one if the newest does not
+ * make sense), then rewrite both copies.  Returns the error of copy 0 (or
+ * of the adoption) if none is usable; -ENODATA if the region holds no
+ * superblock at all.
+ */
 static int adopt_region(void)
 {
-	int ret = check_sb();
+	u32 version[PKRAM_NR_COPIES] = { 0, 0 };
+	int err[PKRAM_NR_COPIES], order[PKRAM_NR_COPIES] = { 0, 1 };
+	u64 seq[PKRAM_NR_COPIES] = { 0, 0 };
+	int c, i, ret = -ENODATA;
 
-	if (!ret)
-		ret = build_nodes();
-	if (ret) {
-		free_node_arrays();
-		return ret;
+	for (c = 0; c < PKRAM_NR_COPIES; c++) {
+		err[c] = check_copy(c, &version[c]);
+		seq[c] = le64_to_cpu(((struct pkram_sb *)copy_base(c))->seq);
 	}
+	/* a version 2 region: copy 1's place is unused metadata space */
+	if (!err[0] && version[0] != PKRAM_FORMAT_VERSION) {
+		err[1] = -ENODATA;
+	} else if (!err[0] && !err[1] && seq[1] > seq[0]) {
+		order[0] = 1;
+		order[1] = 0;
+	} else if (err[0] && !err[1]) {
+		order[0] = 1;
+		order[1] = 0;
+	}
+	if (err[0] == -ENODATA && err[1] == -ENODATA)
+		return -ENODATA;
+	for (i = 0; i < PKRAM_NR_COPIES; i++) {
+		c = order[i];
+		if (err[c])
+			continue;
+		ret = adopt_copy(c, version[c]);
+		if (!ret)
+			break;
+		pr_warn("metadata copy %d is intact but invalid\n", c);
+	}
+	if (ret == -ENODATA)	/* no copy passed its checks */
+		ret = err[0] != -ENODATA ? err[0] : err[1];
+	if (ret)
+		return ret;
+	if (version[c] != PKRAM_FORMAT_VERSION)
+		pr_info("upgrading the format version %u region to version %u (two metadata copies)\n",
+			version[c], PKRAM_FORMAT_VERSION);
+	else if (err[1 - c] || seq[1 - c] + 1 != seq[c])
+		pr_warn("metadata copy %d is damaged or stale, rewriting it from copy %d (sequence %llu)\n",
+			1 - c, c, seq[c]);
+	pk.seq = version[c] == PKRAM_FORMAT_VERSION ? seq[c] : 0;
+	pk.newest = c;
 	le64_add_cpu(&pk.sb->load_count, 1);
-	pk.sb->version = cpu_to_le32(PKRAM_FORMAT_VERSION);
+	mark_all_dirty();
 	pkram_commit();
 	pk.adopted = true;
 	return 0;
@@ -511,14 +905,13 @@ static int adopt_region(void)
 
 static int load_region(void)
 {
-	int ret;
+	int ret = adopt_region();
 
-	if (le64_to_cpu(pk.sb->magic) != PKRAM_MAGIC) {
+	if (ret == -ENODATA) {
 		pr_info("no superblock in region, formatting\n");
 		format_region();
 		return 0;
 	}
-	ret = adopt_region();
 	if (ret == -ENOMEM || !ret)
 		return ret;
 	if (!format) {
@@ -530,8 +923,19 @@ static int load_region(void)
 	return 0;
 }
 
-/* ---- node operations (pkram_lock held) ------------------------------- */
+/* ---- node operations ------------------------------------------------- */
 
+/* The node of @pf if it may change its frames, else an error. */
+static int changeable_slot(struct pkram_file *pf)
+{
+	if (pf->slot < 0)
+		return -EBADFD;
+	if (rec_state(pf->slot) == PKRAM_STATE_PRESERVED)
+		return -EBUSY;
+	return pf->slot;
+}
+
+/* pkram_lock held */
 static int create_node(const char *name)
 {
 	struct pkram_node_rec *rec;
@@ -550,6 +954,7 @@ static int create_node(const char *name)
 	rec->generation = cpu_to_le64(gen);
 	pk.sb->next_generation = cpu_to_le64(gen + 1);
 	rec->state = cpu_to_le32(PKRAM_STATE_ACTIVE);
+	rec_dirty(i);
 	return i;
 }
 
@@ -586,22 +991,27 @@ struct frame_picker {
 	u32 mode;
 	int nid;
 	u32 any;		/* cursor over all nodes */
-	u32 *at;		/* cursor per node, nr_node_ids entries; NULL for DEFAULT */
+	u32 *at;		/* cursor per node, MAX_NUMNODES entries; NULL for DEFAULT */
 };
 
-/* The lowest free frame from *@cursor on, on node @nid (NUMA_NO_NODE: any). */
+/* The lowest allocatable frame from *@cursor on, on node @nid (NUMA_NO_NODE: any). */
 static u32 next_free(u32 *cursor, int nid)
 {
 	u32 f;
 
 	for (f = max(*cursor, pk.meta_frames); f < pk.nr_frames; f++)
-		if (le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE &&
-		    (nid == NUMA_NO_NODE || pk.frame_nid[f] == nid))
+		if (frame_free(f) && (nid == NUMA_NO_NODE || pk.frame_nid[f] == nid))
 			break;
 	*cursor = f;
 	return f < pk.nr_frames ? f : NO_FRAME;
 }
 
+/*
+ * Every nid used as an index of p->at is below MAX_NUMNODES: a BIND or
+ * PREFERRED nid passed ioc_set_policy()'s node_isset() on pk.numa_nodes,
+ * and INTERLEAVE takes bits of pk.numa_nodes, whose bits init_numa() set
+ * from frame_nid values it kept below MAX_NUMNODES.
+ */
 static u32 pick_frame(struct frame_picker *p)
 {
 	u32 f = NO_FRAME;
@@ -628,97 +1038,231 @@ static u32 free_frames_on(int nid)
 	u32 f, n = 0;
 
 	for (f = pk.meta_frames; f < pk.nr_frames; f++)
-		n += pk.frame_nid[f] == nid &&
-		     le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE;
+		n += pk.frame_nid[f] == nid && frame_free(f);
 	return n;
+}
+
+/* Pinned frames whose references are gone become allocatable (pkram_lock held). */
+static void reclaim_pinned(void)
+{
+	u32 f;
+
+	for (f = pk.meta_frames; pk.pinned_frames && f < pk.nr_frames; f++) {
+		if (pk.fstate[f] != FRAME_PINNED || frame_referenced(f))
+			continue;
+		pk.fstate[f] = FRAME_IDLE;
+		pk.pinned_frames--;
+		pk.free_frames++;
+	}
+}
+
+/*
+ * Zero a frame that is TRANSIT, without pkram_lock: no node holds it (so no
+ * fault maps it, pread does not read it), it is not allocatable, and the
+ * one operation that set TRANSIT is the only one to touch it until it
+ * clears that state under pkram_lock.
+ */
+static void zero_frames(const u32 *frames, u32 n)
+{
+	const size_t step = SZ_256K;	/* a chance to reschedule every 256 KiB */
+	size_t off;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		for (off = 0; off < PKRAM_FRAME_SIZE; off += step) {
+			memset(frame_addr(frames[i]) + off, 0, step);
+			cond_resched();
+		}
+	}
 }
 
 /*
  * Give a zeroed frame to every hole in [first, end), taken as @pf's policy
- * says; the span grows to @end.  All or nothing: the room is checked first.
+ * says; the span grows to @end.  All or nothing: the room is checked and
+ * the frames picked before anything changes.  pf->op_lock held, pkram_lock
+ * not: the frames are zeroed without it.
  */
 static int populate_range(struct pkram_file *pf, u32 first, u32 end)
 {
-	int slot = pf->slot;
-	struct pkram_node *n = &pk.nodes[slot];
 	struct frame_picker pick = { .mode = pf->policy, .nid = pf->nid };
-	u32 span = rec_frames(slot), holes = 0, i, f;
-	int ret;
+	u32 span, holes = 0, i, j = 0, f, *picked = NULL;
+	struct pkram_node *n;
+	int slot, ret;
 
+	mutex_lock(&pkram_lock);
+	slot = ret = changeable_slot(pf);
+	if (slot < 0)
+		goto out_unlock;
+	n = &pk.nodes[slot];
+	span = rec_frames(slot);
+	reclaim_pinned();
 	for (i = first; i < end; i++)
 		holes += is_hole(slot, i);
+	ret = -ENOSPC;
 	if (holes > pk.free_frames)
-		return -ENOSPC;
+		goto out_unlock;
 	if (pick.mode == PKRAM_POLICY_BIND && holes > free_frames_on(pick.nid))
-		return -ENOSPC;
+		goto out_unlock;
+	ret = -ENOMEM;
 	if (pick.mode != PKRAM_POLICY_DEFAULT && holes) {
-		pick.at = kcalloc(nr_node_ids, sizeof(u32), GFP_KERNEL);
+		pick.at = kcalloc(MAX_NUMNODES, sizeof(u32), GFP_KERNEL);
 		if (!pick.at)
-			return -ENOMEM;
+			goto out_unlock;
+	}
+	if (holes) {
+		picked = kvmalloc_array(holes, sizeof(u32), GFP_KERNEL);
+		if (!picked)
+			goto out_unlock;
 	}
 	ret = reserve_array(n, end);
 	if (ret)
-		goto out;
-	for (i = span; i < end; i++)
-		n->frames[i] = NO_FRAME;
-	if (end > span)
-		pk.recs[slot].nr_frames = cpu_to_le32(end);
-	for (i = first; i < end; i++) {
-		if (n->frames[i] != NO_FRAME)
-			continue;
+		goto out_unlock;
+	for (j = 0; j < holes; j++) {
 		f = pick_frame(&pick);
-		if (WARN_ON_ONCE(f == NO_FRAME)) {
+		if (WARN_ON_ONCE(f == NO_FRAME)) {	/* free_frames was wrong */
 			ret = -EUCLEAN;
-			goto out;
+			goto out_unpick;
 		}
-		memset(frame_addr(f), 0, PKRAM_FRAME_SIZE);
-		set_owner(f, slot + 1, i);
-		n->frames[i] = f;
-		n->populated++;
+		pk.fstate[f] = FRAME_TRANSIT;
 		pk.free_frames--;
-		cond_resched();
+		picked[j] = f;
 	}
 	if (pick.mode == PKRAM_POLICY_INTERLEAVE)
 		pf->nid = pick.nid;
-out:
+	mutex_unlock(&pkram_lock);
+
+	zero_frames(picked, holes);
+
+	/*
+	 * pf->op_lock kept the node attached to pf (detach takes it; DESTROY
+	 * refuses an attached node), unpreserved and with the same holes
+	 * (every change of its frames takes it).
+	 */
+	mutex_lock(&pkram_lock);
+	for (i = span; i < end; i++)
+		n->frames[i] = NO_FRAME;
+	if (end > span) {
+		pk.recs[slot].nr_frames = cpu_to_le32(end);
+		rec_dirty(slot);
+	}
+	for (i = first, j = 0; i < end && j < holes; i++) {
+		if (n->frames[i] != NO_FRAME)
+			continue;
+		f = picked[j++];
+		set_owner(f, slot + 1, i);
+		n->frames[i] = f;
+		n->populated++;
+		pk.fstate[f] = FRAME_IDLE;
+	}
+	if (WARN_ON_ONCE(j != holes)) {	/* the holes changed: op_lock is broken */
+		for (; j < holes; j++) {
+			pk.fstate[picked[j]] = FRAME_IDLE;
+			pk.free_frames++;
+		}
+	}
+	pkram_commit();
+	ret = 0;
+	goto out_unlock;
+
+out_unpick:	/* nothing was changed but the state of the frames picked */
+	while (j--) {
+		pk.fstate[picked[j]] = FRAME_IDLE;
+		pk.free_frames++;
+	}
+out_unlock:
+	mutex_unlock(&pkram_lock);
+	kvfree(picked);
 	kfree(pick.at);
 	return ret;
 }
 
-/* Zero and free the frames in [first, end) (clipped to the span), leaving holes. */
-static void punch_range(int slot, u32 first, u32 end)
+/* Frames in node indices [first, end) of @slot (clipped to the span). */
+static u32 count_frames(int slot, u32 first, u32 end)
 {
-	struct pkram_node *n = &pk.nodes[slot];
-	u32 i;
+	u32 i, n = 0;
 
 	end = min(end, rec_frames(slot));
+	for (i = first; i < end; i++)
+		n += pk.nodes[slot].frames[i] != NO_FRAME;
+	return n;
+}
+
+/*
+ * First half of freeing the frames of [first, end) of @slot (pkram_lock
+ * held, @out room for count_frames()): zap every user mapping of those
+ * offsets, then take the frames out of the node into @out as TRANSIT
+ * (owner map free, so the caller's commit records them free).  Returns how
+ * many.  The caller commits, drops pkram_lock and calls release_frames().
+ */
+static u32 take_frames(int slot, u32 first, u32 end, u32 *out)
+{
+	struct pkram_node *n = &pk.nodes[slot];
+	u32 i, f, got = 0;
+
+	end = min(end, rec_frames(slot));
+	zap_range(first, end);
 	for (i = first; i < end; i++) {
-		if (n->frames[i] == NO_FRAME)
+		f = n->frames[i];
+		if (f == NO_FRAME)
 			continue;
-		memset(frame_addr(n->frames[i]), 0, PKRAM_FRAME_SIZE);
-		set_owner(n->frames[i], PKRAM_OWNER_FREE, 0);
+		set_owner(f, PKRAM_OWNER_FREE, 0);
+		pk.fstate[f] = FRAME_TRANSIT;
 		n->frames[i] = NO_FRAME;
 		n->populated--;
-		pk.free_frames++;
-		cond_resched();
+		out[got++] = f;
 	}
+	return got;
 }
 
-static void shrink_node(int slot, u32 want)
+/*
+ * Second half (pkram_lock not held): zero the frames, so that no data
+ * stays in a free frame, then make them allocatable - or, if a page of one
+ * still has a reference, quarantine it (FRAME_PINNED): whoever holds the
+ * page may still read or write it, so it must not go to another node yet.
+ * take_frames() zapped the PTEs before, so no new reference can appear:
+ * get_user_pages() needs a PTE (GUP-fast rechecks the PTE after taking its
+ * reference and drops it if the PTE changed).
+ */
+static void release_frames(const u32 *frames, u32 n)
 {
-	punch_range(slot, want, rec_frames(slot));
-	pk.recs[slot].nr_frames = cpu_to_le32(want);
+	u32 i;
+
+	zero_frames(frames, n);
+	mutex_lock(&pkram_lock);
+	for (i = 0; i < n; i++) {
+		if (frame_referenced(frames[i])) {
+			pk.fstate[frames[i]] = FRAME_PINNED;
+			pk.pinned_frames++;
+		} else {
+			pk.fstate[frames[i]] = FRAME_IDLE;
+			pk.free_frames++;
+		}
+	}
+	mutex_unlock(&pkram_lock);
 }
 
-static void destroy_node(int slot)
+/* Room for the frames of [first, end) of @slot; NULL (and *n = 0) if none. */
+static int alloc_frame_list(int slot, u32 first, u32 end, u32 **list)
+{
+	u32 n = count_frames(slot, first, end);
+
+	*list = NULL;
+	if (!n)
+		return 0;
+	*list = kvmalloc_array(n, sizeof(u32), GFP_KERNEL);
+	return *list ? 0 : -ENOMEM;
+}
+
+static void free_node_slot(int slot)
 {
 	struct pkram_node *n = &pk.nodes[slot];
 
-	shrink_node(slot, 0);
 	kvfree(n->frames);
 	n->frames = NULL;
 	n->cap = 0;
+	n->populated = 0;
 	memset(&pk.recs[slot], 0, sizeof(pk.recs[slot]));
+	rec_dirty(slot);
 }
 
 static void fill_info(int slot, struct pkram_node_info *info)
@@ -794,11 +1338,22 @@ static int attach_locked(struct pkram_file *pf, struct pkram_attach *a)
 	return 0;
 }
 
+/*
+ * Unbind @pf from its node (pf->op_lock held).  The fd's mappings normally
+ * end before it is released (a VMA holds a reference to its file), but
+ * ATTACH detaches on a failed copy_to_user(), when another thread may have
+ * mapped the node through the fd meanwhile: those PTEs are zapped here, and
+ * the fd's VMAs fault with SIGBUS from now on (pf->slot < 0), so no mapping
+ * of a detached fd reaches a frame that DESTROY may give to another node.
+ */
 static void detach(struct pkram_file *pf)
 {
 	mutex_lock(&pkram_lock);
-	if (pf->slot >= 0)
+	if (pf->slot >= 0) {
+		if (atomic_read(&pf->nr_maps))
+			zap_range(0, rec_frames(pf->slot));
 		pk.nodes[pf->slot].attached = false;
+	}
 	pf->slot = -1;
 	mutex_unlock(&pkram_lock);
 }
@@ -820,35 +1375,59 @@ static long ioc_attach(struct pkram_file *pf, struct pkram_attach __user *uarg)
 	if (ret)
 		return ret;
 	if (copy_to_user(uarg, &a, sizeof(a))) {
+		mutex_lock(&pf->op_lock);
 		detach(pf);
+		mutex_unlock(&pf->op_lock);
 		return -EFAULT;
 	}
 	return 0;
 }
 
-static int resize_locked(struct pkram_file *pf, u32 want)
+/* Shrink the span of @pf's node to @want (pf->op_lock held). */
+static int shrink_node(struct pkram_file *pf, u32 want)
 {
 	int slot = pf->slot;
-	u32 have;
-	int ret = 0;
+	u32 *list, n;
+	int ret;
 
+	mutex_lock(&pkram_lock);
+	ret = alloc_frame_list(slot, want, rec_frames(slot), &list);
+	if (ret) {
+		mutex_unlock(&pkram_lock);
+		return ret;
+	}
+	n = take_frames(slot, want, rec_frames(slot), list);
+	pk.recs[slot].nr_frames = cpu_to_le32(want);
+	rec_dirty(slot);
+	pkram_commit();
+	mutex_unlock(&pkram_lock);
+	release_frames(list, n);
+	kvfree(list);
+	return 0;
+}
+
+static int do_resize(struct pkram_file *pf, u32 want)
+{
+	int slot;
+	u32 have;
+
+	mutex_lock(&pkram_lock);
+	slot = changeable_slot(pf);
+	have = slot >= 0 ? rec_frames(slot) : 0;
+	mutex_unlock(&pkram_lock);
 	if (slot < 0)
-		return -EBADFD;
-	if (rec_state(slot) == PKRAM_STATE_PRESERVED)
-		return -EBUSY;
-	have = rec_frames(slot);
+		return slot;
 	if (want > PKRAM_MAX_SPAN)
 		return -ENOSPC;
-	if (want > have) {
-		ret = populate_range(pf, have, want);
-	} else if (want < have) {
+	if (want > have)
+		return populate_range(pf, have, want);
+	if (want < have) {
+		/* rule kept from before: a shrink never pulls frames from under a mapping */
 		if (atomic_read(&pf->nr_maps))
 			return -EBUSY;
-		shrink_node(slot, want);
+		return shrink_node(pf, want);
 	}
-	if (!ret)
-		pkram_commit();
-	return ret;
+	return 0;
 }
 
 static long ioc_resize(struct pkram_file *pf, struct pkram_resize __user *uarg)
@@ -860,9 +1439,9 @@ static long ioc_resize(struct pkram_file *pf, struct pkram_resize __user *uarg)
 		return -EFAULT;
 	if (r.reserved)
 		return -EINVAL;
-	mutex_lock(&pkram_lock);
-	ret = resize_locked(pf, r.nr_frames);
-	mutex_unlock(&pkram_lock);
+	mutex_lock(&pf->op_lock);
+	ret = do_resize(pf, r.nr_frames);
+	mutex_unlock(&pf->op_lock);
 	return ret;
 }
 
@@ -881,57 +1460,46 @@ static int get_range(struct pkram_range __user *uarg, u32 *first, u32 *end)
 	return 0;
 }
 
-/* The node of @pf if it may change its frames, else an error. */
-static int changeable_slot(struct pkram_file *pf)
-{
-	if (pf->slot < 0)
-		return -EBADFD;
-	if (rec_state(pf->slot) == PKRAM_STATE_PRESERVED)
-		return -EBUSY;
-	return pf->slot;
-}
-
 static long ioc_populate(struct pkram_file *pf, struct pkram_range __user *uarg)
 {
 	u32 first, end;
-	int slot, ret = get_range(uarg, &first, &end);
+	int ret = get_range(uarg, &first, &end);
 
 	if (ret)
 		return ret;
-	mutex_lock(&pkram_lock);
-	slot = ret = changeable_slot(pf);
-	if (slot >= 0)
-		ret = populate_range(pf, first, end);
-	if (!ret)
-		pkram_commit();
-	mutex_unlock(&pkram_lock);
+	mutex_lock(&pf->op_lock);
+	ret = populate_range(pf, first, end);
+	mutex_unlock(&pf->op_lock);
 	return ret;
 }
 
 /*
  * Frames leave the node only after every user mapping of their offsets is
- * zapped, so no one keeps a PTE to a frame that another node may get next.
- * All /dev/pkram files share one address_space: mappings of other nodes at
- * the same offsets are zapped too and simply fault again.
+ * zapped (take_frames), so no one keeps a PTE to a frame that another node
+ * may get next.  All /dev/pkram files share one address_space: mappings of
+ * other nodes at the same offsets are zapped too and simply fault again.
  */
-static long ioc_punch(struct file *file, struct pkram_file *pf,
-		      struct pkram_range __user *uarg)
+static long ioc_punch(struct pkram_file *pf, struct pkram_range __user *uarg)
 {
-	u32 first, end;
+	u32 first, end, *list = NULL, n = 0;
 	int slot, ret = get_range(uarg, &first, &end);
 
 	if (ret)
 		return ret;
+	mutex_lock(&pf->op_lock);
 	mutex_lock(&pkram_lock);
 	slot = ret = changeable_slot(pf);
-	if (slot >= 0) {
-		unmap_mapping_range(file->f_mapping, (loff_t)first << PKRAM_FRAME_SHIFT,
-				    (loff_t)(end - first) << PKRAM_FRAME_SHIFT, 1);
-		punch_range(slot, first, end);
+	if (slot >= 0)
+		ret = alloc_frame_list(slot, first, end, &list);
+	if (slot >= 0 && !ret) {
+		n = take_frames(slot, first, end, list);
 		pkram_commit();
-		ret = 0;
 	}
 	mutex_unlock(&pkram_lock);
+	if (n)
+		release_frames(list, n);
+	mutex_unlock(&pf->op_lock);
+	kvfree(list);
 	return ret;
 }
 
@@ -964,35 +1532,50 @@ static long ioc_set_state(struct pkram_file *pf, u32 state)
 {
 	int ret = -EBADFD;
 
+	mutex_lock(&pf->op_lock);
 	mutex_lock(&pkram_lock);
 	if (pf->slot >= 0) {
 		pk.recs[pf->slot].state = cpu_to_le32(state);
+		rec_dirty(pf->slot);
 		pkram_commit();
 		ret = 0;
 	}
 	mutex_unlock(&pkram_lock);
+	mutex_unlock(&pf->op_lock);
 	return ret;
 }
 
+/*
+ * A node that is not attached has no mapping left (detach() zapped any);
+ * take_frames() zaps its offsets all the same, so that this does not depend
+ * on that rule.
+ */
 static long ioc_destroy(struct pkram_name __user *uarg)
 {
-	struct pkram_name n;
-	int slot;
+	struct pkram_name nm;
+	u32 *list = NULL, n = 0;
+	int slot, ret;
 
-	if (copy_from_user(&n, uarg, sizeof(n)))
+	if (copy_from_user(&nm, uarg, sizeof(nm)))
 		return -EFAULT;
-	if (!name_valid(n.name))
+	if (!name_valid(nm.name))
 		return -EINVAL;
 	mutex_lock(&pkram_lock);
-	slot = find_node(n.name);
+	slot = ret = find_node(nm.name);
 	if (slot >= 0 && pk.nodes[slot].attached)
-		slot = -EBUSY;
-	if (slot >= 0) {
-		destroy_node(slot);
+		ret = -EBUSY;
+	if (ret >= 0)
+		ret = alloc_frame_list(slot, 0, rec_frames(slot), &list);
+	if (!ret) {
+		n = take_frames(slot, 0, rec_frames(slot), list);
+		free_node_slot(slot);
 		pkram_commit();
 	}
 	mutex_unlock(&pkram_lock);
-	return slot < 0 ? slot : 0;
+	if (n)
+		release_frames(list, n);
+	kvfree(list);
+	return ret;
 }
 
 static long ioc_stat(struct pkram_node_info __user *uarg)
@@ -1075,7 +1658,7 @@ static long pkram_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case PKRAM_IOC_POPULATE:
 		return ioc_populate(pf, uarg);
 	case PKRAM_IOC_PUNCH:
-		return ioc_punch(file, pf, uarg);
+		return ioc_punch(pf, uarg);
 	case PKRAM_IOC_SET_POLICY:
 		return ioc_set_policy(pf, uarg);
 	}
@@ -1083,11 +1666,6 @@ static long pkram_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 }
 
 /* ---- mmap ---------------------------------------------------------------- */
-
-static phys_addr_t frame_phys(u32 frame)
-{
-	return pk.start + ((phys_addr_t)frame << PKRAM_FRAME_SHIFT);
-}
 
 static void pkram_vm_open(struct vm_area_struct *vma)
 {
@@ -1228,10 +1806,13 @@ static int pkram_open(struct inode *inode, struct file *file)
 	pf = kzalloc(sizeof(*pf), GFP_KERNEL);
 	if (!pf)
 		return -ENOMEM;
+	mutex_init(&pf->op_lock);
 	pf->slot = -1;
 	pf->policy = PKRAM_POLICY_DEFAULT;
 	atomic_set(&pf->nr_maps, 0);
 	file->private_data = pf;
+	/* before any mmap, and never changed after: see init_mapping() */
+	file->f_mapping = pk.inode->i_mapping;
 	return 0;	/* seekable: pread() reads the node */
 }
 
@@ -1239,7 +1820,10 @@ static int pkram_release(struct inode *inode, struct file *file)
 {
 	struct pkram_file *pf = file->private_data;
 
+	mutex_lock(&pf->op_lock);
 	detach(pf);
+	mutex_unlock(&pf->op_lock);
+	mutex_destroy(&pf->op_lock);
 	kfree(pf);
 	return 0;
 }
@@ -1287,6 +1871,7 @@ static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 PKRAM_ATTR(frame_size, PKRAM_FRAME_SIZE);
 PKRAM_ATTR(data_frames, data_frames());
 PKRAM_ATTR(free_frames, pk.free_frames);
+PKRAM_ATTR(quarantined_frames, pk.pinned_frames);
 PKRAM_ATTR(nr_nodes, count_nodes());
 PKRAM_ATTR(adopted, pk.adopted);
 PKRAM_ATTR(load_count, le64_to_cpu(pk.sb->load_count));
@@ -1305,7 +1890,7 @@ static ssize_t numa_show(struct kobject *k, struct kobj_attribute *a, char *buf)
 			if (pk.frame_nid[f] != nid)
 				continue;
 			data++;
-			free += le32_to_cpu(pk.owners[f].node) == PKRAM_OWNER_FREE;
+			free += frame_free(f);
 		}
 		len += sysfs_emit_at(buf, len, "%d %u %u\n", nid, data, free);
 	}
@@ -1320,6 +1905,7 @@ static struct attribute *pkram_attrs[] = {
 	&frame_size_attr.attr,
 	&data_frames_attr.attr,
 	&free_frames_attr.attr,
+	&quarantined_frames_attr.attr,
 	&nr_nodes_attr.attr,
 	&adopted_attr.attr,
 	&load_count_attr.attr,
@@ -1356,19 +1942,20 @@ static int numa_nodes_show(struct seq_file *m, void *v)
 	u32 *count, i;
 	int slot, nid;
 
-	count = kcalloc(nr_node_ids, sizeof(*count), GFP_KERNEL);
+	/* MAX_NUMNODES entries: frame_nid values are below it (init_numa) */
+	count = kcalloc(MAX_NUMNODES, sizeof(*count), GFP_KERNEL);
 	if (!count)
 		return -ENOMEM;
 	mutex_lock(&pkram_lock);
 	for (slot = 0; slot < PKRAM_MAX_NODES; slot++) {
 		if (rec_state(slot) == PKRAM_STATE_FREE)
 			continue;
-		memset(count, 0, nr_node_ids * sizeof(*count));
+		memset(count, 0, MAX_NUMNODES * sizeof(*count));
 		for (i = 0; i < rec_frames(slot); i++)
 			if (pk.nodes[slot].frames[i] != NO_FRAME)
 				count[pk.frame_nid[pk.nodes[slot].frames[i]]]++;
 		seq_puts(m, pk.recs[slot].name);
-		for (nid = 0; nid < nr_node_ids; nid++)
+		for (nid = 0; nid < MAX_NUMNODES; nid++)
 			if (count[nid])
 				seq_printf(m, " %d:%u", nid, count[nid]);
 		seq_putc(m, '\n');
@@ -1419,6 +2006,11 @@ static void pkram_build_checks(void)
 	BUILD_BUG_ON(sizeof(struct pkram_range) != 8);
 	BUILD_BUG_ON(sizeof(struct pkram_policy) != 16);
 	BUILD_BUG_ON(MAX_NUMNODES > U16_MAX);
+	BUILD_BUG_ON(PKRAM_OWNER_MAP_OFF !=
+		     PKRAM_SB_SIZE + PKRAM_MAX_NODES * sizeof(struct pkram_node_rec));
+	BUILD_BUG_ON(PKRAM_NODE_TABLE_OFF % PKRAM_CHUNK_SIZE ||
+		     PKRAM_OWNER_MAP_OFF % PKRAM_CHUNK_SIZE);
+	BUILD_BUG_ON(PKRAM_NR_COPIES != 2);
 }
 
 static int __init pkram_init(void)
@@ -1429,9 +2021,15 @@ static int __init pkram_init(void)
 	ret = parse_region();
 	if (ret)
 		return ret;
+	ret = alloc_working();
+	if (ret)
+		goto err_working;
+	ret = init_mapping();
+	if (ret)
+		goto err_working;
 	ret = map_region();
 	if (ret)
-		return ret;
+		goto err_mapping;
 	ret = init_numa();
 	if (ret)
 		goto err_unmap;
@@ -1459,16 +2057,56 @@ err_numa:
 	kvfree(pk.frame_nid);
 err_unmap:
 	unmap_region();
+err_mapping:
+	exit_mapping();
+err_working:
+	free_working();
 	return ret;
+}
+
+/* Pages of the region that someone still holds (see page_extra_refs()). */
+static u32 referenced_pages(void)
+{
+	unsigned long pfn = PHYS_PFN(pk.start), end = pfn + (pk.size >> PAGE_SHIFT);
+	u32 n = 0;
+
+	for (; pfn < end; pfn++)
+		n += page_extra_refs(pfn) != 0;
+	return n;
+}
+
+/*
+ * No file of /dev/pkram is open (each holds a module reference), so no
+ * mapping is left either; but a page can outlive both, held by a pipe
+ * (vmsplice) or I/O in flight.  memunmap_pages() frees the struct pages
+ * (and pk.pgmap goes with the module) without waiting for such references,
+ * so wait for them here: an rmmod that blocks is safe, a put_page() on a
+ * freed struct page is not.
+ */
+static void wait_unreferenced(void)
+{
+	unsigned int waited = 0;
+	u32 n;
+
+	while ((n = referenced_pages())) {
+		if (waited % 60 == 0)
+			pr_warn("rmmod waits for %u pages of the region that are still referenced (pipes, I/O)\n",
+				n);
+		ssleep(1);
+		waited++;
+	}
 }
 
 static void __exit pkram_exit(void)
 {
 	pkram_sysfs_exit();
 	misc_deregister(&pkram_misc);
+	wait_unreferenced();
 	free_node_arrays();
 	kvfree(pk.frame_nid);
 	unmap_region();
+	exit_mapping();
+	free_working();
 }
 
 module_init(pkram_init);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <pkramfs/pkram_uapi.h>
+#include "pkram_format.h"
 
 #define FRAME ((size_t)PKRAM_FRAME_SIZE)
 
@@ -416,6 +417,13 @@ static int cmd_devmem_copy(const char *physstr, const char *lenstr, const char *
 	}
 	close(f);
 	close(fd);
+	return 0;
+}
+
+/* copy-size FRAMES: bytes of one metadata copy (where copy 1 starts) in a region of FRAMES frames. */
+static int cmd_copy_size(const char *frames)
+{
+	printf("%llu\n", (unsigned long long)PKRAM_COPY_SIZE(strtoull(frames, NULL, 0)));
 	return 0;
 }
 
@@ -1245,7 +1253,11 @@ static int cmd_splice_hold(const char *name, const char *dir)
 	snprintf(path, sizeof(path), "%s/hold.go", dir);
 	while (access(path, F_OK))
 		usleep(50000);
-	return pipe_byte(p[0]) >= 0 ? 0 : 1;
+	{
+		static char page[4096];	/* all of it: the pipe drops the page when emptied */
+
+		return read(p[0], page, sizeof(page)) == sizeof(page) ? 0 : 1;
+	}
 }
 
 static double now_us(void)
@@ -1256,17 +1268,25 @@ static double now_us(void)
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
  * bench N: N rounds of POPULATE of 4 frames and PUNCH of them, while another
  * process keeps faulting a page of another node; prints the mean
- * POPULATE/PUNCH time and the other process's worst fault.
+ * POPULATE/PUNCH time and the other process's faults (mean, 99th
+ * percentile, worst).
  */
 static int cmd_bench(const char *nstr)
 {
+	enum { MAX_SAMPLES = 1 << 20 };
 	int n = atoi(nstr), fd0 = open_dev(), fd = open_dev(), fo = open_dev(), i, st, pp[2];
-	double t, pop = 0, pun = 0, worst = 0;
+	double t, pop = 0, pun = 0;
 	volatile unsigned char *m;
-	long faults = 0;
 	pid_t pid;
 
 	attach(fd, "bench", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
@@ -1277,19 +1297,22 @@ static int cmd_bench(const char *nstr)
 		die("pipe");
 	pid = fork();
 	if (pid == 0) {
+		double *lat = malloc(MAX_SAMPLES * sizeof(double)), sum = 0;
+		long k = 0;
 		char c;
 
 		close(pp[1]);
 		fcntl(pp[0], F_SETFL, O_NONBLOCK);
-		while (read(pp[0], &c, 1) < 0) {
+		while (read(pp[0], &c, 1) < 0 && k < MAX_SAMPLES) {
 			madvise((void *)m, 4096, MADV_DONTNEED);
 			t = now_us();
 			(void)m[0];
-			t = now_us() - t;
-			worst = t > worst ? t : worst;
-			faults++;
+			lat[k] = now_us() - t;
+			sum += lat[k++];
 		}
-		printf("bench: other node: %ld faults, worst %.0f us\n", faults, worst);
+		qsort(lat, k, sizeof(double), cmp_double);
+		printf("bench: faults of another node meanwhile: %ld, mean %.0f us, 99%% %.0f us, worst %.0f us\n",
+		       k, k ? sum / k : 0, k ? lat[k * 99 / 100] : 0, k ? lat[k - 1] : 0);
 		fflush(stdout);
 		_exit(0);
 	}
@@ -1394,7 +1417,7 @@ static int usage(void)
 		"       | punch NAME FIRST COUNT\n"
 		"       | place NAME default|bind|preferred|interleave NID FIRST COUNT\n"
 		"       | selftest PREFIX | open-as-nobody | devmem-xor PHYS [MASK]\n"
-		"       | devmem-save PHYS LEN FILE | devmem-load PHYS FILE\n"
+		"       | devmem-save PHYS LEN FILE | devmem-load PHYS FILE | copy-size FRAMES\n"
 		"       | ask SOCKET REQUEST [drop]\n"
 		"       | stale-attach PREFIX | pin-reuse PREFIX | pin-uring PREFIX | bench N\n"
 		"       | splice-hold NAME DIR\n");
@@ -1417,6 +1440,8 @@ int main(int argc, char **argv)
 		return cmd_devmem_copy(argv[2], argv[3], argv[4]);
 	if (argc == 4 && !strcmp(c, "devmem-load"))
 		return cmd_devmem_copy(argv[2], NULL, argv[3]);
+	if (argc == 3 && !strcmp(c, "copy-size"))
+		return cmd_copy_size(argv[2]);
 	if (argc == 3 && !strcmp(c, "selftest"))
 		return cmd_selftest(argv[2]);
 	if (argc == 3 && !strcmp(c, "stale-attach"))
