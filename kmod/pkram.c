@@ -50,7 +50,6 @@
 #include <linux/memremap.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
-#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/mutex.h>
@@ -1223,14 +1222,21 @@ static u32 take_frames(int slot, u32 first, u32 end, u32 *out)
  * get_user_pages() needs a PTE (GUP-fast rechecks the PTE after taking its
  * reference and drops it if the PTE changed).
  */
-static void release_frames(const u32 *frames, u32 n)
+static void release_frames(u32 *frames, u32 n)
 {
-	u32 i;
+	u32 i, held = 0;
 
 	zero_frames(frames, n);
+	/* the held frames to the end of the list (TRANSIT: ours to check unlocked) */
+	for (i = n; i-- > 0;) {
+		if (frame_referenced(frames[i])) {
+			held++;		/* not inside swap(): it evaluates twice */
+			swap(frames[i], frames[n - held]);
+		}
+	}
 	mutex_lock(&pkram_lock);
 	for (i = 0; i < n; i++) {
-		if (frame_referenced(frames[i])) {
+		if (i >= n - held) {
 			pk.fstate[frames[i]] = FRAME_PINNED;
 			pk.pinned_frames++;
 		} else {
@@ -2092,7 +2098,7 @@ static void wait_unreferenced(void)
 		if (waited % 60 == 0)
 			pr_warn("rmmod waits for %u pages of the region that are still referenced (pipes, I/O)\n",
 				n);
-		ssleep(1);
+		schedule_timeout_idle(HZ);	/* no hung-task report: this can be long */
 		waited++;
 	}
 }
