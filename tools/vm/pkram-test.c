@@ -858,6 +858,74 @@ static void t_race(int fd0)
 	destroy(fd0, "st-race");
 }
 
+struct ops_arg {
+	int fd;
+	uint32_t first;
+	int rounds, errors;
+};
+
+static void *ops_thread(void *p)
+{
+	struct ops_arg *a = p;
+	int i;
+
+	for (i = 0; i < a->rounds; i++) {
+		if (range_ioc(a->fd, PKRAM_IOC_POPULATE, a->first, 4) ||
+		    range_ioc(a->fd, PKRAM_IOC_PUNCH, a->first + (i & 1), 2))
+			a->errors++;
+	}
+	return NULL;
+}
+
+/*
+ * Two threads populate and punch overlapping ranges of one fd while a child
+ * faults the node: frames are zeroed without the global lock, so the steps
+ * of one operation must not be mixed with the other's (per-fd op_lock).
+ * Afterwards the node's populated count matches what its pages show, and
+ * destroying it gives every frame back.
+ */
+static void t_concurrent_ops(int fd0)
+{
+	struct ops_arg a = { .first = 0, .rounds = 40 }, b = { .first = 2, .rounds = 40 };
+	struct pkram_version v0, v1;
+	struct pkram_node_info info;
+	int fd = open_dev(), st, i, ok = 1;
+	volatile unsigned char *m;
+	pthread_t ta, tb;
+	pid_t pid;
+
+	version(fd0, &v0);
+	attach(fd, "st-ops", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	m = mmap(NULL, 6 * FRAME, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	a.fd = b.fd = fd;
+	pid = fork();
+	if (pid == 0) {	/* faults: a page reads zero (populated) or raises SIGBUS (hole) */
+		for (i = 0; i < 2000; i++)
+			if (self_read(m + (size_t)(i % 6) * FRAME + 4096) > 0)
+				_exit(1);
+		_exit(0);
+	}
+	pthread_create(&ta, NULL, ops_thread, &a);
+	pthread_create(&tb, NULL, ops_thread, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	waitpid(pid, &st, 0);
+	stat_node(fd0, "st-ops", &info);
+	for (i = 0; i < 6; i++)
+		ok &= (byte_at(fd, (off_t)i * FRAME) >= 0);
+	version(fd0, &v1);
+	result(!a.errors && !b.errors && WIFEXITED(st) && !WEXITSTATUS(st) && ok &&
+	       info.populated <= 6 && v1.free_frames == v0.free_frames - info.populated,
+	       "concurrent-ops", "errors %d %d, child %#x, populated %u, free %u -> %u",
+	       a.errors, b.errors, st, info.populated, v0.free_frames, v1.free_frames);
+	munmap((void *)m, 6 * FRAME);
+	close(fd);
+	expect("concurrent-ops-destroy", destroy(fd0, "st-ops"), 0);
+	version(fd0, &v1);
+	result(v1.free_frames == v0.free_frames, "concurrent-ops-free", "free %u -> %u",
+	       v0.free_frames, v1.free_frames);
+}
+
 static void t_list(int fd)
 {
 	struct pkram_node_info buf[4];
@@ -970,6 +1038,7 @@ static int cmd_selftest(const char *pfx)
 	t_sparse(fd);
 	t_gup(fd);
 	t_race(fd);
+	t_concurrent_ops(fd);
 	t_list(fd);
 	t_table_full(fd);
 	t_fuzz(fd);
