@@ -129,10 +129,12 @@ public:
     auto info = device_.stat(name_);
     if (!info)
       return Errno{info.error()};
-    UniqueFd fd(::fcntl(device_.fd(), F_DUPFD_CLOEXEC, 0));
-    if (!fd.valid())
-      return Errno{errno};
-    return NodeReader{std::move(fd), info->span_frames * kFrameSize};
+    // A file of its own, read-only and attached for reading only: not a duplicate of ours,
+    // which could populate, punch and map the node.
+    auto fd = PkramDevice::open_reader(name_);
+    if (!fd)
+      return Errno{fd.error()};
+    return NodeReader{std::move(fd.value()), info->span_frames * kFrameSize};
   }
 
 private:

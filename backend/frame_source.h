@@ -28,9 +28,9 @@ public:
   virtual std::string describe() const = 0;
   // Marks the frames as a consistent image to keep (pkram.ko refuses to change them meanwhile).
   virtual Result<void> set_preserved(bool) { return {}; }
-  // A new descriptor (close-on-exec) whose pread() reads the node's bytes, holes as zeros,
-  // and the node's size in bytes: for pkramfs-ctl export of a frozen node whose single
-  // attachment this source holds. EOPNOTSUPP from a source without one.
+  // A new read-only descriptor (close-on-exec) whose pread() reads the node's bytes, holes as
+  // zeros, and nothing else, and the node's size in bytes: for pkramfs-ctl export of a frozen
+  // node. EOPNOTSUPP from a source without one, EPROTO from a pkram.ko too old to make one.
   struct NodeReader {
     UniqueFd fd;
     uint64_t bytes = 0;

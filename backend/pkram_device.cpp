@@ -62,6 +62,24 @@ Result<PkramDevice> PkramDevice::open() {
   return PkramDevice(std::move(fd));
 }
 
+Result<UniqueFd> PkramDevice::open_reader(const std::string &name) {
+  UniqueFd fd(::open(kPath, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid())
+    return Errno{errno};
+  pkram_version v{};
+  if (auto r = ioctl_result(fd.get(), PKRAM_IOC_VERSION, &v); !r)
+    return Errno{r.error()};
+  if (v.uapi_version != PKRAM_UAPI_VERSION || v.frame_size != PKRAM_FRAME_SIZE)
+    return Errno{EPROTO};
+  pkram_attach a{};
+  if (!copy_name(a.name, name))
+    return Errno{EINVAL};
+  a.flags = PKRAM_ATTACH_READER;
+  if (auto r = ioctl_result(fd.get(), PKRAM_IOC_ATTACH, &a); !r)
+    return Errno{r.error() == EINVAL ? EPROTO : r.error()}; // the name was valid: an older module
+  return fd;
+}
+
 Result<PkramRegionInfo> PkramDevice::region() const {
   pkram_version v{};
   if (auto r = ioctl_result(fd_.get(), PKRAM_IOC_VERSION, &v); !r)

@@ -34,6 +34,10 @@ public:
 
   // ENOENT when the module is not loaded, EACCES/EPERM when not root.
   static Result<PkramDevice> open();
+  // A read-only file attached to node `name` for pread() only (PKRAM_ATTACH_READER), beside
+  // the file that holds the node: what a daemon lends for reading its node. EPROTO from a
+  // module older than the flag, ENOENT when there is no such node.
+  static Result<UniqueFd> open_reader(const std::string &name);
   static bool present();
 
   Result<PkramRegionInfo> region() const;

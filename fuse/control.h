@@ -50,8 +50,8 @@ struct PreserveReport {
   double milliseconds = 0;
 };
 
-// The node the daemon serves, lent to pkramfs-ctl export (node-fd): a duplicate of the
-// daemon's /dev/pkram descriptor, whose pread() reads the node's bytes (holes as zeros).
+// The node the daemon serves, lent to pkramfs-ctl export (node-fd): a read-only /dev/pkram
+// descriptor attached for reading only, whose pread() reads the node's bytes (holes as zeros).
 struct NodeDescriptor {
   UniqueFd fd;        // close-on-exec; the server closes it once sent
   uint64_t bytes = 0; // the node's size: its span of frames

@@ -380,9 +380,14 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
                                "' is not preserved; send preserve first (a consistent cut "
                                "needs the freeze)",
                            EBUSY);
+      if (r.error() == EPROTO)
+        return error_reply("node-fd refused: the loaded pkram.ko is older than this pkramfs-fuse "
+                           "and cannot make a read-only descriptor; load the module of this "
+                           "version, or unmount the node and export it then",
+                           EPROTO);
       return error_reply("node-fd failed: " + errno_text(r.error()), r.error());
     }
-    spdlog::info("node {}: lent its /dev/pkram descriptor for reading ({} bytes)", node_, r->bytes);
+    spdlog::info("node {}: lent a read-only /dev/pkram descriptor ({} bytes)", node_, r->bytes);
     pass = std::move(r->fd);
     return w.begin_object()
         .field("ok", true)

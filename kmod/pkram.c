@@ -102,12 +102,14 @@ struct pkram_node {
 	u32 cap;		/* entries allocated in @frames */
 	u32 populated;		/* indices that hold a frame */
 	bool attached;
+	u32 readers;		/* files attached with PKRAM_ATTACH_READER */
 };
 
 /* Per open file of /dev/pkram. */
 struct pkram_file {
 	struct mutex op_lock;	/* see "Locking" at the top */
 	int slot;		/* attached node slot or -1 */
+	bool reader;		/* attached with PKRAM_ATTACH_READER: pread() only */
 	atomic_t nr_maps;	/* live VMAs of this file */
 	u32 policy;		/* PKRAM_POLICY_*, under pkram_lock */
 	int nid;		/* BIND, PREFERRED: the node; INTERLEAVE: the last one used */
@@ -929,6 +931,8 @@ static int changeable_slot(struct pkram_file *pf)
 {
 	if (pf->slot < 0)
 		return -EBADFD;
+	if (pf->reader)
+		return -EBADF;
 	if (rec_state(pf->slot) == PKRAM_STATE_PRESERVED)
 		return -EBUSY;
 	return pf->slot;
@@ -1323,6 +1327,14 @@ static int attach_locked(struct pkram_file *pf, struct pkram_attach *a)
 		return -EINVAL;
 	slot = find_node(a->name);
 	a->created = 0;
+	if (a->flags & PKRAM_ATTACH_READER) {
+		/* beside the node's attacher; DESTROY waits for every reader */
+		if (slot < 0)
+			return -ENOENT;
+		pk.nodes[slot].readers++;
+		WRITE_ONCE(pf->reader, true);
+		goto attached;
+	}
 	if (slot >= 0 && (a->flags & PKRAM_ATTACH_EXCL))
 		return -EEXIST;
 	if (slot < 0 && !(a->flags & PKRAM_ATTACH_CREATE))
@@ -1337,6 +1349,7 @@ static int attach_locked(struct pkram_file *pf, struct pkram_attach *a)
 		a->created = 1;
 	}
 	pk.nodes[slot].attached = true;
+attached:
 	pf->slot = slot;
 	a->state = rec_state(slot);
 	a->nr_frames = rec_frames(slot);
@@ -1355,16 +1368,20 @@ static int attach_locked(struct pkram_file *pf, struct pkram_attach *a)
 static void detach(struct pkram_file *pf)
 {
 	mutex_lock(&pkram_lock);
-	if (pf->slot >= 0) {
+	if (pf->slot >= 0 && pf->reader) {
+		pk.nodes[pf->slot].readers--;	/* a reader has no mappings */
+	} else if (pf->slot >= 0) {
 		if (atomic_read(&pf->nr_maps))
 			zap_range(0, rec_frames(pf->slot));
 		pk.nodes[pf->slot].attached = false;
 	}
 	pf->slot = -1;
+	WRITE_ONCE(pf->reader, false);
 	mutex_unlock(&pkram_lock);
 }
 
-static long ioc_attach(struct pkram_file *pf, struct pkram_attach __user *uarg)
+static long ioc_attach(struct file *file, struct pkram_file *pf,
+		       struct pkram_attach __user *uarg)
 {
 	struct pkram_attach a;
 	int ret;
@@ -1375,6 +1392,12 @@ static long ioc_attach(struct pkram_file *pf, struct pkram_attach __user *uarg)
 		return -EINVAL;
 	if ((a.flags & PKRAM_ATTACH_EXCL) && !(a.flags & PKRAM_ATTACH_CREATE))
 		return -EINVAL;
+	if ((a.flags & PKRAM_ATTACH_READER) &&
+	    (a.flags & (PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL)))
+		return -EINVAL;
+	/* a reader is read-only down to its open file description */
+	if ((a.flags & PKRAM_ATTACH_READER) && (file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	mutex_lock(&pkram_lock);
 	ret = attach_locked(pf, &a);
 	mutex_unlock(&pkram_lock);
@@ -1518,6 +1541,8 @@ static long ioc_set_policy(struct pkram_file *pf, struct pkram_policy __user *ua
 		return -EFAULT;
 	if (p.reserved || p.mode > PKRAM_POLICY_INTERLEAVE)
 		return -EINVAL;
+	if (pf->reader)
+		return -EBADF;
 	if (p.mode == PKRAM_POLICY_BIND || p.mode == PKRAM_POLICY_PREFERRED) {
 		if (p.nid >= MAX_NUMNODES)
 			return -EINVAL;
@@ -1540,7 +1565,9 @@ static long ioc_set_state(struct pkram_file *pf, u32 state)
 
 	mutex_lock(&pf->op_lock);
 	mutex_lock(&pkram_lock);
-	if (pf->slot >= 0) {
+	if (pf->slot >= 0 && pf->reader) {
+		ret = -EBADF;
+	} else if (pf->slot >= 0) {
 		pk.recs[pf->slot].state = cpu_to_le32(state);
 		rec_dirty(pf->slot);
 		pkram_commit();
@@ -1568,7 +1595,7 @@ static long ioc_destroy(struct pkram_name __user *uarg)
 		return -EINVAL;
 	mutex_lock(&pkram_lock);
 	slot = ret = find_node(nm.name);
-	if (slot >= 0 && pk.nodes[slot].attached)
+	if (slot >= 0 && (pk.nodes[slot].attached || pk.nodes[slot].readers))
 		ret = -EBUSY;
 	if (ret >= 0)
 		ret = alloc_frame_list(slot, 0, rec_frames(slot), &list);
@@ -1648,7 +1675,7 @@ static long pkram_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case PKRAM_IOC_VERSION:
 		return ioc_version(uarg);
 	case PKRAM_IOC_ATTACH:
-		return ioc_attach(pf, uarg);
+		return ioc_attach(file, pf, uarg);
 	case PKRAM_IOC_RESIZE:
 		return ioc_resize(pf, uarg);
 	case PKRAM_IOC_PRESERVE:
@@ -1726,6 +1753,9 @@ static int pkram_mmap(struct file *file, struct vm_area_struct *vma)
 	unsigned long node_pages;
 	int ret = 0;
 
+	/* before VM_SHARED: do_mmap() clears it for a read-only file */
+	if (READ_ONCE(pf->reader))	/* pread() only */
+		return -EACCES;
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	mutex_lock(&pkram_lock);

@@ -21,8 +21,9 @@
 //   preserve:   {"ok":true,"files":N,"bytes":N,"checkpoint_bytes":N,"milliseconds":F}
 //   unpreserve: {"ok":true}
 //   node-fd:    {"ok":true,"backend":"kmod","node_bytes":N}, sent with one descriptor
-//               (SCM_RIGHTS, on the reply's first bytes): a duplicate of the daemon's
-//               /dev/pkram file, attached to the node; pread() on it reads the node's bytes,
+//               (SCM_RIGHTS, on the reply's first bytes): a /dev/pkram file opened read-only
+//               and attached to the node for reading only (PKRAM_ATTACH_READER: no mmap, no
+//               change to the node; EPROTO from an older module); pread() reads the node's bytes,
 //               holes as zeros, node_bytes of them. Only for a pkram.ko node that is
 //               preserved (a consistent cut): refused with errno EOPNOTSUPP for any other
 //               backend and EBUSY when not preserved. For pkramfs-ctl export of a mounted node.

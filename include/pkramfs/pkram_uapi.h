@@ -24,6 +24,11 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
+/*
+ * Changes only with an incompatible change of this interface (user space refuses any other
+ * version); an addition (a new flag or ioctl) keeps it, and an older module refuses the new
+ * flag with EINVAL or the new ioctl with ENOTTY.
+ */
 #define PKRAM_UAPI_VERSION	2
 
 #define PKRAM_DEVICE_PATH	"/dev/pkram"
@@ -43,7 +48,17 @@
 /* pkram_attach.flags */
 #define PKRAM_ATTACH_CREATE	0x1u	/* create the node if absent */
 #define PKRAM_ATTACH_EXCL	0x2u	/* with CREATE: fail if it exists */
-#define PKRAM_ATTACH_FLAGS	(PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL)
+/*
+ * READER: bind a file opened O_RDONLY (else EBADF) to an existing node for
+ * pread() only, beside the file that holds the node: mmap is EACCES, RESIZE,
+ * POPULATE, PUNCH, PRESERVE, UNPRESERVE and SET_POLICY are EBADF, DESTROY of
+ * the node is EBUSY while a reader is attached.  Not with CREATE or EXCL.
+ * What a daemon lends for reading its node (pkramfs-ctl export).  Added
+ * without a version change: an older module refuses the flag with EINVAL.
+ */
+#define PKRAM_ATTACH_READER	0x4u
+#define PKRAM_ATTACH_FLAGS	(PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL | \
+				 PKRAM_ATTACH_READER)
 
 struct pkram_version {
 	__u32 uapi_version;	/* out: PKRAM_UAPI_VERSION */

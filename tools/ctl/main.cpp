@@ -1272,6 +1272,12 @@ int export_lent_node(const Settings &s, pid_t pid) {
     fail("the daemon of node " + in_quotes(name) + " lent a descriptor that is not " +
              PkramDevice::kPath,
          "check which process serves the node (pkramfs-ctl list)");
+  // Reading is all an export does: refuse to hold more (PKRAM_ATTACH_READER).
+  if ((::fcntl(fd.get(), F_GETFL) & O_ACCMODE) != O_RDONLY)
+    fail("the daemon of node " + in_quotes(name) + " lent a writable descriptor of " +
+             PkramDevice::kPath,
+         "it runs an older pkramfs-fuse: remount the node with this version, or unmount it and "
+         "export it then");
   return export_bytes(s, NodeBytes{fd.get(), u64(r, "node_bytes"), "pkram node"},
                       "the kernel log (dmesg | grep pkram)");
 }

@@ -490,7 +490,7 @@ static void t_names(int fd)
 		expect("name-127-destroy", destroy(fd, n), 0);
 	}
 	expect("destroy-bad-name", destroy(fd, ".x"), -EINVAL);
-	expect("bad-flags", attach(fd, "ok", 0x4, NULL), -EINVAL);
+	expect("bad-flags", attach(fd, "ok", 0x8, NULL), -EINVAL);
 	expect("excl-without-create", attach(fd, "ok", PKRAM_ATTACH_EXCL, NULL), -EINVAL);
 }
 
@@ -536,6 +536,55 @@ static void t_attach_rules(void)
 	close(fd3);
 	expect("destroy", destroy(fd2, "st-a"), 0);
 	close(fd2);
+}
+
+/*
+ * A reader (PKRAM_ATTACH_READER, what a daemon lends to pkramfs-ctl export):
+ * read-only down to its open file, pread() only, beside the node's attacher,
+ * and the node cannot be destroyed under it.
+ */
+static void t_reader(void)
+{
+	int fd1 = open_dev(), rw = open_dev(), ro = open(PKRAM_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	struct pkram_policy pol = { .mode = PKRAM_POLICY_DEFAULT };
+	unsigned char *p, buf[16];
+	struct pkram_node_info info;
+
+	if (ro < 0)
+		die("open " PKRAM_DEVICE_PATH " read-only");
+	expect("reader-create", attach(fd1, "st-r", PKRAM_ATTACH_CREATE, NULL), 0);
+	expect("reader-populate", range_ioc(fd1, PKRAM_IOC_POPULATE, 0, 1), 0);
+	p = map_node(fd1, FRAME);
+	memset(p, 0x5c, 16);
+	expect("reader-missing", attach(ro, "st-missing", PKRAM_ATTACH_READER, NULL), -ENOENT);
+	expect("reader-with-create", attach(ro, "st-r", PKRAM_ATTACH_READER | PKRAM_ATTACH_CREATE, NULL),
+	       -EINVAL);
+	expect("reader-writable-fd", attach(rw, "st-r", PKRAM_ATTACH_READER, NULL), -EBADF);
+	expect("reader-beside-attacher", attach(ro, "st-r", PKRAM_ATTACH_READER, NULL), 0);
+	result(pread(ro, buf, sizeof(buf), 0) == sizeof(buf) && buf[0] == 0x5c && buf[15] == 0x5c,
+	       "reader-pread", "did not read the node's bytes");
+	{	/* read-only: the VFS alone would allow it, the module refuses */
+		void *q = mmap(NULL, FRAME, PROT_READ, MAP_SHARED, ro, 0);
+
+		expect("reader-mmap", q == MAP_FAILED ? -errno : 0, -EACCES);
+		if (q != MAP_FAILED)
+			munmap(q, FRAME);
+	}
+	expect("reader-populate-refused", range_ioc(ro, PKRAM_IOC_POPULATE, 1, 1), -EBADF);
+	expect("reader-punch-refused", range_ioc(ro, PKRAM_IOC_PUNCH, 0, 1), -EBADF);
+	expect("reader-resize-refused", resize(ro, 4), -EBADF);
+	expect("reader-preserve-refused", xioctl(ro, PKRAM_IOC_PRESERVE, NULL), -EBADF);
+	expect("reader-policy-refused", xioctl(ro, PKRAM_IOC_SET_POLICY, &pol), -EBADF);
+	expect("reader-destroy-busy", destroy(rw, "st-r"), -EBUSY);
+	stat_node(rw, "st-r", &info);
+	result(info.nr_frames == 1 && info.populated == 1, "reader-node-unchanged",
+	       "span %u populated %u", info.nr_frames, info.populated);
+	munmap(p, FRAME);
+	close(fd1);
+	expect("reader-keeps-node", destroy(rw, "st-r"), -EBUSY);
+	close(ro);
+	expect("reader-closed-destroy", destroy(rw, "st-r"), 0);
+	close(rw);
 }
 
 static void t_enospc(int fd0)
@@ -1032,6 +1081,7 @@ static int cmd_selftest(const char *pfx)
 	t_names(fd);
 	t_unattached(fd);
 	t_attach_rules();
+	t_reader();
 	t_enospc(fd);
 	t_policy(fd);
 	t_mmap(fd);
