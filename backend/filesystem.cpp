@@ -975,9 +975,14 @@ Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, Read
 }
 
 void Filesystem::touch_atime(Inode &inode) {
-  // relatime: the first access after a change, or once a day. The kernel leaves atime of FUSE
-  // inodes to us (S_NOATIME).
-  {
+  // The kernel leaves atime of FUSE inodes to us (S_NOATIME): its rules (atime_needs_update,
+  // relatime_need_update) as the mount options chose them.
+  const AtimePolicy::Mode mode = atime_mode_.load(std::memory_order_relaxed);
+  if (mode == AtimePolicy::Mode::kNoatime ||
+      (inode.is_dir() && nodiratime_.load(std::memory_order_relaxed)))
+    return;
+  // relatime: the first access after a change, or once a day.
+  if (mode == AtimePolicy::Mode::kRelatime) {
     std::shared_lock ilock(inode.lock);
     if (older(inode.mtime, inode.atime) && older(inode.ctime, inode.atime) &&
         now().tv_sec - inode.atime.tv_sec < 24 * 3600)

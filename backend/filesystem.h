@@ -36,6 +36,18 @@ struct FsConfig {
   uint32_t root_gid = 0;
 };
 
+// When reads and readdir stamp atime, as the mount options say (kernel FUSE marks its inodes
+// S_NOATIME and leaves atime to the daemon, so the VFS's own rules never run).
+struct AtimePolicy {
+  enum class Mode : uint8_t {
+    kRelatime,    // the first access after a change, or once a day (the kernel's default)
+    kStrictatime, // every access
+    kNoatime,     // never
+  };
+  Mode mode = Mode::kRelatime;
+  bool nodiratime = false; // directories never
+};
+
 // What the kernel does not put in a request but some tmpfs rules depend on.
 struct Credentials {
   std::vector<uint32_t> groups; // supplementary groups
@@ -163,6 +175,10 @@ public:
   Result<void> load_image(std::string_view image, std::string &why);
   Result<void> replay(uint32_t type, std::string_view payload, std::string &why);
   void finish_restore();
+  void set_atime_policy(AtimePolicy policy) {
+    atime_mode_ = policy.mode;
+    nodiratime_ = policy.nodiratime;
+  }
   // Refuses every mutation with EROFS (preserve).
   void set_frozen(bool frozen) { frozen_ = frozen; }
   bool frozen() const { return frozen_; }
@@ -268,6 +284,8 @@ private:
   Journal *journal_ = nullptr;
   std::function<void()> checkpoint_when_full_;
   std::atomic<bool> frozen_{false};
+  std::atomic<AtimePolicy::Mode> atime_mode_{AtimePolicy::Mode::kRelatime};
+  std::atomic<bool> nodiratime_{false};
   bool replaying_ = false;
 };
 

@@ -3,6 +3,7 @@
 // tools/ctl; this is what the daemon implements.
 #pragma once
 
+#include "filesystem.h" // AtimePolicy
 #include "result.h"
 #include "unique_fd.h"
 
@@ -67,6 +68,8 @@ public:
   // A descriptor of the node, for reading a consistent cut of it. EOPNOTSUPP unless the node
   // is a pkram.ko node (an shm node file is read by path), EBUSY unless it is preserved.
   virtual Result<NodeDescriptor> node_fd() = 0;
+  // How reads stamp atime from now on (the mount's options changed by a remount).
+  virtual void set_atime(const AtimePolicy &policy) = 0;
 
 protected:
   ~ControlHandler() = default;

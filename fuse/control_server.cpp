@@ -310,7 +310,7 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
   for (const char c : request)
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
       return error_reply("malformed request '" + printable(request) +
-                             "'; send one word: status, preserve, unpreserve or node-fd",
+                             "'; send one word: status, preserve, unpreserve, node-fd or atime=MODE",
                          EINVAL);
   spdlog::debug("control socket: {}", request);
 
@@ -396,8 +396,31 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
         .end_object()
         .str();
   }
+  if (request.starts_with("atime=")) {
+    const std::string_view arg = std::string_view(request).substr(6);
+    const size_t comma = arg.find(',');
+    const std::string_view mode = arg.substr(0, comma);
+    const std::string_view extra = comma == std::string_view::npos ? "" : arg.substr(comma + 1);
+    AtimePolicy p;
+    if (mode == "noatime")
+      p.mode = AtimePolicy::Mode::kNoatime;
+    else if (mode == "strictatime")
+      p.mode = AtimePolicy::Mode::kStrictatime;
+    else if (mode != "relatime")
+      return error_reply("unknown atime mode '" + printable(std::string(mode)) +
+                             "'; use relatime, strictatime or noatime",
+                         EINVAL);
+    if (!extra.empty() && extra != "nodiratime")
+      return error_reply("unknown atime option '" + printable(std::string(extra)) +
+                             "'; only nodiratime may follow the mode",
+                         EINVAL);
+    p.nodiratime = !extra.empty();
+    handler_.set_atime(p);
+    spdlog::info("node {}: atime {}", node_, printable(std::string(arg)));
+    return w.begin_object().field("ok", true).end_object().str();
+  }
   return error_reply("unknown request '" + printable(request) +
-                         "'; send one word: status, preserve, unpreserve or node-fd",
+                         "'; send one word: status, preserve, unpreserve, node-fd or atime=MODE",
                      EINVAL);
 }
 

@@ -14,6 +14,7 @@
 #include "parse.h"
 #include "pkram_device.h"
 #include "readahead.h"
+#include "mount_table.h"
 #include "remount.h"
 #include "signal_stop.h"
 #include "tuning.h"
@@ -30,6 +31,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -372,6 +374,8 @@ public:
     return {};
   }
 
+  void set_atime(const AtimePolicy &policy) override { st_.fs->set_atime_policy(policy); }
+
   Result<NodeDescriptor> node_fd() override {
     if (st_.backend != "kmod" || !st_.node)
       return Errno{EOPNOTSUPP};
@@ -437,6 +441,21 @@ std::string fuse_option_string(const Options &opt) {
   if (!subtype)
     s += ",subtype=pkramfs-fuse";
   return s;
+}
+
+// The atime options on the mount itself, so that it shows them (libfuse 3.14 refuses most):
+// a bind remount changes the per-mount flags alone and sends the daemon nothing, so it can run
+// before the session serves.
+void apply_atime_flags(const Options &opt, fuse_session *se) {
+  const std::optional<MountEntry> mount = last_mount_on(opt.mountpoint);
+  const unsigned long flags =
+      mount ? apply_mount_flag_options(mount_flags_of(*mount), opt.atime_options) : 0;
+  if (!mount || ::mount(nullptr, opt.mountpoint.c_str(), nullptr,
+                        MS_REMOUNT | MS_BIND | flags, nullptr) != 0) {
+    const int err = mount ? errno : ENOENT;
+    fuse_session_unmount(se);
+    die("cannot set the atime options on '" + opt.mountpoint + "' (" + why(err) + ")");
+  }
 }
 
 // One worker per two CPUs: on a 2-CPU machine 16 workers made cold random reads 3-6x slower
@@ -560,6 +579,9 @@ int main(int argc, char **argv) {
       [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
   if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
     die("cannot mount on '" + opt.mountpoint + "'; see the message above");
+  fs.set_atime_policy(opt.atime);
+  if (!opt.atime_options.empty())
+    apply_atime_flags(opt, se);
   InitAmendments amendments;
   amendments.handle_killpriv_v2 = tuning.killpriv_v2;
   amendments.spin_us = tuning.spin_us;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "mount_table.h"
 #include "parse.h"
 
 #include <CLI/CLI.hpp>
@@ -17,19 +18,16 @@ namespace pkramfs {
 namespace {
 
 // Mount options the kernel or libfuse understand; passed on unchanged.
-const std::set<std::string> kFuseFlags = {"allow_other",  "allow_root",
-                                          "auto_unmount", "default_permissions",
-                                          "ro",           "rw",
-                                          "suid",         "nosuid",
-                                          "dev",          "nodev",
-                                          "exec",         "noexec",
-                                          "atime",        "noatime",
-                                          "relatime",     "norelatime",
-                                          "strictatime",  "nostrictatime",
-                                          "diratime",     "nodiratime",
-                                          "lazytime",     "nolazytime",
-                                          "sync",         "async",
-                                          "dirsync"};
+const std::set<std::string> kFuseFlags = {
+    "allow_other", "allow_root", "auto_unmount", "default_permissions", "ro",  "rw",    "suid",
+    "nosuid",      "dev",        "nodev",        "exec",                "noexec", "sync", "async",
+    "dirsync"};
+// The atime family: kept from libfuse (it refuses most), set on the mount by the daemon.
+const std::set<std::string> kAtimeFlags = {"atime",         "noatime",    "relatime",
+                                           "norelatime",    "strictatime", "nostrictatime",
+                                           "diratime",      "nodiratime",  "lazytime",
+                                           "nolazytime"};
+
 const std::set<std::string> kFuseKeys = {"fsname", "subtype", "max_read"};
 // Options that mean something to mount(8) or fstab only.
 const std::set<std::string> kIgnored = {"defaults", "auto",  "noauto", "nofail", "_netdev",
@@ -172,6 +170,8 @@ bool apply_mount_options(const std::vector<std::string> &raw,
         settings.try_emplace(key, value);
       } else if (kIgnored.contains(key) || key.starts_with("x-") || key == "comment") {
         continue;
+      } else if (eq == std::string::npos && kAtimeFlags.contains(key)) {
+        out.atime_options.push_back(opt);
       } else if ((eq == std::string::npos && kFuseFlags.contains(key)) ||
                  (eq != std::string::npos && kFuseKeys.contains(key))) {
         out.fuse_options.push_back(opt);
@@ -181,6 +181,7 @@ bool apply_mount_options(const std::vector<std::string> &raw,
       }
     }
   }
+  out.atime = atime_policy_of(apply_mount_flag_options(0, out.atime_options));
   if (!out.remount && !remount_only.empty()) {
     error = "unknown mount option '" + remount_only + "'; see pkramfs-fuse --help for the options";
     return false;

@@ -2,6 +2,7 @@
 // "NAME MOUNTPOINT -o opts" form.
 #pragma once
 
+#include "filesystem.h" // AtimePolicy
 #include "numa_placement.h"
 
 #include <cstdint>
@@ -33,6 +34,10 @@ struct Options {
   bool foreground = false;
   bool debug = false;
   std::vector<std::string> fuse_options; // passed on to the kernel mount
+  // noatime, relatime, strictatime, nodiratime, ... in order: libfuse 3.14 knows few of them,
+  // so the daemon sets them on the mount itself and follows them (AtimePolicy).
+  std::vector<std::string> atime_options;
+  AtimePolicy atime;
   std::vector<std::string> debug_fail;   // --debug-fail=POINT:N (fault injection builds only)
   std::string mountpoint;
   // mount -o remount[,ro|rw][,preserve] MOUNTPOINT, as mount.fuse3 hands it over (remount.h).

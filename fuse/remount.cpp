@@ -15,47 +15,13 @@
 namespace pkramfs {
 namespace {
 
-// The per-mount and superblock flags a remount keeps unless an option changes them: mount(2)
-// with MS_REMOUNT sets the mount's flags to exactly the ones passed (do_reconfigure_mnt).
-unsigned long current_flags(const struct statvfs &vfs) {
-  const std::pair<unsigned long, unsigned long> map[] = {
-      {ST_RDONLY, MS_RDONLY},       {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},
-      {ST_NOEXEC, MS_NOEXEC},       {ST_SYNCHRONOUS, MS_SYNCHRONOUS},
-      {ST_NOATIME, MS_NOATIME},     {ST_NODIRATIME, MS_NODIRATIME},
-      {ST_RELATIME, MS_RELATIME}};
-  unsigned long flags = 0;
-  for (auto [st, ms] : map)
-    if (vfs.f_flag & st)
-      flags |= ms;
-  if (!(flags & (MS_NOATIME | MS_RELATIME)))
-    flags |= MS_STRICTATIME;
-  return flags;
-}
-
-// The options of the command line, in order, on top of `flags`; unknown ones are left alone
-// (parse_options accepted them: fsname=, allow_other, ... which a remount cannot change).
-unsigned long apply_options(unsigned long flags, const std::vector<std::string> &options) {
-  constexpr unsigned long kAtime = MS_NOATIME | MS_RELATIME | MS_STRICTATIME;
-  for (const std::string &o : options) {
-    const std::pair<const char *, std::pair<unsigned long, bool>> map[] = {
-        {"ro", {MS_RDONLY, true}},          {"rw", {MS_RDONLY, false}},
-        {"nosuid", {MS_NOSUID, true}},      {"suid", {MS_NOSUID, false}},
-        {"nodev", {MS_NODEV, true}},        {"dev", {MS_NODEV, false}},
-        {"noexec", {MS_NOEXEC, true}},      {"exec", {MS_NOEXEC, false}},
-        {"sync", {MS_SYNCHRONOUS, true}},   {"async", {MS_SYNCHRONOUS, false}},
-        {"nodiratime", {MS_NODIRATIME, true}}, {"diratime", {MS_NODIRATIME, false}},
-        {"lazytime", {MS_LAZYTIME, true}},  {"nolazytime", {MS_LAZYTIME, false}}};
-    for (auto &[name, change] : map)
-      if (o == name)
-        flags = change.second ? flags | change.first : flags & ~change.first;
-    if (o == "noatime")
-      flags = (flags & ~kAtime) | MS_NOATIME;
-    else if (o == "relatime")
-      flags = (flags & ~kAtime) | MS_RELATIME;
-    else if (o == "strictatime" || o == "atime" || o == "norelatime")
-      flags = (flags & ~kAtime) | MS_STRICTATIME;
-  }
-  return flags;
+// The control request that sets the daemon's atime policy to what `flags` say.
+std::string atime_request(unsigned long flags) {
+  const AtimePolicy p = atime_policy_of(flags);
+  return control::atime_request(p.mode == AtimePolicy::Mode::kNoatime       ? "noatime"
+                                : p.mode == AtimePolicy::Mode::kStrictatime ? "strictatime"
+                                                                            : "relatime",
+                                p.nodiratime);
 }
 
 // Asks the node's daemon; false with `error` set unless it answered ok.
@@ -92,8 +58,8 @@ bool remount(const Options &opt, std::string &error) {
   }
   struct statvfs vfs {};
   if (statvfs(mnt.c_str(), &vfs) != 0) {
-    error = "cannot read the flags of '" + mnt + "' (" + std::strerror(errno) +
-            "); is its daemon running? (pkramfs-ctl list)";
+    error = "the daemon of '" + mnt + "' does not answer (" + std::strerror(errno) +
+            "); is it running? (pkramfs-ctl list)";
     return false;
   }
   // mount(8) hands over the fstab entry's settings with every remount: they are the node's,
@@ -101,7 +67,9 @@ bool remount(const Options &opt, std::string &error) {
   for (const std::string &key : opt.given_settings)
     spdlog::debug("{}= is kept from the first mount; a remount changes only ro/rw and the mount "
                   "flags", key);
-  unsigned long flags = apply_options(current_flags(vfs), opt.fuse_options);
+  std::vector<std::string> options = opt.fuse_options;
+  options.insert(options.end(), opt.atime_options.begin(), opt.atime_options.end());
+  unsigned long flags = apply_mount_flag_options(mount_flags_of(*mount), options);
   bool rw_given = false;
   for (const std::string &o : opt.fuse_options)
     rw_given |= o == "rw";
@@ -133,6 +101,16 @@ bool remount(const Options &opt, std::string &error) {
     return false;
   }
   spdlog::info("remounted {} {}", mnt, flags & MS_RDONLY ? "read-only" : "read-write");
+  // The daemon stamps atime itself (S_NOATIME inodes): tell it what the mount says now.
+  if (!opt.atime_options.empty()) {
+    if (!named) {
+      error = "'" + mnt + "' is an anonymous pkramfs, whose daemon cannot be told the new atime "
+              "options; mount it again with them";
+      return false;
+    }
+    if (!ask(opt, node, atime_request(flags), 10'000, reply, error))
+      return false;
+  }
   if (opt.preserve) {
     if (!named) {
       error = "'" + mnt + "' is an anonymous pkramfs: there is no node to preserve (it is "

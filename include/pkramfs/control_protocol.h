@@ -6,7 +6,8 @@
 // request per connection.
 //
 // Request: one line, the command word alone, ended by '\n' (or by the client shutting down its
-// writing side): "status", "preserve", "unpreserve" or "node-fd". At most kMaxRequestBytes bytes
+// writing side): "status", "preserve", "unpreserve", "node-fd" or "atime=MODE[,nodiratime]"
+// (atime_request). At most kMaxRequestBytes bytes
 // before the newline; the whole request must arrive within kRequestTimeoutMs.
 //
 // Reply: one line of JSON, a flat object (string, integer, floating point and boolean values
@@ -20,6 +21,8 @@
 //                "metadata_held_bytes":N,"superblock_bytes":N,"held_bytes":N}
 //   preserve:   {"ok":true,"files":N,"bytes":N,"checkpoint_bytes":N,"milliseconds":F}
 //   unpreserve: {"ok":true}
+//   atime=...:  {"ok":true}; MODE relatime, strictatime or noatime, and nodiratime: how reads and
+//               readdir stamp atime from now on (pkramfs-fuse -o remount with atime options)
 //   node-fd:    {"ok":true,"backend":"kmod","node_bytes":N}, sent with one descriptor
 //               (SCM_RIGHTS, on the reply's first bytes): a /dev/pkram file opened read-only
 //               and attached to the node for reading only (PKRAM_ATTACH_READER: no mmap, no
@@ -55,6 +58,10 @@ inline constexpr size_t kMaxReplyBytes = 64 * 1024;
 // 107 bytes) gets "<its first 40 bytes>~<FNV-1a 64 of the name in hex>.sock" instead: '~' is
 // not valid in node names, so this cannot be another node's socket.
 inline constexpr size_t kMaxPlainSocketName = 80;
+inline std::string atime_request(std::string_view mode, bool nodiratime) {
+  return "atime=" + std::string(mode) + (nodiratime ? ",nodiratime" : "");
+}
+
 inline std::string socket_file_name(std::string_view node) {
   if (node.size() <= kMaxPlainSocketName)
     return std::string(node) + ".sock";
