@@ -1,10 +1,13 @@
 // A directory's entries: a hash index by name for lookups and an ordered map by cookie for
-// readdir. Cookies only grow, so a readdir offset stays valid while entries come and go.
+// readdir. Every entry added (create, mkdir, link, a rename's new name) takes a cookie above
+// all earlier ones, never reused in the directory's life, so a readdir position stays valid
+// while entries come and go (see Filesystem::readdir for how positions map to cookies).
 #pragma once
 
 #include "fault.h"
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,7 +24,7 @@ template <class Table> void make_room_for_one(Table &table) {
     table.reserve(2 * (table.size() + 1));
 }
 
-// Readdir offsets 1 and 2 are "." and ".."; entries start at kFirstCookie.
+// Readdir positions 1 and 2 follow "." and ".."; entry cookies start at kFirstCookie.
 inline constexpr uint64_t kFirstCookie = 3;
 
 struct DirEntry {
@@ -83,6 +86,14 @@ public:
   // until f returns false.
   template <class F> void for_each_after(uint64_t after, F &&f) const {
     for (auto it = by_cookie_.upper_bound(after); it != by_cookie_.end(); ++it)
+      if (!f(it->first, it->second))
+        return;
+  }
+  // Calls f(cookie, entry) for entries with a cookie less than `before`, newest (highest
+  // cookie) first, until f returns false.
+  template <class F> void for_each_before(uint64_t before, F &&f) const {
+    for (auto it = std::make_reverse_iterator(by_cookie_.lower_bound(before));
+         it != by_cookie_.rend(); ++it)
       if (!f(it->first, it->second))
         return;
   }

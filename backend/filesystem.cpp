@@ -711,12 +711,25 @@ Result<void> Filesystem::readdir(uint64_t ino, uint64_t offset, bool plus, DirSi
     std::shared_lock ilock(i.lock);
     return stat_of(i);
   };
+  // Positions (the offset the kernel sends back to resume after an entry, telldir's value):
+  // 0 the start, 1 after ".", 2 after "..", a cookie c after the entry with cookie c. Entries
+  // come newest first, as on tmpfs, and position c resumes with the entries whose cookie is
+  // below c. An entry added during the listing has a cookie above every position handed out,
+  // so the listing never meets it: a name removed and added again (xfstests generic/736
+  // renames each entry away and back as it reads it) is not returned twice, and a reader that
+  // creates entries as it goes still reaches the end. A position whose entry is gone still
+  // resumes at the next older one. Position 2 starts at the newest entry of the moment.
+  // Cookies live only in memory: a checkpoint stores the entries oldest first and a restore
+  // numbers them again from kFirstCookie in that order, keeping the listing order but not the
+  // values (the kernel's directory positions die with the FUSE connection today; a restart
+  // that kept the connection would have to store the cookies in the node format too).
   if (offset < 1 && !sink.add(".", locked_stat(d), 1))
     return {};
   Inode *up = find(d.parent); // gone if an unlinked directory's parent went too
   if (offset < 2 && !sink.add("..", locked_stat(up ? *up : d), 2))
     return {};
-  d.dir->for_each_after(offset, [&](uint64_t cookie, const DirEntry &e) {
+  const uint64_t before = offset < kFirstCookie ? UINT64_MAX : offset;
+  d.dir->for_each_before(before, [&](uint64_t cookie, const DirEntry &e) {
     Inode *child = find(e.ino);
     if (!sink.add(e.name, locked_stat(*child), cookie))
       return false;

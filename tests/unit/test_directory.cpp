@@ -122,6 +122,34 @@ TEST_CASE("Directory: for_each_after resumes from a cookie after changes", "[dir
   SECTION("a cookie past the end yields nothing") { CHECK(list_after(d, 1000).empty()); }
 }
 
+TEST_CASE("Directory: for_each_before walks newest first below a cookie", "[directory]") {
+  Directory d;
+  for (int i = 0; i < 6; ++i)
+    d.add("e" + std::to_string(i), 100 + i);
+  auto names_before = [&](uint64_t before, size_t max = SIZE_MAX) {
+    std::vector<std::string> out;
+    d.for_each_before(before, [&](uint64_t, const DirEntry &e) {
+      if (out.size() == max)
+        return false;
+      out.push_back(e.name);
+      return true;
+    });
+    return out;
+  };
+  CHECK(names_before(UINT64_MAX) ==
+        std::vector<std::string>{"e5", "e4", "e3", "e2", "e1", "e0"});
+  const uint64_t e3 = kFirstCookie + 3;
+  CHECK(names_before(e3) == std::vector<std::string>{"e2", "e1", "e0"});
+  CHECK(names_before(e3, 1) == std::vector<std::string>{"e2"});
+  // The entry a position names is gone, one is re-added under its old name: the walk resumes
+  // with the next older entry and never meets the re-added one.
+  REQUIRE(d.remove("e3"));
+  REQUIRE(d.remove("e1"));
+  d.add("e1", 101);
+  CHECK(names_before(e3) == std::vector<std::string>{"e2", "e0"});
+  CHECK(names_before(kFirstCookie).empty());
+}
+
 TEST_CASE("Directory: repoint keeps the entry's position", "[directory]") {
   Directory d;
   d.add("a", 1);

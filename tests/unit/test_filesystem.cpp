@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/xattr.h>
+#include <map>
 #include <set>
 #include <string>
 #include <sys/sysmacros.h>
@@ -1470,11 +1472,11 @@ TEST_CASE("Filesystem: lookup counts keep unlinked inodes alive", "[fs][limits]"
     const uint64_t y = mkfile(fs, d, "y");
     fs.forget(x, 1);
     fs.forget(y, 1);
-    REQUIRE(readdir(fs, d, 0, 3, true).size() == 3); // ".", "..", "x"
+    REQUIRE(readdir(fs, d, 0, 3, true).size() == 3); // ".", "..", "y" (newest first)
     REQUIRE(fs.unlink(d, "x").ok());
     REQUIRE(fs.unlink(d, "y").ok());
-    CHECK(alive(fs, x));
-    CHECK_FALSE(alive(fs, y));
+    CHECK_FALSE(alive(fs, x));
+    CHECK(alive(fs, y));
   }
 }
 
@@ -1488,6 +1490,7 @@ TEST_CASE("Filesystem: readdir offsets stay valid across changes", "[fs]") {
     mkfile(fs, d, name);
   }
 
+  // Newest first, as on tmpfs.
   auto first = readdir(fs, d, 0, 5);
   REQUIRE(first.size() == 5);
   CHECK(first[0].name == ".");
@@ -1496,41 +1499,57 @@ TEST_CASE("Filesystem: readdir offsets stay valid across changes", "[fs]") {
   CHECK(first[1].name == "..");
   CHECK(first[1].ino == kRootIno);
   CHECK(first[1].next == 2);
-  CHECK(first[2].name == "e00");
-  CHECK(first[4].name == "e02");
+  CHECK(first[2].name == "e19");
+  CHECK(first[4].name == "e17");
 
-  // Between two readdir calls: the last entry returned and some not yet returned go away,
-  // and a new one arrives.
-  REQUIRE(fs.unlink(d, "e02").ok());
-  REQUIRE(fs.unlink(d, "e05").ok());
-  REQUIRE(fs.unlink(d, "e10").ok());
-  REQUIRE(fs.unlink(d, "e00").ok());
+  // Between two readdir calls: the last entry returned and some not yet returned go away, a
+  // new one arrives, one returned and one not yet returned are renamed away and back, and one
+  // not yet returned is renamed to a new name.
+  REQUIRE(fs.unlink(d, "e17").ok());
+  REQUIRE(fs.unlink(d, "e14").ok());
+  REQUIRE(fs.unlink(d, "e09").ok());
+  REQUIRE(fs.unlink(d, "e19").ok());
   mkfile(fs, d, "late");
+  for (const char *name : {"e18", "e03"}) {
+    REQUIRE(fs.rename(d, name, d, "tmp", 0).ok());
+    REQUIRE(fs.rename(d, "tmp", d, name, 0).ok());
+  }
+  REQUIRE(fs.rename(d, "e05", d, "e05b", 0).ok());
 
+  // The listing goes on with the entries it has not returned that were there all along, and
+  // none that arrived after it began (the renamed ones count as new entries).
   std::vector<std::string> rest;
   uint64_t offset = first.back().next;
   uint64_t last = offset;
-  bool increasing = true;
+  bool decreasing = true;
   for (;;) {
     auto page = readdir(fs, d, offset, 4);
     if (page.empty())
       break;
     for (auto &e : page) {
-      increasing = increasing && e.next > last;
+      decreasing = decreasing && e.next < last && e.next >= kFirstCookie;
       last = e.next;
       rest.push_back(e.name);
     }
     offset = page.back().next;
   }
-  CHECK(increasing);
-  CHECK(rest == std::vector<std::string>{"e03", "e04", "e06", "e07", "e08", "e09", "e11", "e12",
-                                         "e13", "e14", "e15", "e16", "e17", "e18", "e19", "late"});
+  CHECK(decreasing);
+  CHECK(rest == std::vector<std::string>{"e16", "e15", "e13", "e12", "e11", "e10", "e08", "e07",
+                                         "e06", "e04", "e02", "e01", "e00"});
 
+  SECTION("a new listing has everything, newest first") {
+    std::vector<std::string> all;
+    for (auto &e : readdir(fs, d))
+      all.push_back(e.name);
+    CHECK(all == std::vector<std::string>{".", "..", "e05b", "e03", "e18", "late", "e16", "e15",
+                                          "e13", "e12", "e11", "e10", "e08", "e07", "e06", "e04",
+                                          "e02", "e01", "e00"});
+  }
   SECTION("resuming after '.' starts with '..'") {
     auto page = readdir(fs, d, 1, 2);
     REQUIRE(page.size() == 2);
     CHECK(page[0].name == "..");
-    CHECK(page[1].name == "e01");
+    CHECK(page[1].name == "e05b");
   }
   SECTION("a full sink at '.' returns nothing") { CHECK(readdir(fs, d, 0, 0).empty()); }
   SECTION("not a directory") {
@@ -1539,6 +1558,33 @@ TEST_CASE("Filesystem: readdir offsets stay valid across changes", "[fs]") {
     CHECK(fs.readdir(f, 0, false, sink).error() == ENOTDIR);
     CHECK(fs.readdir(999999, 0, false, sink).error() == ENOENT);
   }
+}
+
+TEST_CASE("Filesystem: readdir returns no entry twice while each is renamed away and back",
+          "[fs]") {
+  // xfstests generic/736: readdir(3) of a large directory, each entry renamed to TEMPFILE and
+  // back as it is returned; with positions that let a re-added name come again it never ends.
+  TestFs t;
+  Filesystem &fs = *t;
+  const uint64_t d = mkdir_(fs, kRootIno, "d");
+  constexpr int kFiles = 500;
+  for (int i = 0; i < kFiles; ++i)
+    mkfile(fs, d, std::to_string(i));
+  std::map<std::string, int> seen;
+  uint64_t offset = 2; // after "." and ".."
+  for (int pages = 0; pages < 3 * kFiles; ++pages) {
+    auto page = readdir(fs, d, offset, 7);
+    if (page.empty())
+      break;
+    for (auto &e : page) {
+      seen[e.name]++;
+      REQUIRE(fs.rename(d, e.name.c_str(), d, "TEMPFILE", 0).ok());
+      REQUIRE(fs.rename(d, "TEMPFILE", d, e.name.c_str(), 0).ok());
+    }
+    offset = page.back().next;
+  }
+  CHECK(seen.size() == kFiles);
+  CHECK(std::all_of(seen.begin(), seen.end(), [](auto &kv) { return kv.second == 1; }));
 }
 
 // ---------------------------------------------------------------------------------------------
