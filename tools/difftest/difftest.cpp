@@ -73,7 +73,9 @@ constexpr Exclusion kExclusions[] = {
     {"statfs", "capacity and usage numbers differ"},
     {"lseek on directory fds", "FUSE implements directory lseek in the kernel with its own offset "
                                "cookies (skipped at run time, kSkipLseekOnDirectories)"},
-    {"readdir order, d_off, telldir/seekdir", "readdir is compared as a sorted set of (name,type)"},
+    {"readdir order, d_off, telldir/seekdir",
+     "readdir is compared as a sorted set of (name,type); readdir_churn compares what any "
+     "filesystem must give: no name twice, every name present all along, an end"},
     {"opening fifos and device nodes", "a fifo open blocks or depends on peers, and device opens "
                                        "depend on the nodev mount flag, which FUSE sets by default "
                                        "(skipped at run time, kSkipOpenOfSpecialFiles)"},
@@ -1024,6 +1026,107 @@ Result runReaddir(Side &, const Op &op) {
   return r;
 }
 
+// ---- readdir while the directory changes (xfstests generic/736) ----
+// Adds op.len files to the directory, then reads it with getdents64 buffers of op.off bytes;
+// after each chunk every added file just returned is renamed away and back (generic/736), the
+// first of them is replaced by a new file of the same name, and a new name is created. POSIX
+// leaves open whether names added during the read are returned, so only what must hold on any
+// filesystem is compared: how many names the directory held when the read began, how many
+// were returned twice, how many of those present all along were never returned, and whether
+// the listing ends (within three times the names it began with). The files added are removed
+// again.
+void genReaddirChurn(Rng &r, Op &op) {
+  op.path = genPath(r, Role::Dir);
+  op.len = 8 + static_cast<int64_t>(r.below(120));
+  op.off = 288 + 8 * static_cast<int64_t>(r.below(64)); // room for one 255-byte name at least
+}
+Result runReaddirChurn(Side &, const Op &op) {
+  auto at = [&](const std::string &name) { return op.path + "/" + name; };
+  auto create = [&](const std::string &name) {
+    int fd = open(at(name).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    return fd < 0 ? -1 : close(fd);
+  };
+  std::vector<std::string> added;
+  auto remove_added = [&] {
+    for (const auto &name : added)
+      unlink(at(name).c_str());
+  };
+  int probe = open(op.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (probe < 0)
+    return sysResult(-1);
+  close(probe);
+  for (int64_t i = 0; i < op.len; ++i) {
+    added.push_back(fmt("churn.%lld", static_cast<long long>(i)));
+    if (create(added.back()) != 0) {
+      Result res = sysResult(-1);
+      added.pop_back();
+      remove_added();
+      return res;
+    }
+  }
+  int fd = open(op.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    Result res = sysResult(-1);
+    remove_added();
+    return res;
+  }
+  std::map<std::string, int> before, seen;
+  for (const auto &e : readEntries(fd))
+    before[e.first] = 0;
+  lseek(fd, 0, SEEK_SET);
+  alignas(8) char buf[1024];
+  Result res;
+  size_t read = 0;
+  bool ends = true;
+  for (int created = 0;; ++created) {
+    ssize_t n = getdents64(fd, buf, static_cast<size_t>(op.off));
+    if (n <= 0) {
+      if (n < 0)
+        res = sysResult(-1);
+      break;
+    }
+    if (read > 3 * before.size()) { // a listing that meets what it adds never ends
+      ends = false;
+      break;
+    }
+    bool replaced = false;
+    for (ssize_t pos = 0; pos < n;) {
+      auto *d = reinterpret_cast<struct dirent64 *>(buf + pos);
+      const std::string name = d->d_name;
+      pos += d->d_reclen;
+      seen[name]++;
+      read++;
+      if (name.rfind("churn.", 0) != 0 || name == "churn.tmp" || name.rfind("churn.new", 0) == 0)
+        continue;
+      rename(at(name).c_str(), at("churn.tmp").c_str());
+      rename(at("churn.tmp").c_str(), at(name).c_str());
+      if (!replaced) {
+        unlink(at(name).c_str());
+        create(name);
+        replaced = true;
+      }
+    }
+    added.push_back(fmt("churn.new%d", created));
+    create(added.back());
+  }
+  close(fd);
+  remove_added();
+  if (res.rc < 0)
+    return res;
+  size_t twice = 0, missing = 0;
+  for (const auto &[name, times] : seen)
+    twice += times > 1;
+  for (const auto &[name, unused] : before)
+    missing += !seen.contains(name);
+  res.text = fmt("entries=%zu returned-twice=%zu never-returned=%zu%s", before.size(), twice,
+                 missing, ends ? "" : " (the listing did not end)");
+  return res;
+}
+std::string showReaddirChurn(const Op &op) {
+  return fmt("%s files=%lld bufsize=%lld", pretty(op.path).c_str(), static_cast<long long>(op.len),
+             static_cast<long long>(op.off));
+}
+
 // ---- xattrs (len: value size for set, buffer size for get/list) ----
 void genSetxattr(Rng &r, Op &op) {
   static const int kFlags[] = {0, 0, XATTR_CREATE, XATTR_REPLACE, XATTR_CREATE | XATTR_REPLACE};
@@ -1146,6 +1249,7 @@ const OpKind kOps[] = {
     {"stat", 3, genStat, runStat, showStat},
     {"access", 2, genAccess, runAccess, showAccess},
     {"readdir", 2, genDirPath, runReaddir, showPath},
+    {"readdir_churn", 1, genReaddirChurn, runReaddirChurn, showReaddirChurn},
 };
 constexpr size_t kNumOps = sizeof kOps / sizeof kOps[0];
 
