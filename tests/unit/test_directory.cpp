@@ -136,8 +136,7 @@ TEST_CASE("Directory: for_each_before walks newest first below a cookie", "[dire
     });
     return out;
   };
-  CHECK(names_before(UINT64_MAX) ==
-        std::vector<std::string>{"e5", "e4", "e3", "e2", "e1", "e0"});
+  CHECK(names_before(UINT64_MAX) == std::vector<std::string>{"e5", "e4", "e3", "e2", "e1", "e0"});
   const uint64_t e3 = kFirstCookie + 3;
   CHECK(names_before(e3) == std::vector<std::string>{"e2", "e1", "e0"});
   CHECK(names_before(e3, 1) == std::vector<std::string>{"e2"});

@@ -126,8 +126,8 @@ int main(int argc, char **argv) {
         die("O_DIRECT write", static_cast<int>(-n));
     }
     if (static_cast<unsigned long>(n) != size) {
-      std::fprintf(stderr, "pkramfs-aiodio: round %lu: short O_DIRECT write: %zd of %lu bytes\n",
-                   r, n, size);
+      std::fprintf(stderr, "pkramfs-aiodio: round %lu: short O_DIRECT write: %zd of %lu bytes\n", r,
+                   n, size);
       status = 2;
       break;
     }
