@@ -2,6 +2,7 @@
 #include "arena.h"
 #include "control_server.h"
 #include "device_io.h"
+#include "direct_write.h"
 #include "fault.h"
 #include "filesystem.h"
 #include "geometry.h"
@@ -615,6 +616,9 @@ int main(int argc, char **argv) {
                     opt.run_dir, why(server.error()));
   }
 
+  if (opt.cache != CacheMode::kDirect)
+    start_direct_write_replies(se);
+
   fuse_loop_config *loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(loop, 1);
   fuse_loop_cfg_set_max_threads(loop, tuning.threads ? tuning.threads : worker_threads());
@@ -622,8 +626,12 @@ int main(int argc, char **argv) {
   fuse_loop_cfg_destroy(loop);
   signal_stop.reset();
   control_server.reset();
+  const bool replies_stopped = stop_direct_write_replies();
   fuse_session_unmount(se);
-  fuse_session_destroy(se);
+  if (replies_stopped)
+    fuse_session_destroy(se);
+  else // a thread still waits in the kernel and may use the session: exit closes the device
+    spdlog::warn("an O_DIRECT write's page cache invalidation did not end; exiting without it");
   // fuse_session_new() replaced `args` with a heap copy (fuse_opt_parse); ours to free
   // (LeakSanitizer reported it at every clean exit).
   fuse_opt_free_args(&args);

@@ -5,6 +5,7 @@
 
 #include "credentials.h"
 #include "device_io.h"
+#include "direct_write.h"
 #include "filesystem.h"
 
 #include <cerrno>
@@ -241,7 +242,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
   auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size, who);
   if (!r)
     fuse_reply_err(req, r.error());
-  else
+  else if (!(fi && (fi->flags & O_DIRECT) && !fi->writepage && *r > 0 &&
+             reply_after_invalidation(req, ino, off, *r))) // page cache modes: direct_write.h
     fuse_reply_write(req, *r);
 }
 
