@@ -1,5 +1,6 @@
 #include "direct_write.h"
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <thread>
+#include <utility>
 
 namespace pkramfs {
 namespace {
@@ -137,12 +139,31 @@ private:
 // Never destroyed: when stop() gives up, its threads still use it until the process ends.
 DirectWriteReplies *replies = nullptr;
 
+// One bit per hash of an inode number: set once a buffered READ or WRITE reached the daemon.
+// Only ever set, so relaxed accesses suffice: a check after an O_DIRECT write that a READ
+// holding the old bytes preceded under the inode's lock sees that READ's bit (read-read
+// coherence where the READ only found it set already).
+constexpr size_t kCachedBits = 1 << 16;
+std::array<std::atomic<uint64_t>, kCachedBits / 64> cached_inodes{};
+
+std::pair<std::atomic<uint64_t> &, uint64_t> cached_bit(fuse_ino_t ino) {
+  const uint64_t h = (ino * 0x9e3779b97f4a7c15ull) >> 48; // Fibonacci hashing: 16 bits
+  return {cached_inodes[h / 64], uint64_t{1} << (h % 64)};
+}
+
 } // namespace
+
+void note_page_cache_use(fuse_ino_t ino) {
+  auto [word, bit] = cached_bit(ino);
+  if (!(word.load(std::memory_order_relaxed) & bit)) // the line stays shared once set
+    word.fetch_or(bit, std::memory_order_relaxed);
+}
 
 void start_direct_write_replies(fuse_session *se) { replies = new DirectWriteReplies(se); }
 
 bool reply_after_invalidation(fuse_req_t req, fuse_ino_t ino, off_t off, size_t written) {
-  if (!replies)
+  auto [word, bit] = cached_bit(ino);
+  if (!replies || !(word.load(std::memory_order_relaxed) & bit))
     return false;
   replies->hold(req, ino, off, written);
   return true;

@@ -227,6 +227,7 @@ private:
 };
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *) {
+  note_page_cache_use(ino); // direct_write.h
   IovReply reply(req);
   if (auto r = fs_of(req).read(ino, static_cast<uint64_t>(off), size, reply); !r)
     fuse_reply_err(req, r.error());
@@ -239,6 +240,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
   // page cache; the request's sender (a flusher thread) is not the writer.
   if (fi && fi->writepage)
     who.credentials = [] { return Credentials{.groups = {}, .cap_fsetid = true}; };
+  if (!fi || fi->writepage || !(fi->flags & O_DIRECT))
+    note_page_cache_use(ino); // direct_write.h
   auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size, who);
   if (!r)
     fuse_reply_err(req, r.error());
