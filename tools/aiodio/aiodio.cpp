@@ -131,8 +131,10 @@ int main(int argc, char **argv) {
       status = 2;
       break;
     }
-    if (pread(bfd, rbuf.data(), size, 0) != static_cast<ssize_t>(size))
+    if (const ssize_t got = pread(bfd, rbuf.data(), size, 0); got < 0)
       die("buffered read", errno);
+    else if (static_cast<unsigned long>(got) != size)
+      die("buffered read: " + std::to_string(got) + " of " + std::to_string(size) + " bytes", EIO);
     for (unsigned long off = 0; off < size; ++off)
       if (rbuf[off] != value) {
         std::fprintf(stderr,
