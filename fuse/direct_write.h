@@ -6,7 +6,9 @@
 // and again afterwards only when the write completed synchronously. An asynchronous one
 // (io_uring, libaio: fuse_direct_IO() returns -EIOCBQUEUED and fuse_aio_complete() ends the
 // kiocb) is followed by no invalidation at all, so a buffered read that ran while the WRITE was
-// in flight leaves the old bytes in the page cache for good: xfstests generic/451.
+// in flight leaves the old bytes in the page cache for good: xfstests generic/451. (A kernel
+// patch that invalidates in fuse_aio_complete() was posted to linux-fsdevel by Jingbo Xu in
+// January 2026; in a kernel with it this hold is redundant, not harmful.)
 //
 // How: the worker applies (and journals) the write as usual, then hands the request to
 // reply_after_invalidation() instead of answering. A thread of ours sends
