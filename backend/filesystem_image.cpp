@@ -180,6 +180,8 @@ Filesystem::checkpoint(uint64_t generation,
       e.bytes(value);
     }
     if (i.is_dir()) {
+      // Oldest first, the readdir order backwards; the cookies themselves are not stored: a
+      // restore numbers the entries again in this order (Filesystem::readdir).
       i.dir->for_each_after(0, [&](uint64_t, const DirEntry &entry) {
         e.u64(entry.ino);
         e.str(entry.name);
@@ -259,7 +261,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
         const std::string_view name = d.str(kNameMax);
         if (!d.ok() || !valid_name(name) || i.dir->find(name))
           return corrupt(why, where + " has a bad or repeated directory entry");
-        i.dir->add(name, child);
+        i.dir->add(name, child); // oldest first: cookies kFirstCookie, +1, ... in stored order
       }
     } else {
       if (c.nr_items > d.remaining() / 32)
