@@ -16,6 +16,11 @@
 namespace pkramfs {
 namespace {
 
+// Whether `frames` frames, plus the frame of slack map_aligned() adds, have a byte size that
+// fits in 64 bits: a count read from a node is never multiplied blindly (ENOMEM otherwise,
+// which no address space could map anyway).
+bool mappable(uint64_t frames) { return frames < UINT64_MAX / kFrameSize; }
+
 // Maps `bytes` at a 2 MiB-aligned address so that every frame can be one huge page.
 std::byte *map_aligned(uint64_t bytes, int prot, int flags, int fd) {
   const uint64_t span = bytes + kFrameSize;
@@ -182,6 +187,8 @@ bool hugetlb_pool_can_hold(uint64_t frames, const Placement &placement) {
 
 Result<std::unique_ptr<FrameSource>> make_anon_frame_source(uint64_t frames,
                                                             const Placement &placement) {
+  if (!mappable(frames))
+    return Errno{ENOMEM};
   const uint64_t bytes = frames * kFrameSize;
   if (hugetlb_pool_can_hold(frames, placement)) {
     void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
@@ -209,6 +216,8 @@ Result<std::unique_ptr<FrameSource>> make_shm_frame_source(int raw_fd, const std
                                                            uint64_t frames,
                                                            const Placement &placement) {
   UniqueFd fd(raw_fd);
+  if (!mappable(frames))
+    return Errno{ENOMEM};
   struct stat st {};
   if (fstat(fd.get(), &st) != 0)
     return Errno{errno};
@@ -233,6 +242,8 @@ Result<std::unique_ptr<FrameSource>> make_kmod_frame_source(PkramDevice device,
                                                             const std::string &name,
                                                             uint64_t frames,
                                                             const Placement &placement) {
+  if (!mappable(frames))
+    return Errno{ENOMEM};
   if (auto r = device.set_placement(placement); !r)
     return Errno{r.error()};
   // The whole address space is mapped once; holes fault with SIGBUS until acquired.

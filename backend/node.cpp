@@ -51,13 +51,34 @@ pkramfs_superblock new_superblock(const NodeParams &p) {
   return sb;
 }
 
+// Where a slot may lie: write_checkpoint() puts every image between ckpt_first_frame and the
+// end of the checkpoint reserve (docs/format.md, "Checkpoints"). check_superblock() holds every
+// used slot to that, so no frame number or byte offset computed from a slot can wrap:
+// data_frames <= 2^32, so the end is below 2^34 frames, 2^55 bytes.
+uint64_t checkpoint_end_frame(const pkramfs_superblock &sb) {
+  return sb.ckpt_first_frame + checkpoint_reserve(sb);
+}
+
+// What is wrong with the location of a used slot, or empty. Overflow-free: only differences
+// of values already known to be in range.
+std::string slot_location_problem(const pkramfs_superblock &sb, unsigned slot) {
+  const pkramfs_ckpt_slot &s = sb.slots[slot];
+  const uint64_t end = checkpoint_end_frame(sb);
+  if (s.first_frame < sb.ckpt_first_frame || s.first_frame >= end || s.nr_frames == 0 ||
+      s.nr_frames > end - s.first_frame || s.bytes > s.nr_frames * kFrameSize ||
+      s.bytes < sizeof(pkramfs_ckpt_header))
+    return "checkpoint slot " + std::to_string(slot) + " has an impossible location (frames " +
+           std::to_string(s.first_frame) + "+" + std::to_string(s.nr_frames) + ", " +
+           std::to_string(s.bytes) + " bytes; checkpoints lie in frames " +
+           std::to_string(sb.ckpt_first_frame) + "-" + std::to_string(end - 1) + ")";
+  return {};
+}
+
 std::string slot_problem(const pkramfs_superblock &sb, unsigned slot, uint64_t file_bytes) {
   const pkramfs_ckpt_slot &s = sb.slots[slot];
   if (s.generation == 0)
     return "checkpoint slot " + std::to_string(slot) + " is empty";
-  if (s.first_frame < sb.ckpt_first_frame || s.nr_frames == 0 || s.nr_frames > (1ull << 32) ||
-      s.bytes > s.nr_frames * kFrameSize || s.bytes < sizeof(pkramfs_ckpt_header))
-    return "checkpoint slot " + std::to_string(slot) + " has an impossible location";
+  // check_superblock() has bounded the location: the product cannot wrap.
   if ((s.first_frame + s.nr_frames) * kFrameSize > file_bytes)
     return "node file is shorter than checkpoint slot " + std::to_string(slot) +
            " says (truncated?)";
@@ -97,6 +118,12 @@ std::string check_superblock(const pkramfs_superblock &sb) {
       sb.data_limit_blocks > sb.data_frames * kBlocksPerFrame || sb.current_slot > 1 ||
       sb.state < PKRAMFS_STATE_CLEAN || sb.state > PKRAMFS_STATE_PRESERVED)
     return "superblock geometry is inconsistent";
+  // Both slots, not only the one restored: the other one's frames are mapped, and swept when
+  // the next checkpoint replaces it (release_stale_checkpoint_frames).
+  for (unsigned slot : {0u, 1u})
+    if (sb.slots[slot].generation != 0)
+      if (std::string problem = slot_location_problem(sb, slot); !problem.empty())
+        return problem;
   return {};
 }
 
