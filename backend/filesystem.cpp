@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -338,6 +339,15 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
       return Errno{ENOENT};
     if (dir.dir->find(name))
       return Errno{EEXIST};
+    // Numbers are handed out once each, from next_ino_ up; every inode in the table is below
+    // it (load_image and replay keep that). Checked anyway: a number in use would be a second
+    // inode under one key (docs/security.md).
+    if (next_ino_ >= kInoLimit)
+      return Errno{ENOSPC};
+    if (find(next_ino_)) {
+      spdlog::error("inode number {} is already in use: refusing to create", next_ino_);
+      return Errno{EIO};
+    }
     CreateRecord r;
     r.parent = parent_ino;
     r.ino = next_ino_;
@@ -415,10 +425,17 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
   return prepared;
 }
 
+// r.ino is free (make_node and replay check it) and below kInoLimit. The inode is the one the
+// table holds after the insert, never the prepared node's: an insert that did not take it
+// would destroy the node with the handle.
 Inode &Filesystem::commit_create(const CreateRecord &r, PreparedCreate &&prepared) noexcept {
-  Inode &inode = *prepared.node.mapped();
   next_ino_ = std::max(next_ino_, r.ino + 1);
-  inodes_.insert(std::move(prepared.node));
+  auto inserted = inodes_.insert(std::move(prepared.node));
+  if (!inserted.inserted) {
+    spdlog::critical("inode {} created twice", r.ino);
+    std::abort();
+  }
+  Inode &inode = *inserted.position->second;
   attach(*find(r.parent), std::move(prepared.entry), inode, r.time);
   return inode;
 }

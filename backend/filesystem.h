@@ -27,6 +27,10 @@
 namespace pkramfs {
 
 inline constexpr uint64_t kRootIno = 1;
+// Inode numbers are below this (docs/format.md): a checkpoint's next_ino is at most this, a
+// journal record names none at or above it, and once next_ino reaches it creating a file fails
+// with ENOSPC. Far beyond what any node holds; it keeps ino + 1 from wrapping.
+inline constexpr uint64_t kInoLimit = 1ull << 63;
 inline constexpr size_t kNameMax = 255;
 
 struct FsConfig {

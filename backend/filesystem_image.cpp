@@ -224,7 +224,10 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     if (!d.raw(&c, sizeof c))
       return corrupt(why, "checkpoint ends inside inode record " + std::to_string(n));
     const std::string where = "inode " + std::to_string(c.ino);
-    if (c.ino == 0 || inodes_.contains(c.ino) || !valid_type(c.mode) ||
+    // A removed directory is given back at once (no open handles keep one), so no checkpoint
+    // holds a directory without links.
+    if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
+        (S_ISDIR(c.mode) && c.nlink == 0) ||
         c.atime_nsec >= 1000000000u || c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u ||
         c.target_bytes >= PATH_MAX)
       return corrupt(why, where + " in the checkpoint is invalid or repeated");
@@ -311,7 +314,13 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   verify_locked(problems);
   if (!problems.empty())
     return corrupt(why, "checkpoint: " + problems.front());
-  next_ino_ = std::max(h.next_ino, max_ino + 1);
+  // Numbers are handed out from next_ino up (make_node), so it must lie above every inode and
+  // within the limit: a next_ino at an inode in use would give a second inode that number.
+  if (h.next_ino <= max_ino || h.next_ino > kInoLimit)
+    return corrupt(why, "checkpoint's next inode number " + std::to_string(h.next_ino) +
+                            " is not above its inodes (up to " + std::to_string(max_ino) +
+                            ") or beyond " + std::to_string(kInoLimit));
+  next_ino_ = h.next_ino;
   replaying_ = true;
   return {};
 }
@@ -330,8 +339,11 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
   case PKRAMFS_JREC_CREATE: {
     CreateRecord r;
     Inode *dir;
+    // A new number, as make_node hands out: above every one so far (next_ino_), below the
+    // limit, so never 0, the root or an inode in use.
     if (!decode(d, r) || !(dir = dir_of(r.parent)) || !valid_name(r.name) ||
-        dir->dir->find(r.name) || find(r.ino) || !valid_type(r.mode) ||
+        dir->dir->find(r.name) || r.ino < next_ino_ || r.ino >= kInoLimit || find(r.ino) ||
+        !valid_type(r.mode) ||
         (r.target_block.count && !arena_->claim(r.target_block)))
       return corrupt(why, "journal CREATE record does not fit the tree");
     used_inodes_++;
