@@ -592,13 +592,20 @@ Result<void> Filesystem::rmdir(uint64_t parent_ino, std::string_view name) {
   });
 }
 
+// Walks up from `dir`. Every directory's parent chain reaches the root without a cycle
+// (load_image and replay refuse a tree where it does not); the walk is bounded by the number of
+// inodes all the same, and a chain that breaks or runs too long answers true, which refuses
+// the rename.
 bool Filesystem::is_ancestor(uint64_t ancestor, const Inode &dir) const {
-  for (const Inode *d = &dir;; d = find(d->parent)) {
+  const Inode *d = &dir;
+  for (size_t steps = 0; d && steps <= inodes_.size(); ++steps, d = find(d->parent)) {
     if (d->ino == ancestor)
       return true;
     if (d->ino == kRootIno)
       return false;
   }
+  spdlog::error("directory {} does not lead up to the root", dir.ino);
+  return true;
 }
 
 Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint64_t new_parent_ino,

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 namespace pkramfs {
 namespace {
@@ -110,6 +112,12 @@ void Filesystem::verify_locked(std::vector<std::string> &problems) const {
       }
       return true;
     });
+    if (inode->nlink == 0) {
+      // Removed during replay, dropped by finish_restore(): it must be empty.
+      if (!inode->dir->empty())
+        problems.push_back("removed directory " + std::to_string(ino) + " still has entries");
+      continue;
+    }
     if (inode->nlink != 2 + subdirs)
       problems.push_back("directory " + std::to_string(ino) + " has link count " +
                          std::to_string(inode->nlink) + ", expected " +
@@ -122,7 +130,7 @@ void Filesystem::verify_locked(std::vector<std::string> &problems) const {
   for (auto &[ino, inode] : inodes_) {
     const uint64_t count = names.contains(ino) ? names[ino] : 0;
     if (inode->is_dir()) {
-      if (ino != kRootIno && count != 1)
+      if (ino != kRootIno && inode->nlink != 0 && count != 1)
         problems.push_back("directory " + std::to_string(ino) + " is named " +
                            std::to_string(count) + " times");
     } else if (inode->nlink != count) {
@@ -130,6 +138,29 @@ void Filesystem::verify_locked(std::vector<std::string> &problems) const {
                          std::to_string(inode->nlink) + " but " + std::to_string(count) + " names");
     }
   }
+  // Every directory hangs off the root: followed down from the root by entries whose child
+  // names that directory as its parent, each is reached once. Directories that name each other
+  // (each named once, so the counts above agree) are not, and would send is_ancestor() and
+  // ".." round a cycle (docs/security.md). Iterative, each directory visited once.
+  const Inode *root = find(kRootIno);
+  if (!root || !root->is_dir())
+    return;
+  std::unordered_set<uint64_t> reached{kRootIno};
+  std::vector<const Inode *> todo{root};
+  while (!todo.empty()) {
+    const Inode *d = todo.back();
+    todo.pop_back();
+    d->dir->for_each_after(0, [&](uint64_t, const DirEntry &e) {
+      const Inode *child = find(e.ino);
+      if (child && child->is_dir() && child->parent == d->ino && reached.insert(e.ino).second)
+        todo.push_back(child);
+      return true;
+    });
+  }
+  for (const auto &[ino, inode] : inodes_)
+    if (inode->is_dir() && inode->nlink != 0 && !reached.contains(ino))
+      problems.push_back("directory " + std::to_string(ino) +
+                         " cannot be reached from the root (directories naming each other)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,9 +362,11 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
 Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::string &why) {
   std::unique_lock lock(tree_);
   Decoder d(payload.data(), payload.size());
+  // A directory still in the tree: as live operations answer ENOENT for a removed one, no
+  // record adds to or renames into one (its entries would hang off no directory).
   auto dir_of = [&](uint64_t ino) -> Inode * {
     Inode *dir = find(ino);
-    return dir && dir->is_dir() ? dir : nullptr;
+    return dir && dir->is_dir() && dir->nlink != 0 ? dir : nullptr;
   };
   switch (type) {
   case PKRAMFS_JREC_CREATE: {

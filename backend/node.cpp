@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace pkramfs {
 namespace {
@@ -340,6 +341,16 @@ Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base
   }
   if (!scan.corruption.empty()) {
     why = scan.corruption;
+    return Errno{EUCLEAN};
+  }
+  // Each record was checked against the tree as it stood; the tree they leave must still be
+  // what load_image accepts (link counts, every directory reachable from the root), or the
+  // node is refused like a bad checkpoint. Before finish_restore(), which would already give
+  // empty frames back.
+  std::vector<std::string> problems;
+  fs.verify(problems);
+  if (!problems.empty()) {
+    why = "after " + std::to_string(scan.records) + " journal records: " + problems.front();
     return Errno{EUCLEAN};
   }
   return scan;
