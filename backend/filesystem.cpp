@@ -46,22 +46,6 @@ void touch_mc(Inode &i) { i.mtime = i.ctime = now(); }
 
 uint64_t blocks_for(uint64_t bytes) { return (bytes + kBlockSize - 1) >> kBlockShift; }
 
-bool valid_xattr_namespace(std::string_view name) {
-  for (std::string_view prefix : {XATTR_USER_PREFIX, XATTR_TRUSTED_PREFIX, XATTR_SECURITY_PREFIX})
-    if (name.starts_with(prefix))
-      return true;
-  return false;
-}
-
-Result<void> check_xattr_name(std::string_view name) {
-  if (!valid_xattr_namespace(name))
-    return Errno{EOPNOTSUPP};
-  const size_t dot = name.find('.');
-  if (dot + 1 == name.size())
-    return Errno{EINVAL};
-  return {};
-}
-
 // Runs `f`, turning a failed heap allocation into ENOMEM: no exception crosses into the FUSE
 // callbacks. Operations allocate before their journal record and change the tree only after
 // it, with nothing left that allocates, so a failure here has changed nothing.

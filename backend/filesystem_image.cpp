@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <linux/fs.h>
+#include <linux/limits.h>
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <unordered_map>
@@ -280,11 +281,15 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
       return corrupt(why, where + " claims more xattrs than the checkpoint holds");
     for (uint32_t x = 0; x < c.nr_xattrs; ++x) {
       const uint32_t name_len = d.u32(), value_len = d.u32();
-      if (name_len > 255 || value_len > 65536)
+      if (name_len > XATTR_NAME_MAX || value_len > XATTR_SIZE_MAX)
         return corrupt(why, where + " has an xattr of impossible size");
       const std::string_view name = d.bytes(name_len), value = d.bytes(value_len);
-      if (d.ok())
-        (void)i.xattrs.set(name, value, false, false);
+      if (!d.ok())
+        break; // reported below
+      // The names setxattr would have taken, once each.
+      if (!check_xattr_name(name) || i.xattrs.get(name))
+        return corrupt(why, where + " has an invalid or repeated xattr name");
+      (void)i.xattrs.set(name, value, true, false);
     }
     if (i.is_dir()) {
       i.dir = std::make_unique<Directory>();
@@ -436,6 +441,8 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     XattrRecord r;
     if (!decode(d, r) || !find(r.ino))
       return corrupt(why, "journal XATTR record names a missing inode");
+    if (!check_xattr_name(r.name) || r.name.size() > XATTR_NAME_MAX)
+      return corrupt(why, "journal XATTR record has an invalid xattr name");
     find(r.ino)->xattrs.prepare(r.name);
     apply_xattr(std::move(r), type == PKRAMFS_JREC_XATTR_REMOVE);
     return {};

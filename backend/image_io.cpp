@@ -372,7 +372,10 @@ Result<void> ImageWriter::finish() {
 
 Result<std::unique_ptr<ImageReader>> ImageReader::open(const std::string &path) {
   std::unique_ptr<ImageReader> r(new ImageReader);
-  const int base = O_RDONLY | O_CLOEXEC;
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer before the S_ISREG check
+  // below could refuse it. Cleared again once it is known to be a regular file (io_uring
+  // would answer EAGAIN instead of waiting for the page cache).
+  const int base = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
   if (!knob("buffered")) {
     r->fd_.reset(::open(path.c_str(), base | O_DIRECT));
     r->direct_ = r->fd_.valid();
@@ -393,6 +396,9 @@ Result<std::unique_ptr<ImageReader>> ImageReader::open(const std::string &path) 
     return Errno{EISDIR};
   if (!S_ISREG(st.st_mode))
     return Errno{ESPIPE};
+  if (const int flags = fcntl(r->fd_.get(), F_GETFL);
+      flags < 0 || fcntl(r->fd_.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return Errno{errno};
   r->size_ = static_cast<uint64_t>(st.st_size);
   if (!r->direct_)
     (void)posix_fadvise(r->fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 #include <ctime>
+#include <new>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -380,15 +381,43 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
   const pkramfs_export_header h = *header;
   uint32_t stream = crc32c(&h, sizeof h);
 
-  // The checkpoint image, whole: the tree is checked before anything is made.
-  std::string image(h.checkpoint_bytes, '\0');
-  auto n = in.read(image.data(), image.size());
-  if (!n)
-    return read_failed(n.error());
-  if (*n < image.size())
-    return truncated(why, h, in.offset());
-  const std::string ckpt_part = "the checkpoint image (" + range(kHeaderBytes, in.offset()) +
+  // The checkpoint image, whole: the tree is checked before anything is made. Its size is the
+  // header's claim (up to 1 TiB, over a file that may be sparse): nothing is allocated for it
+  // up front, it grows as its bytes arrive, its own header is checked in the first piece, and a
+  // size beyond this machine's memory is refused before anything is read.
+  const std::string ckpt_part = "the checkpoint image (" +
+                                range(kHeaderBytes, kHeaderBytes + h.checkpoint_bytes) +
                                 ", at byte offset " + std::to_string(kHeaderBytes) + ")";
+  const uint64_t memory =
+      static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (h.checkpoint_bytes > memory) {
+    why = ckpt_part + " is larger than this machine's memory (" + std::to_string(memory) +
+          " bytes)";
+    return Errno{ENOMEM};
+  }
+  std::string image;
+  Result<size_t> n = size_t{0};
+  try {
+    constexpr uint64_t kPiece = 64 << 20;
+    while (image.size() < h.checkpoint_bytes) {
+      const size_t had = image.size();
+      image.resize(had + std::min<uint64_t>(kPiece, h.checkpoint_bytes - had));
+      n = in.read(image.data() + had, image.size() - had);
+      if (!n)
+        return read_failed(n.error());
+      if (had + *n < image.size())
+        return truncated(why, h, in.offset());
+      if (had == 0) {
+        pkramfs_ckpt_header first{};
+        std::memcpy(&first, image.data(), sizeof first);
+        if (first.magic != PKRAMFS_CKPT_MAGIC || first.bytes != h.checkpoint_bytes)
+          return invalid(why, ckpt_part + " has no valid checkpoint header");
+      }
+    }
+  } catch (const std::bad_alloc &) {
+    why = ckpt_part + " does not fit in memory";
+    return Errno{ENOMEM};
+  }
   if (crc32c(image.data(), image.size()) != h.checkpoint_crc32c)
     return invalid(why, ckpt_part + " fails its CRC");
   pkramfs_ckpt_header ckpt{};

@@ -111,7 +111,9 @@ struct NodeFile {
 };
 Result<NodeFile> open_node_file(const std::string &path, std::string &why) {
   NodeFile f;
-  f.fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO would block the open for a writer before the check below. It changes
+  // nothing for pread() of a regular file.
+  f.fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!f.fd.valid())
     return Errno{errno};
   struct stat st {};

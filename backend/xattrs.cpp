@@ -3,8 +3,20 @@
 #include "fault.h"
 
 #include <cerrno>
+#include <linux/xattr.h>
 
 namespace pkramfs {
+
+Result<void> check_xattr_name(std::string_view name) {
+  bool known = false;
+  for (std::string_view prefix : {XATTR_USER_PREFIX, XATTR_TRUSTED_PREFIX, XATTR_SECURITY_PREFIX})
+    known |= name.starts_with(prefix);
+  if (!known)
+    return Errno{EOPNOTSUPP};
+  if (name.find('.') + 1 == name.size())
+    return Errno{EINVAL};
+  return {};
+}
 
 Result<void> Xattrs::set(std::string_view name, std::string_view value, bool create, bool replace) {
   for (auto &[n, v] : items_) {

@@ -10,6 +10,11 @@
 
 namespace pkramfs {
 
+// The names setxattr accepts (tmpfs's namespaces, something after the prefix): EOPNOTSUPP for
+// another namespace, EINVAL for a bare prefix. Names read from a checkpoint or a journal record
+// are held to the same rule (and to XATTR_NAME_MAX, which the kernel enforces for setxattr).
+Result<void> check_xattr_name(std::string_view name);
+
 class Xattrs {
 public:
   const std::string *get(std::string_view name) const {

@@ -1238,13 +1238,16 @@ int export_shm_file(const Settings &s) {
     break;
   }
   const std::string path = node_path(s, s.name);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: had it become a FIFO since node_file() looked, the open would wait for a writer.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   struct stat st {};
   if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
     if (errno == ENOENT)
       no_such_node(s, s.name);
     fail("cannot open " + path + " (" + why(errno) + ")", "check --shm-dir");
   }
+  if (!S_ISREG(st.st_mode))
+    not_a_node_file(s, s.name);
   return export_bytes(s, NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file"}, path);
 }
 
