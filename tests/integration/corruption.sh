@@ -246,6 +246,29 @@ expect_refused garbage garbage "unknown magic"
 head -c 100 /dev/urandom > "$SHM/garbage100"
 expect_refused garbage-100-bytes garbage100 "too short"
 
+# ----------------------------------------------------------------------- (j) crafted nodes --
+# Values with valid CRCs that describe something impossible (docs/security.md). A slot at frame
+# 2^43 + k: (first_frame + nr_frames) * 2 MiB wraps to k's offset, so the image still reads back;
+# the restored slot, or the other one (which was mounted, then swept frame by frame at unmount,
+# endlessly). Then a slot past the checkpoint reserve, and nr_frames that wrap the end.
+wrap=$((1 << 43))
+from_template craftcur
+$NI set-slot "$SHM/craftcur" cur first_frame $((wrap + $(eval echo \$NI_slot${ck}_first_frame)))
+expect_refused crafted-slot-wraps-current craftcur "checkpoint slot $ck has an impossible location"
+from_template craftother
+$NI set-slot "$SHM/craftother" other first_frame $((wrap + $(eval echo \$NI_slot${ok}_first_frame)))
+expect_refused crafted-slot-wraps-other craftother "checkpoint slot $ok has an impossible location"
+from_template craftfar
+$NI set-slot "$SHM/craftfar" other first_frame $((NI_ckpt_first_frame + 100000))
+expect_refused crafted-slot-past-reserve craftfar "checkpoint slot $ok has an impossible location"
+from_template craftlen
+$NI set-slot "$SHM/craftlen" other nr_frames $(((1 << 63) - 1))
+expect_refused crafted-slot-frames-wrap craftlen "checkpoint slot $ok has an impossible location"
+# next_ino 2^64-1 in the checkpoint (then `touch n1; touch n2` as nobody was a use-after-free).
+from_template craftino
+$NI set-next-ino "$SHM/craftino" 18446744073709551615
+expect_refused crafted-next-ino-max craftino "next inode number 18446744073709551615"
+
 # ------------------------------------------------------------------------------ (i) empty --
 # A node file that exists but is empty was emptied behind the daemon's back, or its creation was
 # interrupted: refused like any truncated node (only a file the daemon creates itself is new).

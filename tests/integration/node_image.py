@@ -6,6 +6,11 @@ Usage: node_image.py COMMAND FILE [ARGS]
                           with the journal's records of the current epoch (jrecs=, jrec_<i>_off=...)
   flip FILE OFFSET        invert every bit of the byte at OFFSET
   set-version FILE COPY V write version V into superblock copy COPY (0/1) and recompute its CRC32C
+  set-slot FILE SLOT FIELD V   in both superblock copies, set checkpoint slot SLOT's FIELD
+                          (generation first_frame nr_frames bytes) to V and recompute the CRC32Cs;
+                          SLOT is cur or other (of the newest copy)
+  set-next-ino FILE V     set the current checkpoint image's next inode number to V and
+                          recompute the slot's and both superblocks' CRC32Cs
   selftest                CRC32C of "123456789" must be 0xe3069283
 """
 import struct
@@ -140,6 +145,44 @@ def set_version(path, copy, version):
         f.write(raw)
 
 
+SLOT_OFF = struct.calcsize("<QIIQ16sIIQQQQQQQII")  # slots[0] in the superblock
+SLOT_SIZE = struct.calcsize("<QQQQII")
+SLOT_FIELD_OFF = {"generation": 0, "first_frame": 8, "nr_frames": 16, "bytes": 24}
+CKPT_NEXT_INO_OFF = 40  # in struct pkramfs_ckpt_header
+
+
+def rewrite_sbs(path, edit):
+    """edit(raw bytearray) on every copy, then its CRC32C; a crafted node with valid CRCs."""
+    with open(path, "r+b") as f:
+        for copy in (0, 1):
+            f.seek(copy * SB_COPY_OFFSET)
+            raw = bytearray(f.read(SB_SIZE))
+            edit(raw)
+            struct.pack_into("<I", raw, SB_CRC_OFF, crc32c(bytes(raw[:SB_CRC_OFF])))
+            f.seek(copy * SB_COPY_OFFSET)
+            f.write(raw)
+
+
+def set_slot(path, which, field, value):
+    sb = newest_sb(path)
+    slot = sb["current_slot"] if which == "cur" else 1 - sb["current_slot"]
+    at = SLOT_OFF + slot * SLOT_SIZE + SLOT_FIELD_OFF[field]
+    rewrite_sbs(path, lambda raw: struct.pack_into("<Q", raw, at, value))
+
+
+def set_next_ino(path, value):
+    sb = newest_sb(path)
+    slot = sb["current_slot"]
+    s = sb["slots"][slot]
+    base = s["first_frame"] * FRAME
+    with open(path, "r+b") as f:
+        f.seek(base + CKPT_NEXT_INO_OFF)
+        f.write(struct.pack("<Q", value))
+    crc = crc32c(read(path, base, s["bytes"]))
+    at = SLOT_OFF + slot * SLOT_SIZE + 32
+    rewrite_sbs(path, lambda raw: struct.pack_into("<I", raw, at, crc))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "selftest":
@@ -150,6 +193,10 @@ def main():
         info(sys.argv[2])
     elif cmd == "flip":
         flip(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "set-slot":
+        set_slot(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif cmd == "set-next-ino":
+        set_next_ino(sys.argv[2], int(sys.argv[3]))
     elif cmd == "set-version":
         set_version(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
