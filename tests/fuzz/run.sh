@@ -1,11 +1,17 @@
 #!/bin/bash
-# tests/fuzz/run.sh -- build the libFuzzer target for the image reader with clang (in build-fuzz/,
-# apart from the normal build), seed a corpus with valid images and journals, and fuzz for
-# ${FUZZ_SECONDS:-60} seconds. Exits non-zero on any crash, leak, sanitizer report or timeout;
-# the reproducer (crash-*, leak-*, timeout-*) is left in ${FUZZ_ARTIFACTS:-build-fuzz/artifacts}.
+# tests/fuzz/run.sh -- build the libFuzzer targets with clang (in build-fuzz/, apart from the
+# normal build), seed each one's corpus (valid images, journals and nodes, and the crafted nodes
+# and images of docs/security.md), and fuzz each for ${FUZZ_SECONDS:-60} seconds, one after the
+# other. Exits non-zero on any crash, leak, sanitizer report or timeout (a hang: -timeout=10);
+# the reproducer (crash-*, leak-*, timeout-*) is left in ${FUZZ_ARTIFACTS:-build-fuzz/artifacts}/TARGET.
 #
-# env: FUZZ_SECONDS (60), FUZZ_JOBS (1), FUZZ_BUILD_DIR (REPO/build-fuzz),
-#      FUZZ_CORPUS (BUILD_DIR/corpus, kept between runs), FUZZ_ARTIFACTS (BUILD_DIR/artifacts)
+#   image_fuzzer   checkpoint images and journal records, in-process
+#   node_fuzzer    whole node files: restore, live operations, checkpoint, check
+#   import_fuzzer  export images through import
+#
+# env: FUZZ_SECONDS (60, per target), FUZZ_TARGETS (all three), FUZZ_JOBS (1),
+#      FUZZ_BUILD_DIR (REPO/build-fuzz), FUZZ_CORPUS (BUILD_DIR/corpus, kept between runs; one
+#      directory per target), FUZZ_ARTIFACTS (BUILD_DIR/artifacts)
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${FUZZ_BUILD_DIR:-$REPO/build-fuzz}
@@ -37,30 +43,41 @@ if ! pick_clang; then
     pick_clang || { echo "run.sh: clang-16 cannot link -fsanitize=fuzzer" >&2; exit 1; }
 fi
 
+TARGETS=${FUZZ_TARGETS:-image_fuzzer node_fuzzer import_fuzzer}
 CC=$CC_BIN CXX=$CXX_BIN cmake -S "$REPO/tests/fuzz" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER="$CC_BIN" -DCMAKE_CXX_COMPILER="$CXX_BIN" >/dev/null
-cmake --build "$BUILD" -j2 --target image_fuzzer
-FUZZER=$BUILD/bin/image_fuzzer
+# shellcheck disable=SC2086  # a list of target names
+cmake --build "$BUILD" -j2 --target $TARGETS
 
-mkdir -p "$CORPUS" "$ARTIFACTS"
-PKRAMFS_FUZZ_WRITE_SEEDS=$CORPUS "$FUZZER"
+failed=0
+for target in $TARGETS; do
+    FUZZER=$BUILD/bin/$target
+    corpus=$CORPUS/$target
+    artifacts=$ARTIFACTS/$target
+    mkdir -p "$corpus" "$artifacts"
+    PKRAMFS_FUZZ_WRITE_SEEDS=$corpus "$FUZZER"
+    max_len=65536
+    [ "$target" = import_fuzzer ] && max_len=262144
 
-log=$BUILD/fuzz.log
-echo "run.sh: fuzzing for ${SECONDS_TO_RUN}s (log: $log)"
-jobs_args=()
-[ "$JOBS" -gt 1 ] && jobs_args=(-jobs="$JOBS" -workers="$JOBS")
-set +e
-(cd "$BUILD" && "$FUZZER" "$CORPUS" -max_total_time="$SECONDS_TO_RUN" -timeout=10 \
-    -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/" \
-    "${jobs_args[@]}") >"$log" 2>&1
-rc=$?
-set -e
-if [ "$JOBS" -gt 1 ]; then cat "$BUILD"/fuzz-*.log >>"$log" 2>/dev/null; rm -f "$BUILD"/fuzz-*.log; fi
-tail -n 15 "$log"
-if [ "$rc" != 0 ] || grep -qE 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error:|image_fuzzer: ' "$log"; then
-    echo "FAIL fuzz: image_fuzzer found a problem (exit $rc); reproducers:" >&2
-    ls -l "$ARTIFACTS" >&2
-    echo "reproduce: $FUZZER ARTIFACT" >&2
-    exit 1
-fi
-echo "PASS fuzz: ${SECONDS_TO_RUN}s, no crash"
+    log=$BUILD/$target.log
+    echo "run.sh: fuzzing $target for ${SECONDS_TO_RUN}s (log: $log)"
+    jobs_args=()
+    [ "$JOBS" -gt 1 ] && jobs_args=(-jobs="$JOBS" -workers="$JOBS")
+    set +e
+    (cd "$BUILD" && "$FUZZER" "$corpus" -max_total_time="$SECONDS_TO_RUN" -timeout=10 \
+        -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
+        -artifact_prefix="$artifacts/" "${jobs_args[@]}") >"$log" 2>&1
+    rc=$?
+    set -e
+    if [ "$JOBS" -gt 1 ]; then cat "$BUILD"/fuzz-*.log >>"$log" 2>/dev/null; rm -f "$BUILD"/fuzz-*.log; fi
+    tail -n 15 "$log"
+    if [ "$rc" != 0 ] || grep -qE "ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error:|$target: " "$log"; then
+        echo "FAIL fuzz $target: found a problem (exit $rc); reproducers:" >&2
+        ls -l "$artifacts" >&2
+        echo "reproduce: $FUZZER ARTIFACT" >&2
+        failed=1
+    else
+        echo "PASS fuzz $target: ${SECONDS_TO_RUN}s, no crash"
+    fi
+done
+exit "$failed"
