@@ -4,6 +4,7 @@
 #include "filesystem.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <linux/fs.h>
 #include <linux/limits.h>
@@ -36,6 +37,14 @@ bool valid_type(uint32_t mode) {
   default:
     return false;
   }
+}
+
+// Files end before 2^63 bytes (off_t; the kernel's limit for a FUSE file): a size or an
+// extent read from a node beyond it would make byte offsets (block << 12) wrap.
+constexpr uint64_t kMaxFileBytes = uint64_t{INT64_MAX};
+constexpr uint64_t kMaxFileBlocks = (kMaxFileBytes >> kBlockShift) + 1;
+bool within_max_file(uint64_t fblock, uint64_t count) {
+  return fblock < kMaxFileBlocks && count <= kMaxFileBlocks - fblock;
 }
 
 // What an inode costs against nr_inodes: itself, and every extra link (as on tmpfs).
@@ -261,7 +270,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
         (S_ISDIR(c.mode) && c.nlink == 0) ||
         c.atime_nsec >= 1000000000u || c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u ||
-        c.target_bytes >= PATH_MAX)
+        c.target_bytes >= PATH_MAX || c.size > kMaxFileBytes)
       return corrupt(why, where + " in the checkpoint is invalid or repeated");
     auto inode = std::make_unique<Inode>();
     Inode &i = *inode;
@@ -310,8 +319,9 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
         const uint32_t flags = d.u32();
         (void)d.u32();
         const auto hole = i.extents.find(fblock);
-        if (!d.ok() || count == 0 || hole.mapped || hole.count < count)
-          return corrupt(why, where + " has overlapping or empty extents");
+        if (!d.ok() || count == 0 || hole.mapped || hole.count < count ||
+            !within_max_file(fblock, count))
+          return corrupt(why, where + " has overlapping, empty or out-of-range extents");
         if (!arena_->claim({block, count}))
           return corrupt(why, where + " has blocks " + std::to_string(block) + "+" +
                                   std::to_string(count) + " outside the data area or owned twice");
@@ -465,10 +475,14 @@ Result<void> Filesystem::replay_inode(const InodeRecord &r, std::string &why) {
   Inode *inode = find(r.ino);
   if (!inode || (r.mode & S_IFMT) != (inode->mode & S_IFMT))
     return corrupt(why, "journal INODE record names a missing inode " + std::to_string(r.ino));
+  if (r.size > kMaxFileBytes)
+    return corrupt(why, "journal INODE record gives inode " + std::to_string(r.ino) +
+                            " an impossible size");
   for (const ExtentChange &c : r.changes) {
     if (c.kind == ExtentChange::kInsert) {
       const auto hole = inode->extents.find(c.a);
-      if (c.c == 0 || hole.mapped || hole.count < c.c || !arena_->claim({c.b, c.c}))
+      if (c.c == 0 || hole.mapped || hole.count < c.c || !within_max_file(c.a, c.c) ||
+          !arena_->claim({c.b, c.c}))
         return corrupt(why, "journal INODE record maps blocks that are taken, for inode " +
                                 std::to_string(r.ino));
     }

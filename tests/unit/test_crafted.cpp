@@ -398,3 +398,40 @@ TEST_CASE("an export image claiming a huge checkpoint over a sparse file is refu
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("crafted checkpoint and journal: file sizes and extents past 2^63 bytes are refused",
+          "[crafted]") {
+  SmallFs t;
+  auto f = t.fs->create(kRootIno, "f", 0644, kRoot);
+  REQUIRE(f.ok());
+  REQUIRE(t.fs->write(f->st_ino, 0, "data", 4, kRoot).ok());
+  const std::string image = checkpoint_of(*t.fs);
+  const auto extents = t.fs->data_extents();
+  REQUIRE(extents.size() == 1);
+  std::string record;
+  Encoder e(record);
+  e.u64(0);
+  e.u64(extents[0].block);
+  e.u64(1);
+  const size_t at = image.find(record);
+  REQUIRE(at != std::string::npos);
+  for (uint64_t fblock : {uint64_t{1} << 51, uint64_t{1} << 60, UINT64_MAX}) {
+    std::string crafted = image;
+    std::memcpy(crafted.data() + at, &fblock, 8);
+    SmallFs u;
+    std::string why;
+    INFO("file block " << fblock);
+    CHECK(u.fs->load_image(crafted, why).error() == EUCLEAN);
+    CHECK(why.find("out-of-range extents") != std::string::npos);
+  }
+  SmallFs u;
+  std::string why;
+  REQUIRE(u.fs->load_image(image, why).ok());
+  InodeRecord big;
+  big.ino = f->st_ino;
+  big.mode = S_IFREG | 0644;
+  big.size = uint64_t{1} << 63;
+  CHECK(u.fs->replay(PKRAMFS_JREC_INODE, payload_of(big), why).error() == EUCLEAN);
+  big.size = (uint64_t{1} << 63) - 1;
+  CHECK(u.fs->replay(PKRAMFS_JREC_INODE, payload_of(big), why).ok());
+}
