@@ -268,9 +268,9 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     // A removed directory is given back at once (no open handles keep one), so no checkpoint
     // holds a directory without links.
     if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
-        (S_ISDIR(c.mode) && c.nlink == 0) ||
-        c.atime_nsec >= 1000000000u || c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u ||
-        c.target_bytes >= PATH_MAX || c.size > kMaxFileBytes)
+        (S_ISDIR(c.mode) && c.nlink == 0) || c.atime_nsec >= 1000000000u ||
+        c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u || c.target_bytes >= PATH_MAX ||
+        c.size > kMaxFileBytes)
       return corrupt(why, where + " in the checkpoint is invalid or repeated");
     auto inode = std::make_unique<Inode>();
     Inode &i = *inode;
@@ -391,8 +391,7 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     // limit, so never 0, the root or an inode in use.
     if (!decode(d, r) || !(dir = dir_of(r.parent)) || !valid_name(r.name) ||
         dir->dir->find(r.name) || r.ino < next_ino_ || r.ino >= kInoLimit || find(r.ino) ||
-        !valid_type(r.mode) ||
-        (r.target_block.count && !arena_->claim(r.target_block)))
+        !valid_type(r.mode) || (r.target_block.count && !arena_->claim(r.target_block)))
       return corrupt(why, "journal CREATE record does not fit the tree");
     used_inodes_++;
     apply_create(r);

@@ -391,8 +391,8 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
   const uint64_t memory =
       static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   if (h.checkpoint_bytes > memory) {
-    why = ckpt_part + " is larger than this machine's memory (" + std::to_string(memory) +
-          " bytes)";
+    why =
+        ckpt_part + " is larger than this machine's memory (" + std::to_string(memory) + " bytes)";
     return Errno{ENOMEM};
   }
   std::string image;

@@ -286,8 +286,10 @@ void write_seeds(const std::string &dir) {
   seed("m2-next-ino-max", 1 | 2, m2);
   // M3 through import: directories 10 and 11 naming each other.
   seed("m3-directory-cycle", 1 | 2,
-       image_of(h, dirs_image({{1, 1, {{"x", 12}}, 1}, {10, 11, {{"b", 11}}, 1},
-                               {11, 10, {{"a", 10}}, 1}, {12, 1, {}, 0}},
+       image_of(h, dirs_image({{1, 1, {{"x", 12}}, 1},
+                               {10, 11, {{"b", 11}}, 1},
+                               {11, 10, {{"a", 10}}, 1},
+                               {12, 1, {}, 0}},
                               13)));
   seed("dirs-only", 1 | 2, image_of(h, dirs_image({{1, 1, {{"x", 12}}, 1}, {12, 1, {}, 0}}, 13)));
   // L6: a checkpoint claim of 1 GiB over a short image (what a sparse file would hold).
@@ -296,7 +298,8 @@ void write_seeds(const std::string &dir) {
   big.nr_extents = big.data_blocks = 0;
   big.image_bytes = export_image_bytes(big.checkpoint_bytes, 0, 0);
   seal(big);
-  seed("l6-huge-checkpoint-claim", 0, std::string(reinterpret_cast<const char *>(&big), sizeof big));
+  seed("l6-huge-checkpoint-claim", 0,
+       std::string(reinterpret_cast<const char *>(&big), sizeof big));
   std::printf("import_fuzzer: wrote %d seeds to %s\n", count, dir.c_str());
 }
 

@@ -245,8 +245,16 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
     const uint8_t op = r.u8();
     const Caller &who = (op & 0x80) ? nobody : kRoot;
     switch (op % 13) {
-    case 0: { const uint64_t d = dir(); learn(fs.mkdir(d, name(), 0777, who)); break; }
-    case 1: { const uint64_t d = dir(); learn(fs.create(d, name(), 0666, who)); break; }
+    case 0: {
+      const uint64_t d = dir();
+      learn(fs.mkdir(d, name(), 0777, who));
+      break;
+    }
+    case 1: {
+      const uint64_t d = dir();
+      learn(fs.create(d, name(), 0666, who));
+      break;
+    }
     case 2: {
       const uint64_t i = ino();
       const uint64_t off = r.u8() * 3001ull;
@@ -258,19 +266,33 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
       const std::string a = name();
       const uint64_t d2 = dir();
       const unsigned flags = r.u8() % 3;
-      (void)fs.rename(d1, a, d2, name(), flags == 0 ? 0 : flags == 1 ? RENAME_NOREPLACE
-                                                                    : RENAME_EXCHANGE);
+      (void)fs.rename(d1, a, d2, name(),
+                      flags == 0   ? 0
+                      : flags == 1 ? RENAME_NOREPLACE
+                                   : RENAME_EXCHANGE);
       break;
     }
-    case 4: { const uint64_t d = dir(); (void)fs.unlink(d, name()); break; }
-    case 5: { const uint64_t d = dir(); (void)fs.rmdir(d, name()); break; }
+    case 4: {
+      const uint64_t d = dir();
+      (void)fs.unlink(d, name());
+      break;
+    }
+    case 5: {
+      const uint64_t d = dir();
+      (void)fs.rmdir(d, name());
+      break;
+    }
     case 6: {
       const uint64_t i = ino();
       const uint64_t d = dir();
       learn(fs.link(i, d, name()));
       break;
     }
-    case 7: { const uint64_t i = ino(); (void)fs.setxattr(i, "user." + name(), name(), 0); break; }
+    case 7: {
+      const uint64_t i = ino();
+      (void)fs.setxattr(i, "user." + name(), name(), 0);
+      break;
+    }
     case 8: {
       SetAttr sa{};
       sa.valid = SetAttr::kSize;
@@ -286,13 +308,19 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
                          r.u8() * 997ull + 1, who);
       break;
     }
-    case 10: (void)node.checkpoint(fs); break;
+    case 10:
+      (void)node.checkpoint(fs);
+      break;
     case 11: {
       const uint64_t d = dir();
       learn(fs.symlink(d, name(), std::string(r.u8(), 't') + "x", who));
       break;
     }
-    case 12: { const uint64_t i = ino(); (void)fs.removexattr(i, "user." + name()); break; }
+    case 12: {
+      const uint64_t i = ino();
+      (void)fs.removexattr(i, "user." + name());
+      break;
+    }
     }
   }
 }
@@ -383,8 +411,9 @@ NodeParts real_node() {
   if (!opened)
     die("seed node: " + why);
   Node &node = **opened;
-  Filesystem fs(std::make_unique<Arena>(node.frames(), node.data_first_frame(), node.limit_blocks()),
-                FsConfig{node.max_inodes()});
+  Filesystem fs(
+      std::make_unique<Arena>(node.frames(), node.data_first_frame(), node.limit_blocks()),
+      FsConfig{node.max_inodes()});
   if (!node.checkpoint(fs))
     die("seed checkpoint");
   const uint64_t a = fs.mkdir(kRootIno, "a", 0755, kRoot)->st_ino;
@@ -486,9 +515,10 @@ void write_seeds(const std::string &dir) {
   const NodeParts real = real_node();
   const uint64_t epoch = real.sb.journal_epoch;
   // Operations: mkdir, create, write, rename, link, setxattr, checkpoint, unlink, rmdir.
-  const std::string ops("\x00\x00\x01\x01\x01\x02\x02\x02\x05\x05\x03\x00\x00\x01\x00\x00"
-                        "\x06\x02\x00\x03\x07\x01\x01\x01\x0a\x04\x00\x02\x05\x00\x01\x0b\x00\x02\x80",
-                        35);
+  const std::string ops(
+      "\x00\x00\x01\x01\x01\x02\x02\x02\x05\x05\x03\x00\x00\x01\x00\x00"
+      "\x06\x02\x00\x03\x07\x01\x01\x01\x0a\x04\x00\x02\x05\x00\x01\x0b\x00\x02\x80",
+      35);
   const uint8_t reseal = 1 | 2;
   int count = 0;
   auto seed = [&](const std::string &name, const NodeParts &p, std::string_view o = {}) {
@@ -520,9 +550,9 @@ void write_seeds(const std::string &dir) {
 
   // M3: directories 10 and 11 naming each other, and a RENAME record into 10.
   NodeParts m3 = real;
-  m3.image = dirs_image({{1, 1, {{"x", 12}}, 1}, {10, 11, {{"b", 11}}, 1},
-                         {11, 10, {{"a", 10}}, 1}, {12, 1, {}, 0}},
-                        real.sb.slots[real.sb.current_slot].generation, 13);
+  m3.image = dirs_image(
+      {{1, 1, {{"x", 12}}, 1}, {10, 11, {{"b", 11}}, 1}, {11, 10, {{"a", 10}}, 1}, {12, 1, {}, 0}},
+      real.sb.slots[real.sb.current_slot].generation, 13);
   m3.journal = journal_of(epoch, PKRAMFS_JREC_RENAME,
                           payload_of(RenameRecord{kRootIno, 10, 0, {}, "x", "x"}));
   seed("m3-directory-cycle", m3);

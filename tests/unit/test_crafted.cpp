@@ -53,9 +53,9 @@ struct SmallFs {
 std::string checkpoint_of(Filesystem &fs) {
   std::string image;
   REQUIRE(fs.checkpoint(5, [&](std::string_view i) -> Result<void> {
-                image.assign(i);
-                return {};
-              }).ok());
+              image.assign(i);
+              return {};
+            }).ok());
   return image;
 }
 
@@ -164,8 +164,7 @@ template <class R> std::string payload_of(const R &record) {
 
 } // namespace
 
-TEST_CASE("crafted node: a checkpoint slot whose frame numbers wrap is refused (M1)",
-          "[crafted]") {
+TEST_CASE("crafted node: a checkpoint slot whose frame numbers wrap is refused (M1)", "[crafted]") {
   const std::string dir = temp_dir(), path = dir + "/node";
   {
     Mounted m(path, 8 * kMiB);
@@ -180,15 +179,13 @@ TEST_CASE("crafted node: a checkpoint slot whose frame numbers wrap is refused (
   // without the bound the image still reads back with its CRC.
   const uint64_t wrap = 1ull << 43;
   SECTION("the slot restored") {
-    edit_superblocks(path, [&](pkramfs_superblock &sb) {
-      sb.slots[sb.current_slot].first_frame += wrap;
-    });
+    edit_superblocks(
+        path, [&](pkramfs_superblock &sb) { sb.slots[sb.current_slot].first_frame += wrap; });
     expect_node_refused(path, "has an impossible location");
   }
   SECTION("the other slot (mounted, then swept at the next checkpoint)") {
-    edit_superblocks(path, [&](pkramfs_superblock &sb) {
-      sb.slots[1 - sb.current_slot].first_frame += wrap;
-    });
+    edit_superblocks(
+        path, [&](pkramfs_superblock &sb) { sb.slots[1 - sb.current_slot].first_frame += wrap; });
     expect_node_refused(path, "has an impossible location");
   }
   SECTION("a slot past the checkpoint reserve, without wrapping") {
@@ -248,20 +245,20 @@ TEST_CASE("next_ino at the limit: creating fails with ENOSPC and changes nothing
 
 TEST_CASE("crafted checkpoint: directories naming each other are refused (M3)", "[crafted]") {
   // 10 names 11 and 11 names 10: each named once, link counts right, neither under the root.
-  const std::string image =
-      crafted_image({{1, 1, {{"x", 12}}, 1}, {10, 11, {{"b", 11}}, 1}, {11, 10, {{"a", 10}}, 1},
-                     {12, 1, {}, 0}},
-                    13);
+  const std::string image = crafted_image(
+      {{1, 1, {{"x", 12}}, 1}, {10, 11, {{"b", 11}}, 1}, {11, 10, {{"a", 10}}, 1}, {12, 1, {}, 0}},
+      13);
   SmallFs t;
   std::string why;
   CHECK(t.fs->load_image(image, why).error() == EUCLEAN);
   CHECK(why.find("cannot be reached from the root") != std::string::npos);
   CHECK(why.find('\n') == std::string::npos);
   // The same tree with 10 under the root loads: the check is about reachability alone.
-  const std::string fine = crafted_image(
-      {{1, 1, {{"x", 12}, {"top", 10}}, 2}, {10, 1, {{"b", 11}}, 1}, {11, 10, {}, 0},
-       {12, 1, {}, 0}},
-      13);
+  const std::string fine = crafted_image({{1, 1, {{"x", 12}, {"top", 10}}, 2},
+                                          {10, 1, {{"b", 11}}, 1},
+                                          {11, 10, {}, 0},
+                                          {12, 1, {}, 0}},
+                                         13);
   SmallFs u;
   INFO(why);
   REQUIRE(u.fs->load_image(fine, why).ok());
@@ -322,8 +319,7 @@ TEST_CASE("crafted journal: CREATE of inode 0, an old number or one past the lim
     INFO("inode " << ino);
     CHECK(u.fs->replay(PKRAMFS_JREC_CREATE, create(kRootIno, ino, "n"), why).error() == EUCLEAN);
   }
-  CHECK(u.fs->replay(PKRAMFS_JREC_RMDIR, payload_of(RemoveRecord{kRootIno, {}, "gone"}), why)
-            .ok());
+  CHECK(u.fs->replay(PKRAMFS_JREC_RMDIR, payload_of(RemoveRecord{kRootIno, {}, "gone"}), why).ok());
   CHECK(u.fs->replay(PKRAMFS_JREC_CREATE, create(2, 4, "orphan"), why).error() == EUCLEAN);
   CHECK(u.fs->replay(PKRAMFS_JREC_CREATE, create(3, 4, "fine"), why).ok());
   for (const char *name : {"foo", "user.", "os2.x"}) {
