@@ -49,35 +49,42 @@ Result<void> range_ioctl(int fd, unsigned long cmd, uint64_t first, uint64_t cou
 
 bool PkramDevice::present() { return ::access(kPath, F_OK) == 0; }
 
-Result<PkramDevice> PkramDevice::open() {
-  UniqueFd fd(::open(kPath, O_RDWR | O_CLOEXEC));
+namespace {
+
+// /dev/pkram opened with `flags`, of a module that speaks this interface: an older one (no
+// sparse nodes) is refused with EPROTO rather than its answers misread.
+Result<UniqueFd> open_device(int flags) {
+  UniqueFd fd(::open(PkramDevice::kPath, flags | O_CLOEXEC));
   if (!fd.valid())
     return Errno{errno};
   pkram_version v{};
   if (auto r = ioctl_result(fd.get(), PKRAM_IOC_VERSION, &v); !r)
     return Errno{r.error()};
-  // An older module lacks sparse nodes: refuse it rather than misread its answers.
   if (v.uapi_version != PKRAM_UAPI_VERSION || v.frame_size != PKRAM_FRAME_SIZE)
     return Errno{EPROTO};
-  return PkramDevice(std::move(fd));
+  return fd;
+}
+
+} // namespace
+
+Result<PkramDevice> PkramDevice::open() {
+  auto fd = open_device(O_RDWR);
+  if (!fd)
+    return Errno{fd.error()};
+  return PkramDevice(std::move(fd.value()));
 }
 
 Result<UniqueFd> PkramDevice::open_reader(const std::string &name) {
-  UniqueFd fd(::open(kPath, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid())
-    return Errno{errno};
-  pkram_version v{};
-  if (auto r = ioctl_result(fd.get(), PKRAM_IOC_VERSION, &v); !r)
-    return Errno{r.error()};
-  if (v.uapi_version != PKRAM_UAPI_VERSION || v.frame_size != PKRAM_FRAME_SIZE)
-    return Errno{EPROTO};
+  auto fd = open_device(O_RDONLY);
+  if (!fd)
+    return Errno{fd.error()};
   pkram_attach a{};
   if (!copy_name(a.name, name))
     return Errno{EINVAL};
   a.flags = PKRAM_ATTACH_READER;
-  if (auto r = ioctl_result(fd.get(), PKRAM_IOC_ATTACH, &a); !r)
+  if (auto r = ioctl_result(fd->get(), PKRAM_IOC_ATTACH, &a); !r)
     return Errno{r.error() == EINVAL ? EPROTO : r.error()}; // the name was valid: an older module
-  return fd;
+  return std::move(fd.value());
 }
 
 Result<PkramRegionInfo> PkramDevice::region() const {
