@@ -9,6 +9,7 @@
 //
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes the export of a real node and
 // crafted images (next_ino 2^64-1, directories naming each other, a huge checkpoint claim).
+#include "../unit/crafted_checkpoint.h"
 #include "crc32c.h"
 #include "filesystem.h"
 #include "geometry.h"
@@ -232,39 +233,9 @@ std::string image_of(const pkramfs_export_header &like, const std::string &ckpt)
   return img;
 }
 
-struct Dir {
-  uint64_t ino, parent;
-  std::vector<std::pair<std::string, uint64_t>> entries;
-  uint32_t subdirs;
-};
-std::string dirs_image(const std::vector<Dir> &dirs, uint64_t next_ino) {
-  std::string image;
-  Encoder e(image);
-  pkramfs_ckpt_header h{};
-  h.magic = PKRAMFS_CKPT_MAGIC;
-  h.version = PKRAMFS_FORMAT_VERSION;
-  h.header_bytes = sizeof h;
-  h.generation = 2;
-  h.nr_inodes = dirs.size();
-  h.next_ino = next_ino;
-  e.raw(&h, sizeof h);
-  for (const Dir &d : dirs) {
-    pkramfs_ckpt_inode c{};
-    c.ino = d.ino;
-    c.parent = d.parent;
-    c.size = 40 + 20 * d.entries.size();
-    c.mode = S_IFDIR | 0777;
-    c.nlink = 2 + d.subdirs;
-    c.nr_items = d.entries.size();
-    e.raw(&c, sizeof c);
-    for (const auto &[name, ino] : d.entries) {
-      e.u64(ino);
-      e.str(name);
-    }
-  }
-  h.bytes = image.size();
-  std::memcpy(image.data(), &h, sizeof h);
-  return image;
+// generation 2, as an import's first checkpoint
+std::string dirs_image(const std::vector<test::CraftedDir> &dirs, uint64_t next_ino) {
+  return test::crafted_dirs_image(dirs, next_ino, 2);
 }
 
 void write_seeds(const std::string &dir) {

@@ -19,6 +19,7 @@
 // The file is as long as the superblock and its slots say, at most kMaxFileFrames (sparse).
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes real nodes (crashed: checkpoint
 // plus journal) and the crafted nodes of the security review (docs/security.md) and exits.
+#include "../unit/crafted_checkpoint.h"
 #include "crc32c.h"
 #include "filesystem.h"
 #include "geometry.h"
@@ -466,39 +467,9 @@ template <class R> std::string payload_of(const R &record) {
 }
 
 // A checkpoint image of directories only (inode, parent, entries, subdirectories).
-struct Dir {
-  uint64_t ino, parent;
-  std::vector<std::pair<std::string, uint64_t>> entries;
-  uint32_t subdirs;
-};
-std::string dirs_image(const std::vector<Dir> &dirs, uint64_t generation, uint64_t next_ino) {
-  std::string image;
-  Encoder e(image);
-  pkramfs_ckpt_header h{};
-  h.magic = PKRAMFS_CKPT_MAGIC;
-  h.version = PKRAMFS_FORMAT_VERSION;
-  h.header_bytes = sizeof h;
-  h.generation = generation;
-  h.nr_inodes = dirs.size();
-  h.next_ino = next_ino;
-  e.raw(&h, sizeof h);
-  for (const Dir &d : dirs) {
-    pkramfs_ckpt_inode c{};
-    c.ino = d.ino;
-    c.parent = d.parent;
-    c.size = 40 + 20 * d.entries.size();
-    c.mode = S_IFDIR | 0777;
-    c.nlink = 2 + d.subdirs;
-    c.nr_items = d.entries.size();
-    e.raw(&c, sizeof c);
-    for (const auto &[name, ino] : d.entries) {
-      e.u64(ino);
-      e.str(name);
-    }
-  }
-  h.bytes = image.size();
-  std::memcpy(image.data(), &h, sizeof h);
-  return image;
+std::string dirs_image(const std::vector<test::CraftedDir> &dirs, uint64_t generation,
+                       uint64_t next_ino) {
+  return test::crafted_dirs_image(dirs, next_ino, generation);
 }
 
 void write_seed(const std::string &dir, const std::string &name, const std::string &body) {

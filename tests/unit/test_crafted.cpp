@@ -2,6 +2,7 @@
 // M1-M3 and L6): values that pass every CRC but describe something impossible. Each is refused
 // with one line naming the problem and the node's bytes unchanged, or gives a tree that is
 // consistent; never a crash, an endless loop or memory that is not there.
+#include "crafted_checkpoint.h"
 #include "crc32c.h"
 #include "filesystem.h"
 #include "frame_source.h"
@@ -26,6 +27,7 @@
 using namespace pkramfs;
 using pkramfs::test::kMiB;
 using pkramfs::test::Mounted;
+using pkramfs::test::crafted_dirs_image;
 
 namespace {
 
@@ -119,42 +121,6 @@ void expect_node_refused(const std::string &path, const std::string &needle) {
   CHECK(file_crc(path) == before);
 }
 
-// A checkpoint image written by hand: directories only, with the given parents and entries.
-struct CraftedDir {
-  uint64_t ino, parent;
-  std::vector<std::pair<std::string, uint64_t>> entries;
-  uint32_t subdirs;
-};
-std::string crafted_image(const std::vector<CraftedDir> &dirs, uint64_t next_ino) {
-  std::string image;
-  Encoder e(image);
-  pkramfs_ckpt_header h{};
-  h.magic = PKRAMFS_CKPT_MAGIC;
-  h.version = PKRAMFS_FORMAT_VERSION;
-  h.header_bytes = sizeof h;
-  h.generation = 3;
-  h.nr_inodes = dirs.size();
-  h.next_ino = next_ino;
-  e.raw(&h, sizeof h);
-  for (const CraftedDir &d : dirs) {
-    pkramfs_ckpt_inode c{};
-    c.ino = d.ino;
-    c.parent = d.parent;
-    c.size = 40 + 20 * d.entries.size();
-    c.mode = S_IFDIR | 0755;
-    c.nlink = 2 + d.subdirs;
-    c.nr_items = d.entries.size();
-    e.raw(&c, sizeof c);
-    for (const auto &[name, ino] : d.entries) {
-      e.u64(ino);
-      e.str(name);
-    }
-  }
-  h.bytes = image.size();
-  std::memcpy(image.data(), &h, sizeof h);
-  return image;
-}
-
 template <class R> std::string payload_of(const R &record) {
   std::string out;
   Encoder e(out);
@@ -245,20 +211,20 @@ TEST_CASE("next_ino at the limit: creating fails with ENOSPC and changes nothing
 
 TEST_CASE("crafted checkpoint: directories naming each other are refused (M3)", "[crafted]") {
   // 10 names 11 and 11 names 10: each named once, link counts right, neither under the root.
-  const std::string image = crafted_image(
+  const std::string image = crafted_dirs_image(
       {{1, 1, {{"x", 12}}, 1}, {10, 11, {{"b", 11}}, 1}, {11, 10, {{"a", 10}}, 1}, {12, 1, {}, 0}},
-      13);
+      13, 3);
   SmallFs t;
   std::string why;
   CHECK(t.fs->load_image(image, why).error() == EUCLEAN);
   CHECK(why.find("cannot be reached from the root") != std::string::npos);
   CHECK(why.find('\n') == std::string::npos);
   // The same tree with 10 under the root loads: the check is about reachability alone.
-  const std::string fine = crafted_image({{1, 1, {{"x", 12}, {"top", 10}}, 2},
+  const std::string fine = crafted_dirs_image({{1, 1, {{"x", 12}, {"top", 10}}, 2},
                                           {10, 1, {{"b", 11}}, 1},
                                           {11, 10, {}, 0},
                                           {12, 1, {}, 0}},
-                                         13);
+                                         13, 3);
   SmallFs u;
   INFO(why);
   REQUIRE(u.fs->load_image(fine, why).ok());
