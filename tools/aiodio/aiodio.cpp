@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -79,6 +80,7 @@ int main(int argc, char **argv) {
   void *wbuf;
   if (posix_memalign(&wbuf, 4096, size))
     die("posix_memalign", ENOMEM);
+  const std::unique_ptr<void, decltype(&std::free)> wbuf_owner(wbuf, &std::free);
   std::vector<unsigned char> rbuf(size);
 
   // The first contents, so that the background readers cache something from the start.
@@ -149,6 +151,8 @@ int main(int argc, char **argv) {
   for (auto &t : threads)
     t.join();
   io_uring_queue_exit(&ring);
+  close(bfd);
+  close(dfd);
   if (status == 0)
     std::printf("pkramfs-aiodio: %lu rounds of %lu bytes (%s O_DIRECT writes), every buffered "
                 "read-back current\n",
