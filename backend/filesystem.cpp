@@ -254,26 +254,25 @@ Result<struct stat> Filesystem::lookup(uint64_t parent, std::string_view name) {
   // asks for "." of the handle's node id, whatever its type (fuse_get_dentry), and reconnecting
   // a directory's dentry asks for its ".." (fuse_get_parent). Inode numbers are never reused,
   // so a node id names one inode for the node's whole life, across restarts too.
+  Inode *child;
   if (name == "." || name == "..") {
     Inode *inode = find(parent);
     if (!inode)
       return Errno{ENOENT};
     if (name == ".." && !inode->is_dir())
       return Errno{ENOTDIR};
-    Inode *target = name == "." ? inode : find(inode->parent); // the root's parent is itself
-    if (!target)
+    child = name == "." ? inode : find(inode->parent); // the root's parent is itself
+    if (!child)
       return Errno{ENOENT};
-    target->nlookup.fetch_add(1);
-    std::shared_lock ilock(target->lock);
-    return stat_of(*target);
+  } else {
+    auto dir = find_dir(parent);
+    if (!dir)
+      return Errno{dir.error()};
+    auto child_ino = (*dir)->dir->find(name);
+    if (!child_ino)
+      return Errno{ENOENT};
+    child = find(*child_ino);
   }
-  auto dir = find_dir(parent);
-  if (!dir)
-    return Errno{dir.error()};
-  auto child_ino = (*dir)->dir->find(name);
-  if (!child_ino)
-    return Errno{ENOENT};
-  Inode *child = find(*child_ino);
   child->nlookup.fetch_add(1);
   std::shared_lock ilock(child->lock);
   return stat_of(*child);
