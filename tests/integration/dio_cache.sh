@@ -19,17 +19,7 @@ fi
 rounds=${PKIT_AIODIO_ROUNDS:-5000}
 
 # run_aiodio NAME ARGS...: PASS NAME, or FAIL NAME with pkramfs-aiodio's report
-run_aiodio() {
-    local name=$1 rc; shift
-    timeout 120 "$AIO" "$@" >"$T/$name.out" 2>&1
-    rc=$?
-    if [ "$rc" = 0 ]; then
-        pass "$name"
-    else
-        fail "$name" "pkramfs-aiodio exit $rc"
-        details "$T/$name.out" 5
-    fi
-}
+run_aiodio() { check_report "$1" pkramfs-aiodio 5 "$AIO" "${@:2}"; }
 
 tmpfs_mount "$T/tmpfs" size=64m,huge=never
 run_aiodio "dio:tmpfs:io_uring" --rounds "$rounds" "$T/tmpfs/f"

@@ -66,6 +66,22 @@ details() {
         sed 's/^/    /'
 }
 
+# check_report NAME WHAT LINES CMD...: PASS NAME if CMD (at most 120 s) exits 0, else FAIL NAME
+# ("WHAT exit N") with the first LINES lines of CMD's output, which a tool that checks
+# something itself (pkramfs-aiodio, readdir_churn.py) fills with its report
+check_report() {
+    local name=$1 what=$2 lines=$3 rc
+    shift 3
+    timeout 120 "$@" >"$T/$name.out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ]; then
+        pass "$name"
+    else
+        fail "$name" "$what exit $rc"
+        details "$T/$name.out" "$lines"
+    fi
+}
+
 # check NAME COND-DESCRIPTION CMD...: PASS if CMD succeeds
 check() {
     local name=$1 why=$2; shift 2

@@ -12,17 +12,7 @@ need_pk
 CHURN=$PKIT_LIBDIR/readdir_churn.py
 
 # churn NAME WHAT DIR: PASS NAME, or FAIL NAME with readdir_churn.py's report
-churn() {
-    local name=$1 rc
-    timeout 120 "$PY" "$CHURN" "$2" "$3" >"$T/$name.out" 2>&1
-    rc=$?
-    if [ "$rc" = 0 ]; then
-        pass "$name"
-    else
-        fail "$name" "readdir_churn.py $2 exit $rc"
-        details "$T/$name.out" 8
-    fi
-}
+churn() { check_report "$1" "readdir_churn.py $2" 8 "$PY" "$CHURN" "$2" "$3"; }
 
 tmpfs_mount "$T/tmpfs" size=256m,huge=never
 mkdir "$T/tmpfs/r" "$T/tmpfs/u"
