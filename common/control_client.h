@@ -5,7 +5,8 @@
 #include "result.h"
 #include "unique_fd.h"
 
-#include <pkramfs/control_protocol.h>
+#include "control_protocol.h"
+#include "json.h"
 
 #include <string>
 #include <sys/types.h>

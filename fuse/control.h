@@ -1,6 +1,6 @@
 // The daemon's side of pkramfs-ctl: what a mounted node can be asked over its control socket
-// (<run-dir>/NAME.sock, mode 0600). The protocol itself lives in control_server.cpp and
-// tools/ctl; this is what the daemon implements.
+// (<run-dir>/NAME.sock, mode 0600). The protocol is written down in common/control_protocol.h
+// (pkramfs-ctl is its client); this is what the daemon implements.
 #pragma once
 
 #include "filesystem.h" // AtimePolicy

@@ -1,6 +1,7 @@
 #include "control_server.h"
 
-#include <pkramfs/control_protocol.h>
+#include "control_protocol.h"
+#include "json.h"
 
 #include <cerrno>
 #include <chrono>

@@ -1,5 +1,5 @@
 // The daemon's control socket: <run-dir>/NAME.sock (mode 0600, root only), served on a thread
-// of its own; pkramfs-ctl talks to it. Protocol: include/pkramfs/control_protocol.h.
+// of its own; pkramfs-ctl talks to it. Protocol: common/control_protocol.h.
 #pragma once
 
 #include "control.h"

@@ -2,7 +2,7 @@
 
 #include "mount_table.h"
 
-#include <pkramfs/control_protocol.h>
+#include "control_protocol.h"
 
 #include "control_client.h"
 

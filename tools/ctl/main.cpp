@@ -9,7 +9,8 @@
 #include "parse.h"
 #include "pkram_device.h"
 
-#include <pkramfs/control_protocol.h>
+#include "control_protocol.h"
+#include "json.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
