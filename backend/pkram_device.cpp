@@ -49,6 +49,18 @@ Result<void> range_ioctl(int fd, unsigned long cmd, uint64_t first, uint64_t cou
 
 bool PkramDevice::present() { return ::access(kPath, F_OK) == 0; }
 
+PkramDevice::OpenFailure PkramDevice::open_failure(int err, const std::string &tool) {
+  if (absent(err))
+    return {"no /dev/pkram: pkram.ko is not loaded",
+            "load it with modprobe pkram region=SIZE@START (see docs/operations.md) or use "
+            "--backend=shm"};
+  if (err == EPROTO)
+    return {"/dev/pkram speaks another interface version than this " + tool,
+            "install the pkram.ko of the same release"};
+  return {"cannot open /dev/pkram (" + std::string(std::strerror(err)) + ")",
+          tool + " must run as root"};
+}
+
 namespace {
 
 // /dev/pkram opened with `flags`, of a module that speaks this interface: an older one (no

@@ -7,6 +7,7 @@
 #include "result.h"
 #include "unique_fd.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,6 +40,15 @@ public:
   // module older than the flag, ENOENT when there is no such node.
   static Result<UniqueFd> open_reader(const std::string &name);
   static bool present();
+  // Whether an open() error means pkram.ko is not loaded (no device node, or no driver behind it).
+  static bool absent(int err) { return err == ENOENT || err == ENXIO || err == ENODEV; }
+  // What an open() error means for the user, as "problem" and "fix": the one wording of "no
+  // /dev/pkram" and of the other errors for pkramfs-fuse and pkramfs-ctl. `tool` names the
+  // program (it must run as root, speak the module's interface version).
+  struct OpenFailure {
+    std::string problem, fix;
+  };
+  static OpenFailure open_failure(int err, const std::string &tool);
 
   Result<PkramRegionInfo> region() const;
   Result<std::vector<PkramNodeInfo>> list() const;

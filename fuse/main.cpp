@@ -9,6 +9,7 @@
 #include "mount_sync.h"
 #include "node.h"
 #include "node_dirs.h"
+#include "node_locate.h"
 #include "node_lock.h"
 #include "operations.h"
 #include "options.h"
@@ -157,21 +158,16 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, const Placement
       "/sys/kernel/pkram/numa); install the pkram.ko of this release or remove --numa");
 }
 
-[[noreturn]] void die_no_pkram_device() {
-  die("no /dev/pkram: pkram.ko is not loaded; load it with modprobe pkram region=SIZE@START "
-      "(see docs/operations.md) or use --backend=shm");
+[[noreturn]] void die_pkram_device(int err) {
+  const PkramDevice::OpenFailure f = PkramDevice::open_failure(err, "pkramfs-fuse");
+  die(f.problem + "; " + f.fix);
 }
 
 PkramDevice open_pkram_device() {
   auto dev = PkramDevice::open();
-  if (dev)
-    return std::move(dev.value());
-  if (dev.error() == ENOENT || dev.error() == ENXIO || dev.error() == ENODEV)
-    die_no_pkram_device();
-  if (dev.error() == EPROTO)
-    die("/dev/pkram speaks another interface version than this pkramfs-fuse; install the "
-        "pkram.ko of the same release");
-  die("cannot open /dev/pkram (" + why(dev.error()) + "); pkramfs-fuse must run as root");
+  if (!dev)
+    die_pkram_device(dev.error());
+  return std::move(dev.value());
 }
 
 // Without --size a new pkram node takes the region's free frames, less its superblock,
@@ -224,18 +220,19 @@ void open_kmod_storage(const Options &opt, uint64_t limit_blocks, const Placemen
   start_node(opt, where, st);
 }
 
-// auto: the backend that already holds the node; a new node goes to pkram.ko when it is loaded.
+// auto: the rule of node_locate.h. pkram.ko counts as usable when its device exists: should it
+// fail to open, the kmod path says why.
 BackendKind choose_backend(const Options &opt) {
   if (opt.node.empty())
     return BackendKind::kAnon;
-  if (!PkramDevice::present())
-    return BackendKind::kShm;
-  if (auto dev = PkramDevice::open(); dev && dev->stat(opt.node))
-    return BackendKind::kKmod;
+  NodePresence p;
+  p.kmod_usable = PkramDevice::present();
+  if (p.kmod_usable)
+    if (auto dev = PkramDevice::open(); dev && dev->stat(opt.node))
+      p.in_kmod = true;
   const std::string shm_file = shm_node_dir(opt, 0) + "/" + opt.node;
-  if (access(shm_file.c_str(), F_OK) == 0)
-    return BackendKind::kShm;
-  return BackendKind::kKmod;
+  p.in_shm = access(shm_file.c_str(), F_OK) == 0;
+  return auto_backend(p) == NodeBackend::kKmod ? BackendKind::kKmod : BackendKind::kShm;
 }
 
 BackendKind resolve_backend(const Options &opt) {
@@ -535,7 +532,7 @@ int main(int argc, char **argv) {
 
   // Before the node lock, so that a missing module leaves nothing behind.
   if (opt.backend == BackendKind::kKmod && !opt.node.empty() && !PkramDevice::present())
-    die_no_pkram_device();
+    die_pkram_device(ENOENT);
   // Also before the lock: a refused --numa leaves nothing behind either.
   const BackendKind kind = resolve_backend(opt);
   const NumaPlan numa = plan_numa(opt, kind);
