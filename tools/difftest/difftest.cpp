@@ -21,6 +21,8 @@
 // in kExclusions right below (it is also printed by --list-exclusions). This is the one place to
 // review; the two exclusions enforced at run time have their switches next to the table.
 
+#include "splitmix64.h"
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -156,20 +158,7 @@ std::string pretty(const std::string &s) {
   return out;
 }
 
-// splitmix64: tiny, fast, and the whole state is one word, so it is trivially reproducible.
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed) {}
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) { return n ? next() % n : 0; }
-  bool chance(unsigned percent) { return below(100) < percent; }
-  template <class T, size_t N> T pick(const T (&a)[N]) { return a[below(N)]; }
-};
+using Rng = pkramfs::tools::SplitMix64;
 
 std::string makeData(size_t len, uint64_t seed) {
   std::string buf(len, '\0');

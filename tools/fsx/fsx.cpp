@@ -30,6 +30,8 @@
 // copy source is FILE.src, created (random bytes, --max-size/2 long) at start.
 // Exit status: 0 all checks passed, 1 a check failed, 2 usage or set-up error.
 
+#include "splitmix64.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -52,18 +54,7 @@
 
 namespace {
 
-// splitmix64: tiny, fast, the whole state is one word.
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed) {}
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) { return n ? next() % n : 0; }
-};
+using Rng = pkramfs::tools::SplitMix64;
 
 enum Kind {
   kRead,
