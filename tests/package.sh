@@ -162,9 +162,10 @@ fi
 T_BASE=$(now)
 
 # ---------------------------------------------------------------- the package --
-# The package is built without the test-only fault injection switch (backend/fault.h). A test
-# build (tools/build turns it on) is packaged from a release tree of its own, configured and
-# built next to it from the same sources.
+# The package is built without the test-only fault injection switch (backend/fault.h). The
+# product build (tools/build) has it off and is packaged as it is; a build that has it on (an
+# older build directory, a hand-made one) is packaged from a release tree of its own, configured
+# and built next to it from the same sources.
 if grep -q '^PKRAMFS_FAULT_INJECTION:BOOL=ON$' "$BUILD/CMakeCache.txt" 2>/dev/null; then
     SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
     REL=$BUILD/package-build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fault injection through real mounts (docs/security.md, "Fault injection"). Needs a build with
-# -DPKRAMFS_FAULT_INJECTION=ON (tools/build makes one); without it the checks are skipped.
+# -DPKRAMFS_FAULT_INJECTION=ON (tools/run-faults makes one and runs this script against it; ctest
+# runs that as the test "faults"); against the product build the checks are skipped.
 #  (1) allocation failures: the Nth heap, block (arena) or frame allocation fails, for every N
 #      the workload reaches; each operation fails with ENOMEM/ENOSPC or succeeds (a write may
 #      be short), the tree is the model of what succeeded with no half-built inode, pkramfs-ctl
@@ -30,7 +31,7 @@ part() { case $PARTS in *" $1 "*) return 0 ;; esac; info "part $1 skipped (PKIT_
 mnt=$T/mnt
 
 if ! "$PK" --debug-fail=list >/dev/null 2>&1; then
-    skip "faults" "pkramfs-fuse was built without -DPKRAMFS_FAULT_INJECTION=ON (tools/build sets it)"
+    skip "faults" "pkramfs-fuse was built without -DPKRAMFS_FAULT_INJECTION=ON (tools/run-faults builds a variant with it and runs this script)"
     finish
 fi
 ctl_check() { CHECK_OUT=$("$CTL" --shm-dir="$SHM" --run-dir="$RUN" check "$1" 2>&1); CHECK_RC=$?; }

@@ -134,29 +134,6 @@ fi
 crash_seed=${PKIT_SEED:-$RANDOM}
 info "crash.py seed $crash_seed (PKIT_SEED=$crash_seed replays it)"
 python3 "$PKIT_LIBDIR/crash.py" "$PK" "$T/crash" "${PKIT_CRASH_ROUNDS:-50}" "$crash_seed" || PKIT_FAIL=$((PKIT_FAIL + 1))
-# --- kill -9 at exact points of a checkpoint: image written but not switched to, and switched
-# (fault injection builds only; faults.sh has more such points)
-for point in checkpoint-written checkpoint-switched; do
-    node=cp-$point
-    if ! "$PK" --debug-fail=list >/dev/null 2>&1; then
-        skip "persist:crash-at-$point" "built without -DPKRAMFS_FAULT_INJECTION=ON"
-        continue
-    fi
-    if pk_start "$mnt" --pkram="$node" --size=128m; then pk_stop "$mnt"; fi
-    if pk_start "$mnt" --pkram="$node" --size=128m --debug-fail="$point:1"; then
-        (cd "$mnt" && mkdir -p d/e && for i in $(seq 1 50); do echo "$i" > "d/f$i"; done &&
-            setfattr -n user.p -v "$point" d && rm d/f7 && mv d/f8 d/e/g && truncate -s 5000 d/f9)
-        tree_of "$mnt" > "$T/cp-before"
-        "$PKRAMFS_BIN/pkramfs-ctl" --shm-dir="$SHM" --run-dir="$RUN" preserve "$node" > /dev/null 2>&1
-        assert_eq "persist:crash-at-$point:daemon-died" no "$(alive "$PK_PID" && echo yes || echo no)"
-        umount -l "$mnt" 2>/dev/null
-        if pk_start "$mnt" --pkram="$node" --size=128m; then
-            tree_of "$mnt" > "$T/cp-after"
-            assert_files_eq "persist:crash-at-$point:tree-intact" "$T/cp-before" "$T/cp-after"
-            pk_stop "$mnt"
-            "$PKRAMFS_BIN/pkramfs-ctl" --shm-dir="$SHM" --run-dir="$RUN" check "$node" > "$T/check" 2>&1
-            assert_eq "persist:crash-at-$point:check-clean" 0 "$?"
-        fi
-    fi
-done
+# kill -9 at exact points of a checkpoint and of a preserve: faults.sh (fault injection builds,
+# tools/run-faults).
 finish
