@@ -1140,9 +1140,10 @@ Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
 Result<void> Filesystem::undo_allocation(Inode &inode,
                                          const std::vector<std::pair<uint64_t, BlockRun>> &added,
                                          int error) {
-  for (auto &[at, r] : added)
+  // Not structured bindings: clang 14 (the fuzzers' compiler) cannot capture them.
+  for (const auto &run : added)
     if (!enomem_on_bad_alloc([&]() -> Result<void> {
-          free_data(inode, at, at + r.count);
+          free_data(inode, run.first, run.first + run.second.count);
           return {};
         }))
       break;
