@@ -1,6 +1,7 @@
 #include "filesystem.h"
 
 #include "fault.h"
+#include "inode_flags.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -69,6 +70,34 @@ template <class T> void room_for_one(std::vector<T> &v) {
 bool in_file_group(const Inode &inode, const Caller &who, const Credentials &creds) {
   return inode.gid == who.gid ||
          std::find(creds.groups.begin(), creds.groups.end(), inode.gid) != creds.groups.end();
+}
+
+// What the VFS refuses an immutable or append-only inode in a setattr (notify_change,
+// vfs_truncate, do_sys_ftruncate), which kernel FUSE leaves to us: EPERM for chmod, chown to
+// someone, truncate and utimes, except that an append-only inode may be touched (both times
+// now, ATTR_TOUCH) and an immutable one still truncated through a descriptor opened for writing
+// before it became immutable (tmpfs: only truncate(2) asks inode_permission). chown(f, -1, -1)
+// changes nothing and passes.
+bool setattr_refused(const Inode &inode, const SetAttr &a) {
+  if (!inode.is_pinned())
+    return false;
+  if (a.valid & (SetAttr::kMode | SetAttr::kUid | SetAttr::kGid))
+    return true;
+  if ((a.valid & SetAttr::kSize) && (inode.is_append_only() || !(a.valid & SetAttr::kThroughFile)))
+    return true;
+  const uint32_t times =
+      a.valid & (SetAttr::kAtime | SetAttr::kAtimeNow | SetAttr::kMtime | SetAttr::kMtimeNow);
+  // With the writeback cache the kernel keeps mtime and ctime and hands them back after cached
+  // writes, through a file open for writing (fuse_flush_times, also at close): mtime with ctime,
+  // no atime, and a file handle is the kernel's own, not a utimes.
+  if (times == 0 || (times == SetAttr::kMtime && (a.valid & SetAttr::kCtime) &&
+                     (a.valid & SetAttr::kThroughFile)))
+    return false;
+  // A touch; with the writeback cache its mtime comes as the kernel's clock, with ctime.
+  const bool touch = (a.valid & SetAttr::kAtimeNow) &&
+                     ((a.valid & SetAttr::kMtimeNow) ||
+                      ((a.valid & SetAttr::kMtime) && (a.valid & SetAttr::kCtime)));
+  return !touch || inode.is_immutable();
 }
 
 } // namespace
@@ -304,6 +333,22 @@ void Filesystem::attach(Inode &parent, Directory::Slot &&entry, Inode &child,
   parent.mtime = parent.ctime = t;
 }
 
+// The next inode, named `name` in `dir`, owned as inode_init_owner makes it: by the caller, in
+// the group of a setgid directory, which also hands its setgid bit to new directories (the VFS
+// has already stripped S_ISGID where the caller may not keep it).
+CreateRecord Filesystem::new_inode_record(const Inode &dir, std::string_view name, uint32_t mode,
+                                          const Caller &who) const {
+  CreateRecord r;
+  r.parent = dir.ino;
+  r.ino = next_ino_;
+  r.uid = who.uid;
+  r.gid = (dir.mode & S_ISGID) ? dir.gid : who.gid;
+  r.mode = mode | ((dir.mode & S_ISGID) && S_ISDIR(mode) ? S_ISGID : 0);
+  r.time = now();
+  r.name.assign(name);
+  return r;
+}
+
 Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view name, uint32_t mode,
                                           uint64_t rdev, std::string_view target, const Caller &who,
                                           bool open) {
@@ -322,6 +367,9 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
       return Errno{ENOENT};
     if (dir.dir->find(name))
       return Errno{EEXIST};
+    // may_create: nobody adds a name to an immutable directory (inode_permission, MAY_WRITE).
+    if (dir.is_immutable())
+      return Errno{EPERM};
     // Numbers are handed out once each, from next_ino_ up; every inode in the table is below
     // it (load_image and replay keep that). Checked anyway: a number in use would be a second
     // inode under one key (docs/security.md).
@@ -331,17 +379,8 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
       spdlog::error("inode number {} is already in use: refusing to create", next_ino_);
       return Errno{EIO};
     }
-    CreateRecord r;
-    r.parent = parent_ino;
-    r.ino = next_ino_;
-    r.uid = who.uid;
-    // A setgid directory hands its group, and for directories the setgid bit, to new entries.
-    // The VFS has already stripped S_ISGID where the caller may not keep it.
-    r.gid = (dir.mode & S_ISGID) ? dir.gid : who.gid;
-    r.mode = mode | ((dir.mode & S_ISGID) && S_ISDIR(mode) ? S_ISGID : 0);
+    CreateRecord r = new_inode_record(dir, name, mode, who);
     r.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
-    r.time = now();
-    r.name.assign(name);
     r.target.assign(target);
     if (!reserve_inode())
       return Errno{ENOSPC};
@@ -387,6 +426,8 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
   inode.gid = r.gid;
   inode.rdev = r.rdev;
   inode.atime = inode.mtime = inode.ctime = r.time;
+  // shmem_get_inode: a new inode takes nodump and noatime from its directory.
+  inode.flags = find(r.parent)->flags & kInheritedFlags;
   if (S_ISDIR(r.mode)) {
     inode.dir = std::make_unique<Directory>();
     inode.nlink = 2;
@@ -478,6 +519,10 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
     return Errno{ENOENT};
   if (dir.dir->find(name))
     return Errno{EEXIST};
+  // vfs_link: may_create in the directory, and no new name for an immutable or append-only
+  // inode.
+  if (dir.is_immutable() || inode->is_pinned())
+    return Errno{EPERM};
   // tmpfs charges every extra link against nr_inodes, for the memory its dentry takes.
   if (!reserve_inode())
     return Errno{ENOSPC};
@@ -537,6 +582,10 @@ Result<void> Filesystem::unlink(uint64_t parent_ino, std::string_view name) {
     if (!child_ino)
       return Errno{ENOENT};
     Inode *child = find(*child_ino);
+    // may_delete: an immutable or append-only directory keeps its names, and such an inode
+    // keeps its name.
+    if ((*parent)->is_pinned() || child->is_pinned())
+      return Errno{EPERM};
     if (child->is_dir())
       return Errno{EISDIR};
     const RemoveRecord r{parent_ino, now(), std::string(name)};
@@ -562,6 +611,8 @@ Result<void> Filesystem::rmdir(uint64_t parent_ino, std::string_view name) {
     if (!child_ino)
       return Errno{ENOENT};
     Inode *child = find(*child_ino);
+    if (dir.is_pinned() || child->is_pinned()) // may_delete, as unlink
+      return Errno{EPERM};
     if (!child->is_dir())
       return Errno{ENOTDIR};
     if (!child->dir->empty())
@@ -592,10 +643,11 @@ bool Filesystem::is_ancestor(uint64_t ancestor, const Inode &dir) const {
 }
 
 Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint64_t new_parent_ino,
-                                std::string_view new_name, unsigned flags) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+                                std::string_view new_name, unsigned flags, const Caller &who) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
     return Errno{EINVAL};
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+  // do_renameat2: RENAME_EXCHANGE goes with neither of the others.
+  if ((flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)) && (flags & RENAME_EXCHANGE))
     return Errno{EINVAL};
   if (new_name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
@@ -612,8 +664,10 @@ Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint
       return Errno{new_dir.error()};
     if (auto r = check_rename(**old_dir, name, **new_dir, new_name, flags); !r || *r)
       return r ? Result<void>() : Errno{r.error()};
-    const RenameRecord r{parent_ino, new_parent_ino,    flags,
-                         now(),      std::string(name), std::string(new_name)};
+    RenameRecord r{parent_ino, new_parent_ino,    flags,
+                   now(),      std::string(name), std::string(new_name)};
+    if (flags & RENAME_WHITEOUT)
+      return rename_with_whiteout(**old_dir, **new_dir, std::move(r), who);
     Directory::Slot entry;
     if (!(flags & RENAME_EXCHANGE))
       entry = (*new_dir)->dir->prepare(new_name, *(*old_dir)->dir->find(name));
@@ -623,6 +677,47 @@ Result<void> Filesystem::rename(uint64_t parent_ino, std::string_view name, uint
       drop_inode_if_unused(*victim);
     return {};
   });
+}
+
+// shmem_rename2 with RENAME_WHITEOUT: the old name is left to a whiteout, a character device
+// 0/0 of mode 0 made as shmem_mknod makes it (shmem_whiteout), in the same step and the same
+// journal record as the rename. Checked by check_rename already; the tree lock is held.
+Result<void> Filesystem::rename_with_whiteout(Inode &old_dir, Inode &new_dir, RenameRecord &&rename,
+                                              const Caller &who) {
+  if (next_ino_ >= kInoLimit)
+    return Errno{ENOSPC};
+  if (find(next_ino_)) {
+    spdlog::error("inode number {} is already in use: refusing to create", next_ino_);
+    return Errno{EIO};
+  }
+  WhiteoutRenameRecord r;
+  CreateRecord whiteout = new_inode_record(old_dir, rename.name, S_IFCHR, who);
+  whiteout.time = rename.time;
+  r.rename = std::move(rename);
+  r.whiteout_ino = whiteout.ino;
+  r.uid = whiteout.uid;
+  r.gid = whiteout.gid;
+  if (!reserve_inode())
+    return Errno{ENOSPC};
+  // Both slots before the record: the new name in the new directory, the whiteout's in the old
+  // one. Each directory gains at most one name in the end, the room prepare() keeps.
+  auto prepared = enomem_on_bad_alloc([&]() -> Result<std::pair<Directory::Slot, PreparedCreate>> {
+    Directory::Slot entry =
+        new_dir.dir->prepare(r.rename.new_name, *old_dir.dir->find(r.rename.name));
+    return std::pair{std::move(entry), prepare_create(whiteout)};
+  });
+  if (prepared)
+    if (auto logged = log_record(PKRAMFS_JREC_RENAME_WHITEOUT, r); !logged)
+      prepared = Errno{logged.error()};
+  if (!prepared) {
+    unreserve_inode();
+    return Errno{prepared.error()};
+  }
+  Inode *victim = apply_rename(r.rename, std::move(prepared->first));
+  commit_create(whiteout, std::move(prepared->second));
+  if (victim)
+    drop_inode_if_unused(*victim);
+  return {};
 }
 
 // Checks a rename the way tmpfs and the VFS do. True: valid but nothing to do (same inode).
@@ -642,11 +737,15 @@ Result<bool> Filesystem::check_rename(Inode &od, std::string_view name, Inode &n
   const Inode *dst = dst_ino ? find(*dst_ino) : nullptr;
   if (src->is_dir() && is_ancestor(src->ino, nd))
     return Errno{EINVAL};
-  if (flags & RENAME_EXCHANGE) {
-    if (dst->is_dir() && is_ancestor(dst->ino, od))
-      return Errno{EINVAL};
+  if ((flags & RENAME_EXCHANGE) && dst->is_dir() && is_ancestor(dst->ino, od))
+    return Errno{EINVAL};
+  // vfs_rename: may_delete of the source, then of the target or may_create in the new
+  // directory; an append-only directory takes new names but gives none up.
+  if (od.is_pinned() || src->is_pinned() ||
+      (dst ? nd.is_pinned() || dst->is_pinned() : nd.is_immutable()))
+    return Errno{EPERM};
+  if (flags & RENAME_EXCHANGE)
     return false;
-  }
   if (dst) {
     if (src->is_dir() && !dst->is_dir())
       return Errno{ENOTDIR};
@@ -769,6 +868,8 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
+  if (setattr_refused(*inode, a))
+    return Errno{EPERM};
   ChangeRecorder recorder(inode->extents);
   if (a.valid & SetAttr::kSize) {
     if (inode->is_dir())
@@ -836,6 +937,8 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
+  if (inode->is_pinned()) // xattr_permission
+    return Errno{EPERM};
   const bool exists = inode->xattrs.get(name) != nullptr;
   if (exists && (flags & XATTR_CREATE))
     return Errno{EEXIST};
@@ -896,6 +999,8 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
+  if (inode->is_pinned()) // xattr_permission
+    return Errno{EPERM};
   if (!inode->xattrs.get(name))
     return Errno{ENODATA};
   return enomem_on_bad_alloc([&]() -> Result<void> {
@@ -917,10 +1022,56 @@ void Filesystem::apply_xattr(XattrRecord &&r, bool remove) noexcept {
   inode.ctime = r.ctime;
 }
 
+Result<uint32_t> Filesystem::get_flags(uint64_t ino) {
+  std::shared_lock lock(tree_);
+  const Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  // Kernel FUSE asks only for these (fuse_priv_ioctl_prepare): ENOTTY for the rest.
+  if (!inode->is_reg() && !inode->is_dir())
+    return Errno{ENOTTY};
+  return inode->flags;
+}
+
+Result<void> Filesystem::set_flags(uint64_t ino, uint32_t flags) {
+  maybe_checkpoint();
+  {
+    // Exclusive: every other operation reads the flags under the tree lock alone.
+    std::unique_lock lock(tree_);
+    if (frozen_)
+      return Errno{EROFS};
+    Inode *inode = find(ino);
+    if (!inode)
+      return Errno{ENOENT};
+    if (!inode->is_reg() && !inode->is_dir())
+      return Errno{ENOTTY};
+    // shmem_fileattr_set: only the flags tmpfs keeps; ctime changes even when they do not.
+    if (flags & ~kModifiableFlags)
+      return Errno{EOPNOTSUPP};
+    const FlagsRecord r{ino, flags, now()};
+    if (!inode->released())
+      if (auto logged = log_record(PKRAMFS_JREC_FLAGS, r); !logged)
+        return logged;
+    apply_flags(r);
+  }
+  // The kernel keeps the old ctime for long otherwise. The invalidation takes no inode lock,
+  // so the one the VFS holds across the ioctl (vfs_fileattr_set) is no obstacle.
+  notify_attributes_changed(ino);
+  return {};
+}
+
+void Filesystem::apply_flags(const FlagsRecord &r) noexcept {
+  Inode &inode = *find(r.ino); // the tree lock is held exclusively: no reader meanwhile
+  inode.flags = r.flags;
+  inode.ctime = r.ctime;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Open files and data
 
-Result<void> Filesystem::open(uint64_t ino, bool truncate, const Caller &who) {
+Result<void> Filesystem::open(uint64_t ino, int flags, const Caller &who) {
+  const bool truncate = flags & O_TRUNC;
+  const bool writes = (flags & O_ACCMODE) != O_RDONLY;
   bool dropped = false;
   if (truncate)
     maybe_checkpoint();
@@ -931,6 +1082,11 @@ Result<void> Filesystem::open(uint64_t ino, bool truncate, const Caller &who) {
       return Errno{ENOENT};
     if (truncate && frozen_)
       return Errno{EROFS};
+    // may_open: no write access to an immutable inode (inode_permission), to an append-only
+    // one only with O_APPEND, and O_TRUNC (which asks for MAY_WRITE) for neither.
+    if ((inode->is_immutable() && (writes || truncate)) ||
+        (inode->is_append_only() && ((writes && !(flags & O_APPEND)) || truncate)))
+      return Errno{EPERM};
     if (truncate && inode->is_reg() && !inode->released()) {
       std::unique_lock ilock(inode->lock);
       ChangeRecorder recorder(inode->extents);
@@ -998,7 +1154,7 @@ void Filesystem::touch_atime(Inode &inode) {
   // The kernel leaves atime of FUSE inodes to us (S_NOATIME): its rules (atime_needs_update,
   // relatime_need_update) as the mount options chose them.
   const AtimePolicy::Mode mode = atime_mode_.load(std::memory_order_relaxed);
-  if (mode == AtimePolicy::Mode::kNoatime ||
+  if (mode == AtimePolicy::Mode::kNoatime || (inode.flags & PKRAMFS_INODE_NOATIME) ||
       (inode.is_dir() && nodiratime_.load(std::memory_order_relaxed)))
     return;
   // relatime: the first access after a change, or once a day.
@@ -1198,15 +1354,11 @@ Result<void> Filesystem::allocate_range(Inode &inode, uint64_t first, uint64_t e
 
 Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length,
                                    const Caller &who) {
-  // Like tmpfs: no FALLOC_FL_ZERO_RANGE, COLLAPSE_RANGE or INSERT_RANGE.
-  if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
-    return Errno{EOPNOTSUPP};
+  // vfs_fallocate's checks in its order, then tmpfs's own (shmem_fallocate).
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
     return Errno{EOPNOTSUPP};
   if (length == 0)
     return Errno{EINVAL};
-  if (offset > static_cast<uint64_t>(LLONG_MAX) || length > LLONG_MAX - offset)
-    return Errno{EFBIG};
   bool dropped = false;
   Result<void> done;
   maybe_checkpoint();
@@ -1217,8 +1369,16 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     Inode *inode = find(ino);
     if (!inode || inode->released())
       return Errno{ENOENT};
+    // vfs_fallocate: an append-only file may only be given space, an immutable one nothing.
+    if (((mode & ~FALLOC_FL_KEEP_SIZE) && inode->is_append_only()) || inode->is_immutable())
+      return Errno{EPERM};
     if (!inode->is_reg())
       return Errno{inode->is_dir() ? EISDIR : ENODEV};
+    if (offset > static_cast<uint64_t>(LLONG_MAX) || length > LLONG_MAX - offset)
+      return Errno{EFBIG};
+    // Like tmpfs: no FALLOC_FL_ZERO_RANGE, COLLAPSE_RANGE or INSERT_RANGE.
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+      return Errno{EOPNOTSUPP};
     std::unique_lock ilock(inode->lock);
     ChangeRecorder recorder(inode->extents);
     if (mode & FALLOC_FL_PUNCH_HOLE)
@@ -1290,6 +1450,12 @@ Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
       }
     }
   };
+  {
+    std::shared_lock lock(tree_);
+    const Inode *out = find(ino_out);
+    if (out && out->is_immutable()) // generic_copy_file_checks
+      return Errno{EPERM};
+  }
   constexpr size_t kChunk = 1 << 20;
   size_t done = 0;
   while (done < len) {

@@ -125,8 +125,9 @@ public:
   Result<struct stat> link(uint64_t ino, uint64_t parent, std::string_view name);
   Result<void> unlink(uint64_t parent, std::string_view name);
   Result<void> rmdir(uint64_t parent, std::string_view name);
+  // RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT, as tmpfs (shmem_rename2).
   Result<void> rename(uint64_t parent, std::string_view name, uint64_t new_parent,
-                      std::string_view new_name, unsigned flags);
+                      std::string_view new_name, unsigned flags, const Caller &who);
   Result<std::string> readlink(uint64_t ino);
   Result<void> readdir(uint64_t ino, uint64_t offset, bool plus, DirSink &sink);
 
@@ -138,13 +139,20 @@ public:
   // trusted.* names are listed only to callers with CAP_SYS_ADMIN, as on tmpfs.
   Result<std::string> listxattr(uint64_t ino, const Caller &who);
   Result<void> removexattr(uint64_t ino, std::string_view name);
+  // chattr (FS_IOC_GETFLAGS/SETFLAGS): PKRAMFS_INODE_* flags of a regular file or directory
+  // (ENOTTY for other types, as the kernel answers). set_flags refuses bits tmpfs does not keep
+  // with EOPNOTSUPP; the VFS has checked ownership and CAP_LINUX_IMMUTABLE already
+  // (vfs_fileattr_set, fileattr_set_prepare).
+  Result<uint32_t> get_flags(uint64_t ino);
+  Result<void> set_flags(uint64_t ino, uint32_t flags);
 
   // Open files and data.
   Result<struct stat> create(uint64_t parent, std::string_view name, uint32_t mode,
                              const Caller &who);
-  // `truncate` is O_TRUNC: empty the file, set mtime and ctime, drop suid/sgid as the kernel
-  // would for this caller.
-  Result<void> open(uint64_t ino, bool truncate, const Caller &who);
+  // `flags` are open(2)'s. O_TRUNC empties the file, sets mtime and ctime and drops suid/sgid
+  // as the kernel would for this caller; the access mode, O_APPEND and O_TRUNC are checked
+  // against the immutable and append-only flags (may_open).
+  Result<void> open(uint64_t ino, int flags, const Caller &who);
   void release(uint64_t ino);
   Result<void> read(uint64_t ino, uint64_t offset, uint64_t size, ReadSink &sink);
   Result<size_t> write(uint64_t ino, uint64_t offset, const void *buf, size_t size,
@@ -244,6 +252,9 @@ private:
   void apply_link(const LinkRecord &r, Directory::Slot &&entry) noexcept;
   // `entry`: the new name's slot in the new parent, prepared unless RENAME_EXCHANGE.
   Inode *apply_rename(const RenameRecord &r, Directory::Slot &&entry) noexcept;
+  Result<void> rename_with_whiteout(Inode &old_dir, Inode &new_dir, RenameRecord &&rename,
+                                    const Caller &who);
+  void apply_flags(const FlagsRecord &r) noexcept;
   void apply_xattr(XattrRecord &&r, bool remove) noexcept;
   void apply_release(Inode &inode);
   Result<bool> check_rename(Inode &od, std::string_view name, Inode &nd, std::string_view new_name,
@@ -261,6 +272,8 @@ private:
   void free_data(Inode &inode, uint64_t first_block, uint64_t end_block);
   void attach(Inode &parent, Directory::Slot &&entry, Inode &child, const timespec &t) noexcept;
   void detach_nondir(Inode &parent, std::string_view name, Inode &child, const timespec &t);
+  CreateRecord new_inode_record(const Inode &dir, std::string_view name, uint32_t mode,
+                                const Caller &who) const;
   Result<struct stat> make_node(uint64_t parent, std::string_view name, uint32_t mode,
                                 uint64_t rdev, std::string_view target, const Caller &who,
                                 bool open);

@@ -212,6 +212,7 @@ Filesystem::checkpoint(uint64_t generation,
     c.nr_xattrs = static_cast<uint32_t>(i.xattrs.items().size());
     c.nr_items = i.is_dir() ? i.dir->size() : i.extents.extents().size();
     c.target_bytes = static_cast<uint32_t>(i.target.size());
+    c.flags = i.flags;
     e.raw(&c, sizeof c);
     e.bytes(i.target);
     for (auto &[name, value] : i.xattrs.items()) {
@@ -251,7 +252,9 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   pkramfs_ckpt_header h{};
   if (!d.raw(&h, sizeof h) || h.magic != PKRAMFS_CKPT_MAGIC)
     return corrupt(why, "checkpoint image has no valid header");
-  if (h.version != PKRAMFS_FORMAT_VERSION || h.header_bytes != sizeof h || h.bytes != image.size())
+  // Every version this build reads: version 1 has no inode flags (the field was reserved, 0).
+  if (h.version < PKRAMFS_FORMAT_VERSION_OLDEST || h.version > PKRAMFS_FORMAT_VERSION ||
+      h.header_bytes != sizeof h || h.bytes != image.size())
     return corrupt(why, "checkpoint header does not match its image (version " +
                             std::to_string(h.version) + ", " + std::to_string(h.bytes) + " bytes)");
   if (h.nr_inodes > image.size() / sizeof(pkramfs_ckpt_inode))
@@ -270,7 +273,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
         (S_ISDIR(c.mode) && c.nlink == 0) || c.atime_nsec >= 1000000000u ||
         c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u || c.target_bytes >= PATH_MAX ||
-        c.size > kMaxFileBytes)
+        c.size > kMaxFileBytes || (c.flags & ~(h.version >= 2 ? PKRAMFS_INODE_FLAGS : 0u)))
       return corrupt(why, where + " in the checkpoint is invalid or repeated");
     auto inode = std::make_unique<Inode>();
     Inode &i = *inode;
@@ -285,6 +288,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     i.uid = c.uid;
     i.gid = c.gid;
     i.nlink = c.nlink;
+    i.flags = c.flags;
     i.target.assign(d.bytes(c.target_bytes));
     if (c.nr_xattrs > d.remaining() / 8)
       return corrupt(why, where + " claims more xattrs than the checkpoint holds");
@@ -428,7 +432,7 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     RenameRecord r;
     Inode *od, *nd;
     if (!decode(d, r) || !(od = dir_of(r.parent)) || !(nd = dir_of(r.new_parent)) ||
-        !valid_name(r.new_name))
+        !valid_name(r.new_name) || (r.flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)))
       return corrupt(why, "journal RENAME record names missing directories");
     auto checked = check_rename(*od, r.name, *nd, r.new_name, r.flags);
     if (!checked)
@@ -437,6 +441,40 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
       apply_rename(r, r.flags & RENAME_EXCHANGE
                           ? Directory::Slot{}
                           : nd->dir->prepare(r.new_name, *od->dir->find(r.name)));
+    return {};
+  }
+  case PKRAMFS_JREC_RENAME_WHITEOUT: {
+    // The rename as RENAME checks it, then the whiteout as CREATE checks a new inode.
+    WhiteoutRenameRecord r;
+    Inode *od, *nd;
+    if (!decode(d, r) || !(od = dir_of(r.rename.parent)) || !(nd = dir_of(r.rename.new_parent)) ||
+        !valid_name(r.rename.name) || !valid_name(r.rename.new_name) ||
+        (r.rename.flags & ~(RENAME_NOREPLACE | RENAME_WHITEOUT)) ||
+        !(r.rename.flags & RENAME_WHITEOUT) || r.whiteout_ino < next_ino_ ||
+        r.whiteout_ino >= kInoLimit || find(r.whiteout_ino))
+      return corrupt(why, "journal RENAME_WHITEOUT record does not fit the tree");
+    auto checked = check_rename(*od, r.rename.name, *nd, r.rename.new_name, r.rename.flags);
+    if (!checked || *checked) // the same inode under both names made no whiteout
+      return corrupt(why, "journal RENAME_WHITEOUT record does not fit the tree");
+    CreateRecord whiteout;
+    whiteout.parent = r.rename.parent;
+    whiteout.ino = r.whiteout_ino;
+    whiteout.mode = S_IFCHR;
+    whiteout.uid = r.uid;
+    whiteout.gid = r.gid;
+    whiteout.time = r.rename.time;
+    whiteout.name = r.rename.name;
+    apply_rename(r.rename, nd->dir->prepare(r.rename.new_name, *od->dir->find(r.rename.name)));
+    used_inodes_++;
+    apply_create(whiteout);
+    return {};
+  }
+  case PKRAMFS_JREC_FLAGS: {
+    FlagsRecord r;
+    Inode *inode;
+    if (!decode(d, r) || !(inode = find(r.ino)) || (!inode->is_reg() && !inode->is_dir()))
+      return corrupt(why, "journal FLAGS record names a missing inode or one without flags");
+    apply_flags(r);
     return {};
   }
   case PKRAMFS_JREC_INODE: {

@@ -4,6 +4,7 @@
 
 #include "directory.h"
 #include "extent_map.h"
+#include "pkramfs/format.h"
 #include "xattrs.h"
 
 #include <atomic>
@@ -24,6 +25,9 @@ struct Inode {
   uint64_t size = 0;
   uint64_t rdev = 0;
   timespec atime{}, mtime{}, ctime{};
+  // chattr flags, PKRAMFS_INODE_* (pkramfs/format.h). Changed only with the tree lock held
+  // exclusively (Filesystem::set_flags), so any holder of the tree lock may read them.
+  uint32_t flags = 0;
 
   // References the kernel holds (FUSE lookup count) and open file handles: an unlinked inode
   // lives on until both drop to zero.
@@ -49,6 +53,10 @@ struct Inode {
   bool is_dir() const { return S_ISDIR(mode); }
   bool is_reg() const { return S_ISREG(mode); }
   bool is_symlink() const { return S_ISLNK(mode); }
+  bool is_immutable() const { return flags & PKRAMFS_INODE_IMMUTABLE; }
+  bool is_append_only() const { return flags & PKRAMFS_INODE_APPEND; }
+  // Neither its name nor its attributes may change (the VFS's IS_IMMUTABLE || IS_APPEND).
+  bool is_pinned() const { return flags & (PKRAMFS_INODE_IMMUTABLE | PKRAMFS_INODE_APPEND); }
 };
 
 } // namespace pkramfs

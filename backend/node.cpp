@@ -108,7 +108,7 @@ std::string check_superblock(const pkramfs_superblock &sb) {
     return "format version " + std::to_string(sb.version) +
            " is newer than this build reads (version " + std::to_string(PKRAMFS_FORMAT_VERSION) +
            ")";
-  if (sb.version != PKRAMFS_FORMAT_VERSION || sb.sb_bytes != sizeof sb)
+  if (sb.version < PKRAMFS_FORMAT_VERSION_OLDEST || sb.sb_bytes != sizeof sb)
     return "unknown format version " + std::to_string(sb.version);
   if (superblock_crc(sb) != sb.crc32c)
     return "superblock CRC mismatch";
@@ -397,6 +397,13 @@ Result<void> Node::restore_tree(Filesystem &fs, std::string &why) {
   }
   fs.finish_restore();
   fs.set_metadata_blocks(space().checkpoint_bytes / kBlockSize);
+  {
+    // An older node becomes this build's version with the next superblock write (the mount's
+    // state change, before any record of a new type): what it holds is read the same way,
+    // and a build that knows only the old version must not replay the records that follow.
+    std::lock_guard lock(mu_);
+    sb_.version = PKRAMFS_FORMAT_VERSION;
+  }
   journal_->resume(epoch, scan.end, scan.next_sequence);
   spdlog::debug("restored checkpoint {} and {} journal records",
                 sb_.slots[restored_slot_].generation, scan.records);

@@ -168,9 +168,13 @@ std::string check_export_header(const pkramfs_export_header &h) {
     return "has an unknown export format version " + std::to_string(h.version);
   if (h.crc32c != crc_before(h, &pkramfs_export_header::crc32c))
     return "fails its CRC";
-  if (h.node_format_version != PKRAMFS_FORMAT_VERSION)
+  // The container is the same for every node version; its checkpoint image is the node's
+  // (format.h), read as a mount reads it.
+  if (h.node_format_version < PKRAMFS_FORMAT_VERSION_OLDEST ||
+      h.node_format_version > PKRAMFS_FORMAT_VERSION)
     return "holds a node of format version " + std::to_string(h.node_format_version) +
-           "; this build makes version " + std::to_string(PKRAMFS_FORMAT_VERSION);
+           "; this build reads versions " + std::to_string(PKRAMFS_FORMAT_VERSION_OLDEST) + " to " +
+           std::to_string(PKRAMFS_FORMAT_VERSION);
   if (h.block_size != kBlockSize || h.frame_size != kFrameSize ||
       h.data_first_frame != 1 + Node::kJournalFrames)
     return "describes a node geometry this build does not make (data from frame " +

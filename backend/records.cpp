@@ -167,4 +167,33 @@ bool decode(Decoder &d, ReleaseRecord &r) {
   return d.ok();
 }
 
+void encode(Encoder &e, const FlagsRecord &r) {
+  e.u64(r.ino);
+  e.u32(r.flags);
+  encode_time(e, r.ctime);
+}
+
+bool decode(Decoder &d, FlagsRecord &r) {
+  r.ino = d.u64();
+  r.flags = d.u32();
+  r.ctime = decode_time(d);
+  return d.ok() && (r.flags & ~PKRAMFS_INODE_FLAGS) == 0;
+}
+
+void encode(Encoder &e, const WhiteoutRenameRecord &r) {
+  encode(e, r.rename);
+  e.u64(r.whiteout_ino);
+  e.u32(r.uid);
+  e.u32(r.gid);
+}
+
+bool decode(Decoder &d, WhiteoutRenameRecord &r) {
+  if (!decode(d, r.rename))
+    return false;
+  r.whiteout_ino = d.u64();
+  r.uid = d.u32();
+  r.gid = d.u32();
+  return d.ok();
+}
+
 } // namespace pkramfs

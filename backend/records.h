@@ -62,6 +62,22 @@ struct ReleaseRecord {
   uint64_t ino = 0;
 };
 
+// chattr: the inode's flags after the change (PKRAMFS_INODE_*).
+struct FlagsRecord {
+  uint64_t ino = 0;
+  uint32_t flags = 0;
+  timespec ctime{};
+};
+
+// renameat2(RENAME_WHITEOUT): the rename, and the whiteout that takes the old name in the
+// same step (a character device 0/0 of mode 0, owned as a mknod by the caller would be, its
+// times the rename's).
+struct WhiteoutRenameRecord {
+  RenameRecord rename;
+  uint64_t whiteout_ino = 0;
+  uint32_t uid = 0, gid = 0;
+};
+
 void encode(Encoder &e, const CreateRecord &r);
 void encode(Encoder &e, const LinkRecord &r);
 void encode(Encoder &e, const RemoveRecord &r);
@@ -69,6 +85,8 @@ void encode(Encoder &e, const RenameRecord &r);
 void encode(Encoder &e, const InodeRecord &r);
 void encode(Encoder &e, const XattrRecord &r);
 void encode(Encoder &e, const ReleaseRecord &r);
+void encode(Encoder &e, const FlagsRecord &r);
+void encode(Encoder &e, const WhiteoutRenameRecord &r);
 
 // Each returns false when the payload is short or out of range.
 bool decode(Decoder &d, CreateRecord &r);
@@ -78,6 +96,8 @@ bool decode(Decoder &d, RenameRecord &r);
 bool decode(Decoder &d, InodeRecord &r);
 bool decode(Decoder &d, XattrRecord &r);
 bool decode(Decoder &d, ReleaseRecord &r);
+bool decode(Decoder &d, FlagsRecord &r);
+bool decode(Decoder &d, WhiteoutRenameRecord &r);
 
 void encode_time(Encoder &e, const timespec &t);
 timespec decode_time(Decoder &d);

@@ -7,8 +7,11 @@
 #include "device_io.h"
 #include "direct_write.h"
 #include "filesystem.h"
+#include "inode_flags.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
@@ -72,6 +75,9 @@ void op_init(void *, fuse_conn_info *conn) {
   // serves every inode; it only tells this node's handles from another's.
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
     conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+  // chattr/lsattr on directories come as FUSE_IOCTL with FUSE_IOCTL_DIR (op_ioctl).
+  if (conn->capable & FUSE_CAP_IOCTL_DIR)
+    conn->want |= FUSE_CAP_IOCTL_DIR;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -179,7 +185,9 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t new_parent,
                const char *new_name, unsigned int flags) {
-  reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags));
+  // RENAME_WHITEOUT arrives as the caller asked it (fuse_rename2, FUSE_RENAME2); the whiteout
+  // is owned by the caller.
+  reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags, caller_of(req)));
 }
 
 void set_caching(fuse_file_info *fi) {
@@ -190,7 +198,7 @@ void set_caching(fuse_file_info *fi) {
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
-  if (auto r = fs_of(req).open(ino, fi->flags & O_TRUNC, caller_of(req)); !r) {
+  if (auto r = fs_of(req).open(ino, fi->flags, caller_of(req)); !r) {
     fuse_reply_err(req, r.error());
     return;
   }
@@ -382,6 +390,74 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
     fuse_reply_write(req, *r);
 }
 
+// chattr and lsattr. The VFS turns FS_IOC_GETFLAGS/SETFLAGS and FS_IOC_FSGETXATTR/FSSETXATTR
+// into these restricted ioctls on a file it opens read-only for the purpose (fs/fuse/ioctl.c,
+// fuse_fileattr_get/set), after checking ownership and CAP_LINUX_IMMUTABLE itself
+// (vfs_fileattr_set, fileattr_set_prepare); only regular files and directories get here. The
+// flags travel as an unsigned int, not the long the command's number encodes; the xattr form
+// as struct fsxattr. Every other ioctl: ENOTTY, as tmpfs answers.
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *, fuse_file_info *,
+              unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz) {
+  Filesystem &fs = fs_of(req);
+  if (flags & FUSE_IOCTL_COMPAT) { // a 32-bit caller's numbers: the VFS never sends these here
+    fuse_reply_err(req, ENOTTY);
+    return;
+  }
+  Result<void> set;
+  switch (cmd) {
+  case FS_IOC_GETFLAGS: {
+    auto r = fs.get_flags(ino);
+    const uint64_t value = r ? *r : 0; // little-endian: the first 4 bytes are the unsigned int
+    if (!r)
+      fuse_reply_err(req, r.error());
+    else if (out_bufsz < sizeof(uint32_t))
+      fuse_reply_err(req, EINVAL);
+    else
+      fuse_reply_ioctl(req, 0, &value, std::min(out_bufsz, sizeof value));
+    return;
+  }
+  case FS_IOC_FSGETXATTR: {
+    auto r = fs.get_flags(ino);
+    const struct fsxattr fa = fsxattr_of_flags(r ? *r : 0);
+    if (!r)
+      fuse_reply_err(req, r.error());
+    else if (out_bufsz < sizeof fa)
+      fuse_reply_err(req, EINVAL);
+    else
+      fuse_reply_ioctl(req, 0, &fa, sizeof fa);
+    return;
+  }
+  case FS_IOC_SETFLAGS: {
+    uint32_t value = 0;
+    if (in_bufsz < sizeof value) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    std::memcpy(&value, in_buf, sizeof value);
+    set = fs.set_flags(ino, value);
+    break;
+  }
+  case FS_IOC_FSSETXATTR: {
+    struct fsxattr fa {};
+    if (in_bufsz < sizeof fa) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    std::memcpy(&fa, in_buf, sizeof fa);
+    auto value = flags_of_fsxattr(fa);
+    set = value ? fs.set_flags(ino, *value) : Errno{value.error()};
+    break;
+  }
+  default:
+    fuse_reply_err(req, ENOTTY);
+    return;
+  }
+  if (!set)
+    fuse_reply_err(req, set.error());
+  else
+    fuse_reply_ioctl(req, 0, nullptr, 0);
+}
+
 } // namespace
 
 fuse_lowlevel_ops make_operations(CacheMode cache, uint32_t generation) {
@@ -423,6 +499,7 @@ fuse_lowlevel_ops make_operations(CacheMode cache, uint32_t generation) {
   // kernel answers from its own size (data everywhere below EOF).
   ops.lseek = cache == CacheMode::kWriteback ? nullptr : op_lseek;
   ops.copy_file_range = op_copy_file_range;
+  ops.ioctl = op_ioctl;
   return ops;
 }
 

@@ -1,5 +1,15 @@
 /* The persistent format of a pkramfs node, described once. docs/format.md explains it.
  *
+ * Versioning: any change here (a field's meaning, a layout, a new journal record type or inode
+ * flag) bumps PKRAMFS_FORMAT_VERSION, and docs/format.md says what changed. A build reads every
+ * version from PKRAMFS_FORMAT_VERSION_OLDEST up to its own and writes only its own: a mount
+ * upgrades an older node's superblock at its first write, and the next checkpoint is written
+ * in the new version. A newer version is refused with one line, every byte left untouched.
+ *   version 1: the first format.
+ *   version 2: inode flags (chattr: immutable, append-only, nodump, noatime) in
+ *              pkramfs_ckpt_inode.flags (reserved, always 0, in version 1), journal records
+ *              FLAGS (10) and RENAME_WHITEOUT (11).
+ *
  * A node is an ordered list of 2 MiB frames (a file on /dev/shm or hugetlbfs, or a pkram.ko
  * node). All fields are little-endian and fixed width; everything refers to other things by
  * byte offset or block number within the node, never by pointer.
@@ -17,7 +27,8 @@
 #define PKRAMFS_SB_MAGIC 0x3153464d41524b50ULL   /* "PKRAMFS1" as little-endian bytes */
 #define PKRAMFS_CKPT_MAGIC 0x3154504b43524b50ULL /* "PKRCKPT1" */
 #define PKRAMFS_JREC_MAGIC 0x4a524b50U           /* "PKRJ" */
-#define PKRAMFS_FORMAT_VERSION 1u
+#define PKRAMFS_FORMAT_VERSION 2u
+#define PKRAMFS_FORMAT_VERSION_OLDEST 1u /* the oldest version this build still reads */
 #define PKRAMFS_SB_COPY_OFFSET 4096u /* second superblock copy */
 
 enum pkramfs_node_state {
@@ -86,11 +97,20 @@ struct pkramfs_ckpt_inode {
   uint32_t nr_xattrs;
   uint64_t nr_items; /* directories: entries; regular files and long symlinks: extents */
   uint32_t target_bytes; /* symlinks */
-  uint32_t reserved;
+  uint32_t flags;        /* PKRAMFS_INODE_* (version 2; 0 in version 1) */
   /* then: target bytes; xattrs: {u32 name_len, u32 value_len, name, value}; items:
    * extents {u64 file_block, u64 block, u64 count, u32 flags (1 = unwritten), u32 0} or
    * entries {u64 ino, u32 name_len, name} */
 };
+
+/* Inode flags: the kernel's FS_*_FL values (linux/fs.h, a stable interface), the ones tmpfs
+ * lets chattr change (SHMEM_FL_USER_MODIFIABLE). No other bit is ever stored. */
+#define PKRAMFS_INODE_IMMUTABLE 0x00000010u /* FS_IMMUTABLE_FL */
+#define PKRAMFS_INODE_APPEND 0x00000020u    /* FS_APPEND_FL */
+#define PKRAMFS_INODE_NODUMP 0x00000040u    /* FS_NODUMP_FL */
+#define PKRAMFS_INODE_NOATIME 0x00000080u   /* FS_NOATIME_FL */
+#define PKRAMFS_INODE_FLAGS                                                                  \
+  (PKRAMFS_INODE_IMMUTABLE | PKRAMFS_INODE_APPEND | PKRAMFS_INODE_NODUMP | PKRAMFS_INODE_NOATIME)
 
 /* Journal record header. A record's payload follows it; records are packed back to back from
  * the start of the journal, padded to 8 bytes. A record counts only if its magic, epoch,
@@ -114,6 +134,10 @@ enum pkramfs_jrec_type {
   PKRAMFS_JREC_XATTR_SET = 7,    /* ino, ctime, name, value */
   PKRAMFS_JREC_XATTR_REMOVE = 8, /* ino, ctime, name */
   PKRAMFS_JREC_RELEASE = 9,  /* ino: an unlinked inode is closed for good, its blocks go */
+  /* Version 2. */
+  PKRAMFS_JREC_FLAGS = 10,   /* ino, flags, ctime */
+  PKRAMFS_JREC_RENAME_WHITEOUT = 11, /* RENAME's fields, whiteout ino, uid, gid: the rename and
+                                        the whiteout (S_IFCHR 0/0) left at the old name */
 };
 
 #endif

@@ -78,7 +78,7 @@ std::string checkpoint_of(Filesystem &fs, uint64_t generation) {
 struct Seeds {
   std::string base_image;
   std::vector<std::pair<uint32_t, std::string>> records;
-  std::string journal; // the raw journal region holding `records`
+  std::string journal;    // the raw journal region holding `records`
   std::string full_image; // the tree after the records
 };
 
@@ -111,19 +111,19 @@ Seeds make_seeds() {
   const uint64_t g = ino_of(fs.create(b, "g", 0600, kRoot), "create g");
   (void)fs.write(g, 4096 * 3, data.data(), 5000, kRoot);
   (void)fs.link(f, b, "hard");
-  (void)fs.rename(1, "short", b, "short2", 0);
+  (void)fs.rename(1, "short", b, "short2", 0, kRoot);
   (void)fs.setxattr(b, "user.dir", "value", 0);
   (void)fs.removexattr(f, "user.k");
   SetAttr sa{};
   sa.valid = SetAttr::kSize;
   sa.size = 100;
   (void)fs.setattr(f, sa, kRoot);
-  (void)fs.open(f, true, kRoot);
+  (void)fs.open(f, O_WRONLY | O_TRUNC, kRoot);
   (void)fs.fallocate(g, 0, 0, 20000, kRoot);
   (void)fs.unlink(a, "fifo");
   ino_of(fs.create(a, "tmp", 0644, kRoot), "create tmp");
   const uint64_t tmp = ino_of(fs.lookup(a, "tmp"), "lookup tmp");
-  (void)fs.open(tmp, false, kRoot);
+  (void)fs.open(tmp, O_RDONLY, kRoot);
   (void)fs.unlink(a, "tmp");
   fs.release(tmp);
   (void)fs.mkdir(b, "gone", 0755, kRoot);
@@ -143,8 +143,7 @@ const Seeds &seeds() {
   return s;
 }
 
-void write_file(const std::string &dir, const std::string &name, char kind,
-                std::string_view body) {
+void write_file(const std::string &dir, const std::string &name, char kind, std::string_view body) {
   const std::string path = dir + "/" + name;
   FILE *out = std::fopen(path.c_str(), "wb");
   if (!out)
@@ -248,9 +247,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   const std::string_view in(reinterpret_cast<const char *>(data) + 1, size - 1);
   switch (data[0] % 3) {
-  case 0: fuzz_image(in); break;
-  case 1: fuzz_records(in); break;
-  case 2: replay_region(in); break;
+  case 0:
+    fuzz_image(in);
+    break;
+  case 1:
+    fuzz_records(in);
+    break;
+  case 2:
+    replay_region(in);
+    break;
   }
   return 0;
 }

@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <iterator>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <memory>
@@ -245,7 +246,7 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
   for (size_t k = 0; k < kMaxOps && !r.in.empty(); ++k) {
     const uint8_t op = r.u8();
     const Caller &who = (op & 0x80) ? nobody : kRoot;
-    switch (op % 13) {
+    switch (op % 14) {
     case 0: {
       const uint64_t d = dir();
       learn(fs.mkdir(d, name(), 0777, who));
@@ -266,11 +267,9 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
       const uint64_t d1 = dir();
       const std::string a = name();
       const uint64_t d2 = dir();
-      const unsigned flags = r.u8() % 3;
-      (void)fs.rename(d1, a, d2, name(),
-                      flags == 0   ? 0
-                      : flags == 1 ? RENAME_NOREPLACE
-                                   : RENAME_EXCHANGE);
+      static constexpr unsigned kFlags[] = {0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT,
+                                            RENAME_WHITEOUT | RENAME_NOREPLACE};
+      (void)fs.rename(d1, a, d2, name(), kFlags[r.u8() % std::size(kFlags)], who);
       break;
     }
     case 4: {
@@ -320,6 +319,11 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
     case 12: {
       const uint64_t i = ino();
       (void)fs.removexattr(i, "user." + name());
+      break;
+    }
+    case 13: {
+      const uint64_t i = ino();
+      (void)fs.set_flags(i, r.u8() & 0xf0); // immutable, append, nodump, noatime
       break;
     }
     }
@@ -429,7 +433,7 @@ NodeParts real_node() {
   fs.attach_journal(&node.journal(), [] {});
   const uint64_t c = fs.mkdir(kRootIno, "c", 0700, kRoot)->st_ino;
   (void)fs.link(f, c, "hard");
-  (void)fs.rename(a, "b", c, "b2", 0);
+  (void)fs.rename(a, "b", c, "b2", 0, kRoot);
   (void)fs.write(f, 20000, data.data(), 100, kRoot);
   (void)fs.setxattr(c, "trusted.t", "x", 0);
   (void)fs.unlink(kRootIno, "long");

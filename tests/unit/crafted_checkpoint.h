@@ -22,12 +22,14 @@ struct CraftedDir {
 };
 
 inline std::string crafted_dirs_image(const std::vector<CraftedDir> &dirs, uint64_t next_ino,
-                                      uint64_t generation) {
+                                      uint64_t generation,
+                                      uint32_t version = PKRAMFS_FORMAT_VERSION,
+                                      uint32_t inode_flags = 0) {
   std::string image;
   Encoder e(image);
   pkramfs_ckpt_header h{};
   h.magic = PKRAMFS_CKPT_MAGIC;
-  h.version = PKRAMFS_FORMAT_VERSION;
+  h.version = version;
   h.header_bytes = sizeof h;
   h.generation = generation;
   h.nr_inodes = dirs.size();
@@ -41,6 +43,7 @@ inline std::string crafted_dirs_image(const std::vector<CraftedDir> &dirs, uint6
     c.mode = S_IFDIR | 0777;
     c.nlink = 2 + d.subdirs;
     c.nr_items = d.entries.size();
+    c.flags = inode_flags; // "reserved" in version 1
     e.raw(&c, sizeof c);
     for (const auto &[name, ino] : d.entries) {
       e.u64(ino);

@@ -100,7 +100,7 @@ void churn(Filesystem &fs, uint64_t own, uint64_t shared, unsigned seed, int ops
       }
       break;
     case 4:
-      (void)fs.rename(dir, n, pick_dir(), name(), 0);
+      (void)fs.rename(dir, n, pick_dir(), name(), 0, kRoot);
       break;
     case 5:
       (void)fs.unlink(dir, n);

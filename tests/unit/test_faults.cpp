@@ -60,6 +60,8 @@ std::string dump(Filesystem &fs, bool times) {
       line << (times ? std::to_string(ino) : "") << " mode=" << std::oct << st->st_mode << std::dec
            << " nlink=" << st->st_nlink << " size=" << st->st_size << " blocks=" << st->st_blocks
            << " uid=" << st->st_uid;
+      if (auto flags = fs.get_flags(ino); flags.ok())
+        line << " flags=" << *flags;
       if (times)
         line << " mtime=" << st->st_mtim.tv_sec << "." << st->st_mtim.tv_nsec
              << " ctime=" << st->st_ctim.tv_sec << "." << st->st_ctim.tv_nsec;
@@ -168,16 +170,28 @@ std::vector<Op> operations() {
       {"link", [](Filesystem &fs, const Setup &s) { return done(fs.link(s.f, kRootIno, "f2")); }},
       {"rename-across",
        [](Filesystem &fs, const Setup &s) {
-         return done(fs.rename(s.d, "f", kRootIno, "moved", 0));
+         return done(fs.rename(s.d, "f", kRootIno, "moved", 0, kRoot));
        }},
-      {"rename-over",
-       [](Filesystem &fs, const Setup &s) { return done(fs.rename(s.d, "f", s.d, "g", 0)); }},
+      {"rename-over", [](Filesystem &fs,
+                         const Setup &s) { return done(fs.rename(s.d, "f", s.d, "g", 0, kRoot)); }},
       {"rename-dir",
-       [](Filesystem &fs, const Setup &s) { return done(fs.rename(s.d, "e", kRootIno, "e2", 0)); }},
+       [](Filesystem &fs, const Setup &s) {
+         return done(fs.rename(s.d, "e", kRootIno, "e2", 0, kRoot));
+       }},
       {"rename-exchange",
        [](Filesystem &fs, const Setup &s) {
-         return done(fs.rename(s.d, "f", s.d, "e", RENAME_EXCHANGE));
+         return done(fs.rename(s.d, "f", s.d, "e", RENAME_EXCHANGE, kRoot));
        }},
+      {"rename-whiteout",
+       [](Filesystem &fs, const Setup &s) {
+         return done(fs.rename(s.d, "f", s.d, "g", RENAME_WHITEOUT, kRoot));
+       }},
+      {"rename-whiteout-across",
+       [](Filesystem &fs, const Setup &s) {
+         return done(fs.rename(s.d, "f", kRootIno, "moved", RENAME_WHITEOUT, kRoot));
+       }},
+      {"set-flags",
+       [](Filesystem &fs, const Setup &s) { return done(fs.set_flags(s.f, FS_NODUMP_FL)); }},
       {"unlink", [](Filesystem &fs, const Setup &s) { return done(fs.unlink(s.d, "g")); }},
       {"rmdir", [](Filesystem &fs, const Setup &s) { return done(fs.rmdir(s.d, "e")); }},
       {"write-extend",
@@ -209,8 +223,8 @@ std::vector<Op> operations() {
          a.size = 5000;
          return done(fs.setattr(s.f, a, kRoot));
        }},
-      {"open-trunc",
-       [](Filesystem &fs, const Setup &s) { return done(fs.open(s.f, true, kRoot)); }},
+      {"open-trunc", [](Filesystem &fs,
+                        const Setup &s) { return done(fs.open(s.f, O_WRONLY | O_TRUNC, kRoot)); }},
       {"fallocate",
        [](Filesystem &fs, const Setup &s) {
          return done(fs.fallocate(s.f, 0, 4096, 3 * kMiB, kRoot));

@@ -339,7 +339,7 @@ TEST_CASE("Filesystem: names longer than 255 bytes give ENAMETOOLONG", "[fs]") {
   CHECK(fs.symlink(kRootIno, n256, "x", kUser).error() == ENAMETOOLONG);
   CHECK(fs.create(kRootIno, n256, 0644, kUser).error() == ENAMETOOLONG);
   CHECK(fs.link(f, d, n256).error() == ENAMETOOLONG);
-  CHECK(fs.rename(kRootIno, n255, d, n256, 0).error() == ENAMETOOLONG);
+  CHECK(fs.rename(kRootIno, n255, d, n256, 0, kRootCaller).error() == ENAMETOOLONG);
   CHECK(fs.lookup(kRootIno, n256).error() == ENAMETOOLONG);
   CHECK(names(fs, d).empty());
   CHECK(fs.statfs().f_namemax == 255);
@@ -415,7 +415,7 @@ TEST_CASE("Filesystem: unlink and rmdir", "[fs]") {
     CHECK(fs.mkdir(d, "y", 0755, kUser).error() == ENOENT);
     CHECK(fs.symlink(d, "y", "t", kUser).error() == ENOENT);
     CHECK(fs.link(f, d, "y").error() == ENOENT);
-    CHECK(fs.rename(kRootIno, "f", d, "f", 0).error() == ENOENT);
+    CHECK(fs.rename(kRootIno, "f", d, "f", 0, kRootCaller).error() == ENOENT);
     CHECK(ino_of(fs, kRootIno, "f") == f);
     auto entries = readdir(fs, d);
     REQUIRE(entries.size() == 2);
@@ -465,14 +465,14 @@ TEST_CASE("Filesystem: rename", "[fs]") {
   REQUIRE(write(fs, f, 0, "F") == 1);
 
   SECTION("within a directory") {
-    REQUIRE(fs.rename(a, "f", a, "g", 0).ok());
+    REQUIRE(fs.rename(a, "f", a, "g", 0, kRootCaller).ok());
     CHECK(fs.lookup(a, "f").error() == ENOENT);
     CHECK(ino_of(fs, a, "g") == f);
     CHECK(attr(fs, a).st_size == 60);
     CHECK(attr(fs, f).st_nlink == 1u);
   }
   SECTION("across directories") {
-    REQUIRE(fs.rename(a, "f", b, "f", 0).ok());
+    REQUIRE(fs.rename(a, "f", b, "f", 0, kRootCaller).ok());
     CHECK(names(fs, a).empty());
     CHECK(ino_of(fs, b, "f") == f);
     CHECK(attr(fs, a).st_size == 40);
@@ -483,7 +483,7 @@ TEST_CASE("Filesystem: rename", "[fs]") {
   SECTION("a directory across parents moves its '..' link") {
     const uint64_t c = mkdir_(fs, a, "c");
     REQUIRE(attr(fs, a).st_nlink == 3u);
-    REQUIRE(fs.rename(a, "c", b, "c", 0).ok());
+    REQUIRE(fs.rename(a, "c", b, "c", 0, kRootCaller).ok());
     CHECK(attr(fs, a).st_nlink == 2u);
     CHECK(attr(fs, b).st_nlink == 3u);
     CHECK(attr(fs, kRootIno).st_nlink == 4u);
@@ -496,7 +496,7 @@ TEST_CASE("Filesystem: rename", "[fs]") {
     const uint64_t g = mkfile(fs, b, "g");
     REQUIRE(write(fs, g, 0, std::string(3 * kBlk, 'G')) == 3 * kBlk);
     const uint64_t used = used_blocks(fs);
-    REQUIRE(fs.rename(a, "f", b, "g", 0).ok());
+    REQUIRE(fs.rename(a, "f", b, "g", 0, kRootCaller).ok());
     CHECK(ino_of(fs, b, "g") == f);
     CHECK(read(fs, f, 0, 10) == "F");
     CHECK(attr(fs, b).st_size == 60);
@@ -511,7 +511,7 @@ TEST_CASE("Filesystem: rename", "[fs]") {
   }
   SECTION("over an empty directory") {
     const uint64_t c = mkdir_(fs, a, "c");
-    REQUIRE(fs.rename(kRootIno, "b", a, "c", 0).ok());
+    REQUIRE(fs.rename(kRootIno, "b", a, "c", 0, kRootCaller).ok());
     CHECK(ino_of(fs, a, "c") == b);
     CHECK(attr(fs, c).st_nlink == 0u);
     CHECK(attr(fs, a).st_nlink == 3u);
@@ -523,7 +523,7 @@ TEST_CASE("Filesystem: rename", "[fs]") {
   SECTION("a directory over an empty directory in another parent") {
     const uint64_t c = mkdir_(fs, a, "c");
     const uint64_t e = mkdir_(fs, b, "e");
-    REQUIRE(fs.rename(a, "c", b, "e", 0).ok());
+    REQUIRE(fs.rename(a, "c", b, "e", 0, kRootCaller).ok());
     CHECK(ino_of(fs, b, "e") == c);
     CHECK(names(fs, a) == std::set<std::string>{"f"});
     CHECK(attr(fs, a).st_nlink == 2u);
@@ -538,49 +538,52 @@ TEST_CASE("Filesystem: rename", "[fs]") {
   SECTION("type and emptiness conflicts") {
     mkdir_(fs, b, "sub");
     mkfile(fs, b, "file");
-    CHECK(fs.rename(kRootIno, "a", kRootIno, "b", 0).error() == ENOTEMPTY);
-    CHECK(fs.rename(a, "f", kRootIno, "b", 0).error() == EISDIR);
-    CHECK(fs.rename(kRootIno, "a", b, "file", 0).error() == ENOTDIR);
+    CHECK(fs.rename(kRootIno, "a", kRootIno, "b", 0, kRootCaller).error() == ENOTEMPTY);
+    CHECK(fs.rename(a, "f", kRootIno, "b", 0, kRootCaller).error() == EISDIR);
+    CHECK(fs.rename(kRootIno, "a", b, "file", 0, kRootCaller).error() == ENOTDIR);
     CHECK(names(fs, kRootIno) == std::set<std::string>{"a", "b"});
     CHECK(names(fs, b) == std::set<std::string>{"sub", "file"});
     CHECK(ino_of(fs, a, "f") == f);
   }
   SECTION("into its own subtree: EINVAL") {
     const uint64_t c = mkdir_(fs, a, "c");
-    CHECK(fs.rename(kRootIno, "a", a, "x", 0).error() == EINVAL);
-    CHECK(fs.rename(kRootIno, "a", c, "x", 0).error() == EINVAL);
+    CHECK(fs.rename(kRootIno, "a", a, "x", 0, kRootCaller).error() == EINVAL);
+    CHECK(fs.rename(kRootIno, "a", c, "x", 0, kRootCaller).error() == EINVAL);
     CHECK(ino_of(fs, kRootIno, "a") == a);
     CHECK(dotdot(fs, a) == kRootIno);
   }
   SECTION("RENAME_NOREPLACE") {
     mkfile(fs, b, "g");
-    CHECK(fs.rename(a, "f", b, "g", RENAME_NOREPLACE).error() == EEXIST);
+    CHECK(fs.rename(a, "f", b, "g", RENAME_NOREPLACE, kRootCaller).error() == EEXIST);
     CHECK(ino_of(fs, a, "f") == f);
     CHECK(ino_of(fs, b, "g") != f);
-    REQUIRE(fs.rename(a, "f", b, "h", RENAME_NOREPLACE).ok());
+    REQUIRE(fs.rename(a, "f", b, "h", RENAME_NOREPLACE, kRootCaller).ok());
     CHECK(ino_of(fs, b, "h") == f);
   }
   SECTION("invalid flags") {
-    CHECK(fs.rename(a, "f", b, "g", RENAME_NOREPLACE | RENAME_EXCHANGE).error() == EINVAL);
-    CHECK(fs.rename(a, "f", b, "g", RENAME_WHITEOUT).error() == EINVAL);
+    CHECK(fs.rename(a, "f", b, "g", RENAME_NOREPLACE | RENAME_EXCHANGE, kRootCaller).error() ==
+          EINVAL);
+    CHECK(fs.rename(a, "f", b, "g", RENAME_WHITEOUT | RENAME_EXCHANGE, kRootCaller).error() ==
+          EINVAL);
+    CHECK(fs.rename(a, "f", b, "g", 1 << 3, kRootCaller).error() == EINVAL); // no such flag
     CHECK(ino_of(fs, a, "f") == f);
   }
   SECTION("two names of one inode: a no-op") {
     REQUIRE(fs.link(f, b, "g").ok());
-    REQUIRE(fs.rename(a, "f", b, "g", 0).ok());
+    REQUIRE(fs.rename(a, "f", b, "g", 0, kRootCaller).ok());
     CHECK(ino_of(fs, a, "f") == f);
     CHECK(ino_of(fs, b, "g") == f);
     CHECK(attr(fs, f).st_nlink == 2u);
     CHECK(attr(fs, a).st_size == 60);
     CHECK(attr(fs, b).st_size == 60);
-    REQUIRE(fs.rename(a, "f", a, "f", 0).ok());
+    REQUIRE(fs.rename(a, "f", a, "f", 0, kRootCaller).ok());
     CHECK(ino_of(fs, a, "f") == f);
   }
   SECTION("missing source or bad parents") {
-    CHECK(fs.rename(a, "nope", b, "x", 0).error() == ENOENT);
-    CHECK(fs.rename(f, "x", b, "x", 0).error() == ENOTDIR);
-    CHECK(fs.rename(a, "f", f, "x", 0).error() == ENOTDIR);
-    CHECK(fs.rename(999999, "x", b, "x", 0).error() == ENOENT);
+    CHECK(fs.rename(a, "nope", b, "x", 0, kRootCaller).error() == ENOENT);
+    CHECK(fs.rename(f, "x", b, "x", 0, kRootCaller).error() == ENOTDIR);
+    CHECK(fs.rename(a, "f", f, "x", 0, kRootCaller).error() == ENOTDIR);
+    CHECK(fs.rename(999999, "x", b, "x", 0, kRootCaller).error() == ENOENT);
   }
 }
 
@@ -593,7 +596,7 @@ TEST_CASE("Filesystem: rename with RENAME_EXCHANGE", "[fs]") {
   SECTION("two files in one directory") {
     const uint64_t x = mkfile(fs, p1, "x");
     const uint64_t y = mkfile(fs, p1, "y");
-    REQUIRE(fs.rename(p1, "x", p1, "y", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(p1, "x", p1, "y", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(ino_of(fs, p1, "x") == y);
     CHECK(ino_of(fs, p1, "y") == x);
     CHECK(attr(fs, p1).st_size == 80);
@@ -604,7 +607,7 @@ TEST_CASE("Filesystem: rename with RENAME_EXCHANGE", "[fs]") {
     const uint64_t f = mkfile(fs, p2, "f");
     REQUIRE(attr(fs, p1).st_nlink == 3u);
     REQUIRE(attr(fs, p2).st_nlink == 2u);
-    REQUIRE(fs.rename(p1, "d", p2, "f", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(p1, "d", p2, "f", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(ino_of(fs, p1, "d") == f);
     CHECK(ino_of(fs, p2, "f") == d);
     CHECK(attr(fs, p1).st_nlink == 2u);
@@ -622,7 +625,7 @@ TEST_CASE("Filesystem: rename with RENAME_EXCHANGE", "[fs]") {
   SECTION("a file and a directory across parents (the other way round)") {
     const uint64_t f = mkfile(fs, p1, "f");
     const uint64_t d = mkdir_(fs, p2, "d");
-    REQUIRE(fs.rename(p1, "f", p2, "d", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(p1, "f", p2, "d", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(ino_of(fs, p1, "f") == d);
     CHECK(ino_of(fs, p2, "d") == f);
     CHECK(attr(fs, p1).st_nlink == 3u);
@@ -632,7 +635,7 @@ TEST_CASE("Filesystem: rename with RENAME_EXCHANGE", "[fs]") {
   SECTION("two directories across parents swap their '..'") {
     const uint64_t d1 = mkdir_(fs, p1, "d1");
     const uint64_t d2 = mkdir_(fs, p2, "d2");
-    REQUIRE(fs.rename(p1, "d1", p2, "d2", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(p1, "d1", p2, "d2", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(attr(fs, p1).st_nlink == 3u);
     CHECK(attr(fs, p2).st_nlink == 3u);
     CHECK(dotdot(fs, d1) == p2);
@@ -641,28 +644,28 @@ TEST_CASE("Filesystem: rename with RENAME_EXCHANGE", "[fs]") {
   SECTION("a directory and a file in the same parent") {
     const uint64_t d = mkdir_(fs, p1, "d");
     const uint64_t f = mkfile(fs, p1, "f");
-    REQUIRE(fs.rename(p1, "d", p1, "f", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(p1, "d", p1, "f", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(ino_of(fs, p1, "f") == d);
     CHECK(ino_of(fs, p1, "d") == f);
     CHECK(attr(fs, p1).st_nlink == 3u);
   }
   SECTION("into its own subtree: EINVAL either way round") {
     mkfile(fs, p1, "x");
-    CHECK(fs.rename(kRootIno, "p1", p1, "x", RENAME_EXCHANGE).error() == EINVAL);
-    CHECK(fs.rename(p1, "x", kRootIno, "p1", RENAME_EXCHANGE).error() == EINVAL);
+    CHECK(fs.rename(kRootIno, "p1", p1, "x", RENAME_EXCHANGE, kRootCaller).error() == EINVAL);
+    CHECK(fs.rename(p1, "x", kRootIno, "p1", RENAME_EXCHANGE, kRootCaller).error() == EINVAL);
     CHECK(ino_of(fs, kRootIno, "p1") == p1);
     CHECK(dotdot(fs, p1) == kRootIno);
   }
   SECTION("both names must exist") {
     mkfile(fs, p1, "x");
-    CHECK(fs.rename(p1, "x", p2, "nope", RENAME_EXCHANGE).error() == ENOENT);
-    CHECK(fs.rename(p2, "nope", p1, "x", RENAME_EXCHANGE).error() == ENOENT);
+    CHECK(fs.rename(p1, "x", p2, "nope", RENAME_EXCHANGE, kRootCaller).error() == ENOENT);
+    CHECK(fs.rename(p2, "nope", p1, "x", RENAME_EXCHANGE, kRootCaller).error() == ENOENT);
     CHECK(names(fs, p2).empty());
   }
   SECTION("two names of one inode: a no-op") {
     const uint64_t x = mkfile(fs, p1, "x");
     REQUIRE(fs.link(x, p2, "y").ok());
-    REQUIRE(fs.rename(p1, "x", p2, "y", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(p1, "x", p2, "y", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(ino_of(fs, p1, "x") == x);
     CHECK(ino_of(fs, p2, "y") == x);
     CHECK(attr(fs, x).st_nlink == 2u);
@@ -1235,14 +1238,14 @@ TEST_CASE("Filesystem: statfs", "[fs][limits]") {
     CHECK(fs.statfs().f_bfree == 2047);
   }
   SECTION("rename over a file releases the replaced inode's slot and blocks") {
-    REQUIRE(fs.rename(kRootIno, "g", kRootIno, "f", 0).ok());
+    REQUIRE(fs.rename(kRootIno, "g", kRootIno, "f", 0, kRootCaller).ok());
     CHECK(fs.statfs().f_ffree == 96);
     CHECK(fs.statfs().f_bfree == 2047);
     fs.forget(f, 1);
     CHECK(fs.statfs().f_ffree == 96);
   }
   SECTION("an open file keeps its slot and blocks after unlink until released") {
-    REQUIRE(fs.open(g, false, kRootCaller).ok());
+    REQUIRE(fs.open(g, O_RDONLY, kRootCaller).ok());
     REQUIRE(fs.unlink(kRootIno, "g").ok());
     CHECK(fs.statfs().f_ffree == 95);
     CHECK(fs.statfs().f_bfree == 2037);
@@ -1302,7 +1305,7 @@ TEST_CASE("Filesystem: ENOSPC when blocks run out", "[fs][limits]") {
     CHECK(read(fs, b, 0, MiB) == big.substr(0, MiB));
   }
   SECTION("an open file's space comes back at release") {
-    REQUIRE(fs.open(a, false, kRootCaller).ok());
+    REQUIRE(fs.open(a, O_RDONLY, kRootCaller).ok());
     REQUIRE(fs.unlink(kRootIno, "a").ok());
     CHECK(fs.statfs().f_bfree == 0);
     CHECK(fs.write(b, 0, "x", 1, kRootCaller).error() == ENOSPC);
@@ -1344,7 +1347,7 @@ TEST_CASE("Filesystem: ENOSPC when inodes run out", "[fs][limits]") {
     CHECK(fs.statfs().f_ffree == 0);
   }
   SECTION("an open file's slot comes back at release") {
-    REQUIRE(fs.open(f1, false, kRootCaller).ok());
+    REQUIRE(fs.open(f1, O_RDONLY, kRootCaller).ok());
     REQUIRE(fs.unlink(kRootIno, "f1").ok());
     CHECK(fs.mknod(kRootIno, "x", S_IFREG | 0644, 0, kUser).error() == ENOSPC);
     fs.release(f1);
@@ -1381,7 +1384,7 @@ TEST_CASE("Filesystem: lookup counts keep unlinked inodes alive", "[fs][limits]"
   SECTION("an unlinked inode that is open stays readable and writable until released") {
     const uint64_t f = mkfile(fs, kRootIno, "f");
     REQUIRE(write(fs, f, 0, "hello") == 5);
-    REQUIRE(fs.open(f, false, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_RDONLY, kRootCaller).ok());
     REQUIRE(fs.unlink(kRootIno, "f").ok());
     CHECK(read(fs, f, 0, 10) == "hello");
     CHECK(write(fs, f, 5, std::string(2 * kBlk, 'w')) == 2 * kBlk);
@@ -1404,7 +1407,7 @@ TEST_CASE("Filesystem: lookup counts keep unlinked inodes alive", "[fs][limits]"
     const uint64_t f = mkfile(fs, kRootIno, "f");
     REQUIRE(write(fs, f, 0, pattern(3 * kBlk)) == 3 * kBlk);
     fs.forget(f, 1); // the kernel dropped its reference; only the open file remains
-    REQUIRE(fs.open(f, false, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_RDONLY, kRootCaller).ok());
     REQUIRE(fs.unlink(kRootIno, "f").ok());
     CHECK(alive(fs, f));
     CHECK(read(fs, f, 0, 3 * kBlk).size() == 3 * kBlk);
@@ -1416,8 +1419,8 @@ TEST_CASE("Filesystem: lookup counts keep unlinked inodes alive", "[fs][limits]"
   SECTION("two opens need two releases") {
     const uint64_t f = mkfile(fs, kRootIno, "f");
     fs.forget(f, 1);
-    REQUIRE(fs.open(f, false, kRootCaller).ok());
-    REQUIRE(fs.open(f, false, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_RDONLY, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_RDONLY, kRootCaller).ok());
     REQUIRE(fs.unlink(kRootIno, "f").ok());
     fs.release(f);
     CHECK(alive(fs, f));
@@ -1511,10 +1514,10 @@ TEST_CASE("Filesystem: readdir offsets stay valid across changes", "[fs]") {
   REQUIRE(fs.unlink(d, "e19").ok());
   mkfile(fs, d, "late");
   for (const char *name : {"e18", "e03"}) {
-    REQUIRE(fs.rename(d, name, d, "tmp", 0).ok());
-    REQUIRE(fs.rename(d, "tmp", d, name, 0).ok());
+    REQUIRE(fs.rename(d, name, d, "tmp", 0, kRootCaller).ok());
+    REQUIRE(fs.rename(d, "tmp", d, name, 0, kRootCaller).ok());
   }
-  REQUIRE(fs.rename(d, "e05", d, "e05b", 0).ok());
+  REQUIRE(fs.rename(d, "e05", d, "e05b", 0, kRootCaller).ok());
 
   // The listing goes on with the entries it has not returned that were there all along, and
   // none that arrived after it began (the renamed ones count as new entries).
@@ -1578,8 +1581,8 @@ TEST_CASE("Filesystem: readdir returns no entry twice while each is renamed away
       break;
     for (auto &e : page) {
       seen[e.name]++;
-      REQUIRE(fs.rename(d, e.name.c_str(), d, "TEMPFILE", 0).ok());
-      REQUIRE(fs.rename(d, "TEMPFILE", d, e.name.c_str(), 0).ok());
+      REQUIRE(fs.rename(d, e.name.c_str(), d, "TEMPFILE", 0, kRootCaller).ok());
+      REQUIRE(fs.rename(d, "TEMPFILE", d, e.name.c_str(), 0, kRootCaller).ok());
     }
     offset = page.back().next;
   }
@@ -1684,9 +1687,9 @@ TEST_CASE("Filesystem: data changes drop suid/sgid as the VFS does", "[fs][privs
   }
   SECTION("open with O_TRUNC drops them, a plain open does not") {
     chmod(04755);
-    REQUIRE(fs.open(f, false, caller(1000, 1000)).ok());
+    REQUIRE(fs.open(f, O_RDONLY, caller(1000, 1000)).ok());
     CHECK(mode() == 04755);
-    REQUIRE(fs.open(f, true, caller(1000, 1000)).ok());
+    REQUIRE(fs.open(f, O_WRONLY | O_TRUNC, caller(1000, 1000)).ok());
     CHECK(mode() == 0755);
     CHECK(notified == std::vector<uint64_t>{f});
     fs.release(f);
@@ -1914,7 +1917,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     CHECK(later(attr(fs, b).st_ctim, b0.st_ctim));
   }
   SECTION("rename moves both parents' mtime/ctime and the inode's ctime, not its mtime") {
-    REQUIRE(fs.rename(a, "f", b, "f", 0).ok());
+    REQUIRE(fs.rename(a, "f", b, "f", 0, kRootCaller).ok());
     const auto a1 = attr(fs, a), b1 = attr(fs, b), f1 = attr(fs, f);
     CHECK(later(a1.st_mtim, a0.st_mtim));
     CHECK(later(a1.st_ctim, a0.st_ctim));
@@ -1925,7 +1928,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     CHECK(same(attr(fs, kRootIno).st_mtim, root0.st_mtim));
   }
   SECTION("rename within one directory moves its mtime/ctime") {
-    REQUIRE(fs.rename(a, "f", a, "g", 0).ok());
+    REQUIRE(fs.rename(a, "f", a, "g", 0, kRootCaller).ok());
     CHECK(later(attr(fs, a).st_mtim, a0.st_mtim));
     CHECK(later(attr(fs, f).st_ctim, f0.st_ctim));
     CHECK(same(attr(fs, b).st_mtim, b0.st_mtim));
@@ -1934,7 +1937,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     const uint64_t g = mkfile(fs, b, "g");
     const auto g0 = attr(fs, g);
     tick();
-    REQUIRE(fs.rename(a, "f", b, "g", 0).ok());
+    REQUIRE(fs.rename(a, "f", b, "g", 0, kRootCaller).ok());
     CHECK(later(attr(fs, g).st_ctim, g0.st_ctim));
     CHECK(same(attr(fs, g).st_mtim, g0.st_mtim));
   }
@@ -1943,7 +1946,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     const auto g0 = attr(fs, g);
     const auto b1 = attr(fs, b);
     tick();
-    REQUIRE(fs.rename(a, "f", b, "g", RENAME_EXCHANGE).ok());
+    REQUIRE(fs.rename(a, "f", b, "g", RENAME_EXCHANGE, kRootCaller).ok());
     CHECK(later(attr(fs, a).st_mtim, a0.st_mtim));
     CHECK(later(attr(fs, b).st_mtim, b1.st_mtim));
     CHECK(later(attr(fs, b).st_ctim, b1.st_ctim));
@@ -1956,7 +1959,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     REQUIRE(fs.link(f, b, "l").ok());
     const auto a1 = attr(fs, a), b1 = attr(fs, b), f1 = attr(fs, f);
     tick();
-    REQUIRE(fs.rename(a, "f", b, "l", 0).ok());
+    REQUIRE(fs.rename(a, "f", b, "l", 0, kRootCaller).ok());
     CHECK(same(attr(fs, a).st_mtim, a1.st_mtim));
     CHECK(same(attr(fs, b).st_mtim, b1.st_mtim));
     CHECK(same(attr(fs, f).st_ctim, f1.st_ctim));
@@ -2060,13 +2063,13 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
   }
 
   SECTION("open with O_TRUNC empties the file and stamps mtime/ctime, even if empty") {
-    REQUIRE(fs.open(f, true, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_WRONLY | O_TRUNC, kRootCaller).ok());
     CHECK(attr(fs, f).st_size == 0);
     CHECK(alloc_blocks(fs, f) == 0);
     CHECK(later(attr(fs, f).st_mtim, f0.st_mtim));
     const auto f1 = attr(fs, f);
     tick();
-    REQUIRE(fs.open(f, true, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_WRONLY | O_TRUNC, kRootCaller).ok());
     CHECK(later(attr(fs, f).st_mtim, f1.st_mtim));
     CHECK(later(attr(fs, f).st_ctim, f1.st_ctim));
     fs.release(f);
@@ -2074,7 +2077,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     CHECK(same(attr(fs, a).st_mtim, a0.st_mtim));
   }
   SECTION("open without O_TRUNC changes nothing") {
-    REQUIRE(fs.open(f, false, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_RDONLY, kRootCaller).ok());
     fs.release(f);
     CHECK(attr(fs, f).st_size == 4);
     CHECK(same(attr(fs, f).st_mtim, f0.st_mtim));
@@ -2098,7 +2101,7 @@ TEST_CASE("Filesystem: timestamps change where tmpfs changes them", "[fs][time]"
     REQUIRE(fs.getxattr(f, "user.x").ok());
     REQUIRE(fs.listxattr(f, kUser).ok());
     REQUIRE(fs.lseek(f, 0, SEEK_HOLE).ok());
-    REQUIRE(fs.open(f, false, kRootCaller).ok());
+    REQUIRE(fs.open(f, O_RDONLY, kRootCaller).ok());
     fs.release(f);
     const auto a1 = attr(fs, a), f1 = attr(fs, f);
     CHECK(same(a1.st_mtim, a0.st_mtim));

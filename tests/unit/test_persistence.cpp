@@ -110,7 +110,7 @@ TEST_CASE("restore: a tree survives a crash (journal) and a clean close (checkpo
     REQUIRE(fs.write(gone->st_ino, 0, "bye", 3, root).ok());
     fs.release(gone->st_ino);
     REQUIRE(fs.unlink(kRootIno, "gone").ok());
-    REQUIRE(fs.rename(kRootIno, "hard", dir->st_ino, "moved", 0).ok());
+    REQUIRE(fs.rename(kRootIno, "hard", dir->st_ino, "moved", 0, Caller{0, 0}).ok());
     SetAttr a;
     a.valid = SetAttr::kSize;
     a.size = 2 * kMiB + 5;
