@@ -158,15 +158,21 @@ printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=0 conv=notrunc 2>/dev/null
 printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=4096 conv=notrunc 2>/dev/null
 expect_refused sb-both-magic sbmagic "unknown magic"
 
-# ------------------------------------------------------------------------- (c) version 2 --
-from_template v2
-$NI set-version "$SHM/v2" 0 2
-$NI set-version "$SHM/v2" 1 2
-expect_refused version-2 v2 "format version 2 is newer than this build reads (version 1)"
-# Only one copy at version 2 (a half-finished upgrade): the other copy is used.
-from_template v2one
-$NI set-version "$SHM/v2one" "$NI_copy" 2
-expect_mounts version-2-one-copy v2one "$T/tree.full"
+# ------------------------------------------------------------------------- (c) version 3 --
+# A version this build does not know yet (format.h: it reads 1 and 2).
+from_template v3
+$NI set-version "$SHM/v3" 0 3
+$NI set-version "$SHM/v3" 1 3
+expect_refused version-3 v3 "format version 3 is newer than this build reads (version 2)"
+# Only one copy at version 3 (a half-finished upgrade): the other copy is used.
+from_template v3one
+$NI set-version "$SHM/v3one" "$NI_copy" 3
+expect_mounts version-3-one-copy v3one "$T/tree.full"
+# Version 0 never existed.
+from_template v0
+$NI set-version "$SHM/v0" 0 0
+$NI set-version "$SHM/v0" 1 0
+expect_refused version-0 v0 "unknown format version 0"
 
 # ------------------------------------------------------------------ (d) checkpoint slots --
 # The current slot holds generation 3 (tree B) and the journal follows it; the other slot holds

@@ -11,6 +11,12 @@ Usage: node_image.py COMMAND FILE [ARGS]
                           SLOT is cur or other (of the newest copy)
   set-next-ino FILE V     set the current checkpoint image's next inode number to V and
                           recompute the slot's and both superblocks' CRC32Cs
+  inode-flags FILE        print "ino flags" for every inode of the current checkpoint image
+                          with nonzero flags (format version 2)
+  make-v1 FILE            turn a node that uses nothing of format version 2 (no inode flags in
+                          the current checkpoint, no journal record of type 10 or 11) into the
+                          version-1 node the older build wrote: version 1 in both superblock
+                          copies and the checkpoint header, CRC32Cs recomputed
   selftest                CRC32C of "123456789" must be 0xe3069283
 """
 import struct
@@ -183,10 +189,63 @@ def set_next_ino(path, value):
     rewrite_sbs(path, lambda raw: struct.pack_into("<I", raw, at, crc))
 
 
+# struct pkramfs_ckpt_header (80 bytes) and struct pkramfs_ckpt_inode (104 bytes)
+CKPT_HEADER_FMT = "<QIIQQQQ4Q"
+CKPT_VERSION_OFF = 8
+CKPT_INODE_FMT = "<QQQQqqqIIIIIIIIQII"
+CKPT_INODE_SIZE = struct.calcsize(CKPT_INODE_FMT)
+S_IFMT, S_IFDIR = 0o170000, 0o040000
+
+
+def checkpoint_inodes(path):
+    """(ino, mode, flags) of every inode in the current checkpoint image."""
+    sb = newest_sb(path)
+    s = sb["slots"][sb["current_slot"]]
+    img = read(path, s["first_frame"] * FRAME, s["bytes"])
+    nr_inodes = struct.unpack_from(CKPT_HEADER_FMT, img)[5]
+    off, out = struct.calcsize(CKPT_HEADER_FMT), []
+    for _ in range(nr_inodes):
+        v = struct.unpack_from(CKPT_INODE_FMT, img, off)
+        ino, mode, nr_xattrs, nr_items, target_bytes, flags = v[0], v[10], v[14], v[15], v[16], v[17]
+        off += CKPT_INODE_SIZE + target_bytes
+        for _ in range(nr_xattrs):
+            nl, vl = struct.unpack_from("<II", img, off)
+            off += 8 + nl + vl
+        for _ in range(nr_items):
+            if mode & S_IFMT == S_IFDIR:
+                off += 8 + 4 + struct.unpack_from("<I", img, off + 8)[0]
+            else:
+                off += 32
+        out.append((ino, mode, flags))
+    return out
+
+
+def make_v1(path):
+    sb = newest_sb(path)
+    if any(flags for _, _, flags in checkpoint_inodes(path)):
+        sys.exit("the checkpoint holds inode flags: version 1 cannot describe this node")
+    if any(typ >= 10 for _, typ, _ in journal_records(path, sb)):
+        sys.exit("the journal holds version-2 records: version 1 cannot describe this node")
+    slot = sb["current_slot"]
+    s = sb["slots"][slot]
+    base = s["first_frame"] * FRAME
+    with open(path, "r+b") as f:
+        f.seek(base + CKPT_VERSION_OFF)
+        f.write(struct.pack("<I", 1))
+    crc = crc32c(read(path, base, s["bytes"]))
+    at = SLOT_OFF + slot * SLOT_SIZE + 32
+
+    def edit(raw):
+        struct.pack_into("<I", raw, at, crc)
+        struct.pack_into("<I", raw, SB_VERSION_OFF, 1)
+    rewrite_sbs(path, edit)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "selftest":
-        ok = crc32c(b"123456789") == 0xE3069283 and SB_SIZE == 272 and JREC_SIZE == 32
+        ok = (crc32c(b"123456789") == 0xE3069283 and SB_SIZE == 272 and JREC_SIZE == 32 and
+              CKPT_INODE_SIZE == 104 and struct.calcsize(CKPT_HEADER_FMT) == 80)
         print("ok" if ok else "bad")
         sys.exit(0 if ok else 1)
     if cmd == "info":
@@ -197,6 +256,12 @@ def main():
         set_slot(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif cmd == "set-next-ino":
         set_next_ino(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "inode-flags":
+        for ino, _, flags in checkpoint_inodes(sys.argv[2]):
+            if flags:
+                print(ino, flags)
+    elif cmd == "make-v1":
+        make_v1(sys.argv[2])
     elif cmd == "set-version":
         set_version(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
