@@ -156,6 +156,12 @@ uint64_t Filesystem::inode_count() const {
 void Filesystem::release_if_dead(Inode &inode) {
   if (inode.nlink != 0 || inode.nopen.load() != 0 || !inode.charged || inode.ino == kRootIno)
     return;
+  // A closed O_TMPFILE inode that linkat can still name through a descriptor the kernel holds
+  // (O_PATH, /proc/self/fd): tmpfs keeps its data until the inode itself goes (evict), and so
+  // does this until the kernel forgets it. Nothing else can reach a file without a name, so
+  // that comes as soon as the last descriptor closes.
+  if (inode.linkable && inode.nlookup.load() != 0)
+    return;
   // Logged first: once its blocks are free another file may take them.
   if (auto logged = log_record(PKRAMFS_JREC_RELEASE, ReleaseRecord{inode.ino}); !logged)
     spdlog::error("journal: cannot record the release of inode {}", inode.ino);
@@ -351,9 +357,12 @@ CreateRecord Filesystem::new_inode_record(const Inode &dir, std::string_view nam
 
 Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view name, uint32_t mode,
                                           uint64_t rdev, std::string_view target, const Caller &who,
-                                          bool open) {
+                                          NewInode how) {
+  const bool named = how == NewInode::kNamed || how == NewInode::kNamedOpen;
   if (name.size() > kNameMax)
     return Errno{ENAMETOOLONG};
+  if (named && name.empty()) // the VFS never asks; an empty name means O_TMPFILE below
+    return Errno{ENOENT};
   maybe_checkpoint();
   return enomem_on_bad_alloc([&]() -> Result<struct stat> {
     std::unique_lock lock(tree_);
@@ -363,9 +372,11 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     if (!parent)
       return Errno{parent.error()};
     Inode &dir = **parent;
-    if (dir.nlink == 0)
+    // An O_TMPFILE inode takes no name, so it may be made in a removed directory, as on tmpfs
+    // (vfs_tmpfile checks only the permission to write the directory).
+    if (named && dir.nlink == 0)
       return Errno{ENOENT};
-    if (dir.dir->find(name))
+    if (named && dir.dir->find(name))
       return Errno{EEXIST};
     // may_create: nobody adds a name to an immutable directory (inode_permission, MAY_WRITE).
     if (dir.is_immutable())
@@ -397,7 +408,10 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     auto prepared =
         enomem_on_bad_alloc([&]() -> Result<PreparedCreate> { return prepare_create(r); });
     if (prepared)
-      if (auto logged = log_record(PKRAMFS_JREC_CREATE, r); !logged)
+      if (auto logged = named ? log_record(PKRAMFS_JREC_CREATE, r)
+                              : log_record(PKRAMFS_JREC_TMPFILE,
+                                           TmpfileRecord{r.ino, r.mode, r.uid, r.gid, r.time});
+          !logged)
         prepared = Errno{logged.error()};
     if (!prepared) {
       arena_->free(r.target_block);
@@ -405,8 +419,9 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
       return Errno{prepared.error()};
     }
     Inode &inode = commit_create(r, std::move(*prepared));
+    inode.linkable = how == NewInode::kTmpfileLinkable;
     inode.nlookup.fetch_add(1);
-    if (open)
+    if (how != NewInode::kNamed)
       inode.nopen.fetch_add(1);
     return stat_of(inode);
   });
@@ -433,7 +448,7 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
     inode.nlink = 2;
     inode.size = 2 * kBogoDirentSize;
   } else {
-    inode.nlink = 1;
+    inode.nlink = r.name.empty() ? 0 : 1; // no name: O_TMPFILE
   }
   if (S_ISLNK(r.mode)) {
     inode.target = r.target;
@@ -444,7 +459,9 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
   fault::heap();
   InodeTable one;
   one.emplace(r.ino, std::move(made));
-  PreparedCreate prepared{one.extract(r.ino), find(r.parent)->dir->prepare(r.name, r.ino)};
+  PreparedCreate prepared{one.extract(r.ino), std::nullopt};
+  if (!r.name.empty())
+    prepared.entry = find(r.parent)->dir->prepare(r.name, r.ino);
   make_room_for_one(inodes_);
   return prepared;
 }
@@ -460,7 +477,9 @@ Inode &Filesystem::commit_create(const CreateRecord &r, PreparedCreate &&prepare
     std::abort();
   }
   Inode &inode = *inserted.position->second;
-  attach(*find(r.parent), std::move(prepared.entry), inode, r.time);
+  // tmpfs's shmem_tmpfile leaves the directory's times alone: no entry, no change.
+  if (prepared.entry)
+    attach(*find(r.parent), std::move(*prepared.entry), inode, r.time);
   return inode;
 }
 
@@ -479,24 +498,30 @@ Result<struct stat> Filesystem::mknod(uint64_t parent, std::string_view name, ui
   default:
     return Errno{EINVAL};
   }
-  return make_node(parent, name, mode, rdev, {}, who, false);
+  return make_node(parent, name, mode, rdev, {}, who, NewInode::kNamed);
 }
 
 Result<struct stat> Filesystem::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
                                       const Caller &who) {
-  return make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, who, false);
+  return make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, who, NewInode::kNamed);
 }
 
 Result<struct stat> Filesystem::symlink(uint64_t parent, std::string_view name,
                                         std::string_view target, const Caller &who) {
   if (target.size() >= PATH_MAX)
     return Errno{ENAMETOOLONG};
-  return make_node(parent, name, S_IFLNK | 0777, 0, target, who, false);
+  return make_node(parent, name, S_IFLNK | 0777, 0, target, who, NewInode::kNamed);
 }
 
 Result<struct stat> Filesystem::create(uint64_t parent, std::string_view name, uint32_t mode,
                                        const Caller &who) {
-  return make_node(parent, name, S_IFREG | (mode & 07777), 0, {}, who, true);
+  return make_node(parent, name, S_IFREG | (mode & 07777), 0, {}, who, NewInode::kNamedOpen);
+}
+
+Result<struct stat> Filesystem::tmpfile(uint64_t parent, uint32_t mode, bool linkable,
+                                        const Caller &who) {
+  return make_node(parent, {}, S_IFREG | (mode & 07777), 0, {}, who,
+                   linkable ? NewInode::kTmpfileLinkable : NewInode::kTmpfileExclusive);
 }
 
 Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::string_view name) {
@@ -515,7 +540,11 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
   if (!parent)
     return Errno{parent.error()};
   Inode &dir = **parent;
-  if (dir.nlink == 0 || inode->nlink == 0)
+  if (dir.nlink == 0)
+    return Errno{ENOENT};
+  // vfs_link: an inode without links takes a new one only as an O_TMPFILE inode that may be
+  // linked (I_LINKABLE: not O_EXCL, not linked before). One given back already has no data.
+  if (inode->nlink == 0 && (!inode->linkable || inode->released()))
     return Errno{ENOENT};
   if (dir.dir->find(name))
     return Errno{EEXIST};
@@ -523,8 +552,10 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
   // inode.
   if (dir.is_immutable() || inode->is_pinned())
     return Errno{EPERM};
-  // tmpfs charges every extra link against nr_inodes, for the memory its dentry takes.
-  if (!reserve_inode())
+  // tmpfs charges every extra link against nr_inodes, for the memory its dentry takes; the
+  // first link of an O_TMPFILE inode uses the inode's own slot (shmem_link).
+  const bool extra_link = inode->nlink != 0;
+  if (extra_link && !reserve_inode())
     return Errno{ENOSPC};
   LinkRecord r;
   std::optional<Directory::Slot> entry;
@@ -534,7 +565,8 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
     return log_record(PKRAMFS_JREC_LINK, r);
   });
   if (!logged) {
-    unreserve_inode();
+    if (extra_link)
+      unreserve_inode();
     return Errno{logged.error()};
   }
   apply_link(r, std::move(*entry));
@@ -545,6 +577,7 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
 void Filesystem::apply_link(const LinkRecord &r, Directory::Slot &&entry) noexcept {
   Inode &inode = *find(r.ino);
   inode.nlink++;
+  inode.linkable = false; // as vfs_link clears I_LINKABLE
   inode.ctime = r.time;
   attach(*find(r.parent), std::move(entry), inode, r.time);
 }

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -149,6 +150,11 @@ public:
   // Open files and data.
   Result<struct stat> create(uint64_t parent, std::string_view name, uint32_t mode,
                              const Caller &who);
+  // O_TMPFILE: an open regular file with no name (nlink 0) whose owner and mode follow the
+  // rules of create() in `parent`; it counts one kernel reference like create(). `linkable`
+  // (not O_EXCL): link() may give it its first name, which makes it a file like any other.
+  // Left without a name, it goes when it is closed, or at a restore.
+  Result<struct stat> tmpfile(uint64_t parent, uint32_t mode, bool linkable, const Caller &who);
   // `flags` are open(2)'s. O_TRUNC empties the file, sets mtime and ctime and drops suid/sgid
   // as the kernel would for this caller; the access mode, O_APPEND and O_TRUNC are checked
   // against the immutable and append-only flags (may_open).
@@ -239,8 +245,11 @@ private:
   // after the journal record cannot fail.
   struct PreparedCreate {
     InodeTable::node_type node;
-    Directory::Slot entry;
+    std::optional<Directory::Slot> entry; // none for an O_TMPFILE inode (no name)
   };
+  // What make_node leaves behind besides the inode: a name in the parent (and an open file),
+  // or an open file without a name (O_TMPFILE), which link() may name or not.
+  enum class NewInode : uint8_t { kNamed, kNamedOpen, kTmpfileLinkable, kTmpfileExclusive };
 
   template <class R> Result<void> log_record(uint32_t type, const R &record);
   Result<void> log_inode(const Inode &inode, std::vector<ExtentChange> &&changes);
@@ -276,7 +285,7 @@ private:
                                 const Caller &who) const;
   Result<struct stat> make_node(uint64_t parent, std::string_view name, uint32_t mode,
                                 uint64_t rdev, std::string_view target, const Caller &who,
-                                bool open);
+                                NewInode how);
   bool is_ancestor(uint64_t ancestor, const Inode &dir) const;
   Result<void> truncate_locked(Inode &inode, uint64_t size);
   Result<size_t> write_locked(Inode &inode, uint64_t offset, const void *buf, size_t size);

@@ -407,8 +407,28 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     if (!decode(d, r) || !(dir = dir_of(r.parent)) || !(inode = find(r.ino)) || inode->is_dir() ||
         !valid_name(r.name) || dir->dir->find(r.name))
       return corrupt(why, "journal LINK record does not fit the tree");
-    used_inodes_++;
+    // An inode without links here is an O_TMPFILE inode getting its first name, which uses
+    // its own nr_inodes slot (Filesystem::link). Whether it was linkable is not recorded:
+    // live, only such an inode can have been linked, and a checkpoint does not keep the mark.
+    if (inode->nlink != 0)
+      used_inodes_++;
     apply_link(r, dir->dir->prepare(r.name, r.ino));
+    return {};
+  }
+  case PKRAMFS_JREC_TMPFILE: {
+    TmpfileRecord t;
+    // A new number as for CREATE; a regular file, the only kind O_TMPFILE makes.
+    if (!decode(d, t) || t.ino < next_ino_ || t.ino >= kInoLimit || find(t.ino) ||
+        !S_ISREG(t.mode))
+      return corrupt(why, "journal TMPFILE record does not fit the tree");
+    CreateRecord r; // with no name and no parent: an inode without links
+    r.ino = t.ino;
+    r.mode = t.mode;
+    r.uid = t.uid;
+    r.gid = t.gid;
+    r.time = t.time;
+    used_inodes_++;
+    apply_create(r).linkable = true;
     return {};
   }
   case PKRAMFS_JREC_UNLINK:

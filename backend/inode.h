@@ -40,6 +40,10 @@ struct Inode {
   // an O_PATH descriptor). No checkpoint holds it and the journal has its RELEASE, so nothing
   // about it may be journaled again, and it may take no blocks.
   bool released() const { return nlink == 0 && !charged; }
+  // An O_TMPFILE inode not opened O_EXCL and not linked yet: link() may give it its first name
+  // although it has none (the VFS's I_LINKABLE, set by vfs_tmpfile, cleared by vfs_link). Only
+  // in memory: an inode without a name does not outlive the daemon (finish_restore).
+  bool linkable = false;
 
   uint64_t parent = 0;            // directories: the inode ".." names
   std::unique_ptr<Directory> dir; // directories

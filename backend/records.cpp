@@ -54,6 +54,23 @@ bool decode(Decoder &d, CreateRecord &r) {
   return d.ok() && r.target_block.count <= 1;
 }
 
+void encode(Encoder &e, const TmpfileRecord &r) {
+  e.u64(r.ino);
+  e.u32(r.mode);
+  e.u32(r.uid);
+  e.u32(r.gid);
+  encode_time(e, r.time);
+}
+
+bool decode(Decoder &d, TmpfileRecord &r) {
+  r.ino = d.u64();
+  r.mode = d.u32();
+  r.uid = d.u32();
+  r.gid = d.u32();
+  r.time = decode_time(d);
+  return d.ok();
+}
+
 void encode(Encoder &e, const LinkRecord &r) {
   e.u64(r.ino);
   e.u64(r.parent);

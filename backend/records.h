@@ -13,6 +13,8 @@
 
 namespace pkramfs {
 
+// In memory also an O_TMPFILE inode's: then `name` is empty and `parent` unused, and the
+// journal holds a TmpfileRecord.
 struct CreateRecord {
   uint64_t parent = 0, ino = 0;
   uint32_t mode = 0, uid = 0, gid = 0;
@@ -20,6 +22,14 @@ struct CreateRecord {
   timespec time{};
   std::string name, target;
   BlockRun target_block; // long symlinks
+};
+
+// O_TMPFILE: a new regular file with no name (nlink 0), open. A LINK may name it later; if
+// none does, its RELEASE or the end of a restore (finish_restore) drops it.
+struct TmpfileRecord {
+  uint64_t ino = 0;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  timespec time{};
 };
 
 struct LinkRecord {
@@ -87,6 +97,7 @@ void encode(Encoder &e, const XattrRecord &r);
 void encode(Encoder &e, const ReleaseRecord &r);
 void encode(Encoder &e, const FlagsRecord &r);
 void encode(Encoder &e, const WhiteoutRenameRecord &r);
+void encode(Encoder &e, const TmpfileRecord &r);
 
 // Each returns false when the payload is short or out of range.
 bool decode(Decoder &d, CreateRecord &r);
@@ -98,6 +109,7 @@ bool decode(Decoder &d, XattrRecord &r);
 bool decode(Decoder &d, ReleaseRecord &r);
 bool decode(Decoder &d, FlagsRecord &r);
 bool decode(Decoder &d, WhiteoutRenameRecord &r);
+bool decode(Decoder &d, TmpfileRecord &r);
 
 void encode_time(Encoder &e, const timespec &t);
 timespec decode_time(Decoder &d);

@@ -8,7 +8,8 @@
  *   version 1: the first format.
  *   version 2: inode flags (chattr: immutable, append-only, nodump, noatime) in
  *              pkramfs_ckpt_inode.flags (reserved, always 0, in version 1), journal records
- *              FLAGS (10) and RENAME_WHITEOUT (11).
+ *              FLAGS (10) and RENAME_WHITEOUT (11); O_TMPFILE files, journal record
+ *              TMPFILE (12).
  *
  * A node is an ordered list of 2 MiB frames (a file on /dev/shm or hugetlbfs, or a pkram.ko
  * node). All fields are little-endian and fixed width; everything refers to other things by
@@ -138,6 +139,7 @@ enum pkramfs_jrec_type {
   PKRAMFS_JREC_FLAGS = 10,   /* ino, flags, ctime */
   PKRAMFS_JREC_RENAME_WHITEOUT = 11, /* RENAME's fields, whiteout ino, uid, gid: the rename and
                                         the whiteout (S_IFCHR 0/0) left at the old name */
+  PKRAMFS_JREC_TMPFILE = 12, /* ino, mode, uid, gid, time: a regular file with no name (O_TMPFILE) */
 };
 
 #endif

@@ -703,6 +703,100 @@ TEST_CASE("Filesystem: setgid directories hand down their group", "[fs]") {
   CHECK(attr(fs, mkfile(fs, plain, "f", 0644, kUser)).st_gid == 1000u);
 }
 
+TEST_CASE("Filesystem: O_TMPFILE makes an open file with no name, linkable unless O_EXCL",
+          "[fs][tmpfile]") {
+  TestFs t(16 * MiB, 4);
+  Filesystem &fs = *t;
+  const uint64_t g = mkdir_(fs, kRootIno, "g", 0775); // 2 of 4 inode slots
+  SetAttr sa;
+  sa.valid = SetAttr::kMode | SetAttr::kGid;
+  sa.mode = 02777;
+  sa.gid = 50;
+  REQUIRE(fs.setattr(g, sa, kRootCaller).ok());
+  const auto dir_before = attr(fs, g);
+  tick();
+  auto made = fs.tmpfile(g, 0640, true, kUser);
+  REQUIRE(made.ok());
+  const uint64_t f = made->st_ino;
+  // Owner and group as a create in a setgid directory gives them; no name, and the directory
+  // keeps its times (shmem_tmpfile).
+  CHECK(S_ISREG(made->st_mode));
+  CHECK((made->st_mode & 07777) == 0640u);
+  CHECK(made->st_nlink == 0u);
+  CHECK(made->st_uid == 1000u);
+  CHECK(made->st_gid == 50u);
+  CHECK(names(fs, g).empty());
+  CHECK(attr(fs, g).st_size == dir_before.st_size);
+  CHECK(same(attr(fs, g).st_mtim, dir_before.st_mtim));
+  CHECK(same(attr(fs, g).st_ctim, dir_before.st_ctim));
+  // Charged like any file: an inode slot and its data blocks.
+  CHECK(fs.statfs().f_ffree == 1u);
+  REQUIRE(write(fs, f, 0, pattern(3 * kBlk)) == 3 * kBlk);
+  CHECK(used_blocks(fs) == 3);
+
+  SECTION("its first link uses its own inode slot; a second one takes another") {
+    auto linked = fs.link(f, kRootIno, "named");
+    REQUIRE(linked.ok());
+    CHECK(linked->st_nlink == 1u);
+    CHECK(fs.statfs().f_ffree == 1u);
+    CHECK(ino_of(fs, kRootIno, "named") == f);
+    CHECK(read(fs, f, 0, 3 * kBlk) == pattern(3 * kBlk));
+    REQUIRE(fs.link(f, g, "second").ok());
+    CHECK(fs.statfs().f_ffree == 0u);
+    CHECK(fs.link(f, g, "third").error() == ENOSPC);
+    fs.release(f);
+    CHECK(used_blocks(fs) == 3); // named now: closing it keeps it
+  }
+  SECTION("linked and unlinked again, it cannot be linked once more (I_LINKABLE is gone)") {
+    REQUIRE(fs.link(f, kRootIno, "named").ok());
+    REQUIRE(fs.unlink(kRootIno, "named").ok());
+    CHECK(fs.link(f, kRootIno, "again").error() == ENOENT);
+    fs.release(f);
+    CHECK(used_blocks(fs) == 0);
+    CHECK(fs.statfs().f_ffree == 2u);
+  }
+  SECTION("closed, it keeps its data while the kernel can still name it (an O_PATH fd)") {
+    fs.release(f);
+    CHECK(used_blocks(fs) == 3);
+    REQUIRE(fs.link(f, kRootIno, "late").ok());
+    CHECK(read(fs, ino_of(fs, kRootIno, "late"), 0, 3 * kBlk) == pattern(3 * kBlk));
+  }
+  SECTION("closed and forgotten, it is gone with its blocks and inode slot") {
+    fs.release(f);
+    fs.forget(f, 1);
+    CHECK_FALSE(alive(fs, f));
+    CHECK(used_blocks(fs) == 0);
+    CHECK(fs.statfs().f_ffree == 2u);
+  }
+  SECTION("O_EXCL: never linkable, given back as soon as it is closed") {
+    auto excl = fs.tmpfile(kRootIno, 0600, false, kRootCaller);
+    REQUIRE(excl.ok());
+    REQUIRE(write(fs, excl->st_ino, 0, "x") == 1);
+    CHECK(fs.link(excl->st_ino, kRootIno, "x").error() == ENOENT);
+    CHECK(fs.tmpfile(kRootIno, 0600, true, kRootCaller).error() == ENOSPC); // 4 of 4 in use
+    fs.release(excl->st_ino);
+    CHECK(used_blocks(fs) == 3);
+    CHECK(fs.statfs().f_ffree == 1u);
+  }
+  SECTION("in a removed directory, as on tmpfs") {
+    REQUIRE(fs.rmdir(kRootIno, "g").ok());
+    auto orphan = fs.tmpfile(g, 0600, true, kRootCaller);
+    REQUIRE(orphan.ok());
+    REQUIRE(fs.link(orphan->st_ino, kRootIno, "rescued").ok());
+    CHECK(fs.mknod(g, "named", S_IFREG | 0644, 0, kRootCaller).error() == ENOENT);
+  }
+  SECTION("not in a file, and not while frozen") {
+    const uint64_t plain = mkfile(fs, kRootIno, "plain");
+    CHECK(fs.tmpfile(plain, 0600, true, kRootCaller).error() == ENOTDIR);
+    fs.set_frozen(true);
+    CHECK(fs.tmpfile(kRootIno, 0600, true, kRootCaller).error() == EROFS);
+    CHECK(fs.link(f, kRootIno, "named").error() == EROFS);
+  }
+  std::vector<std::string> problems;
+  fs.verify(problems);
+  CHECK(problems.empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data
 

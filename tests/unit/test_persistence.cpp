@@ -185,6 +185,59 @@ TEST_CASE("restore: changes through a kernel reference to an unlinked, closed fi
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
+TEST_CASE("restore: an O_TMPFILE file that was linked comes back whole, one never linked is "
+          "gone with its blocks",
+          "[persistence][tmpfile]") {
+  const std::string path = temp_node();
+  const Caller root;
+  const std::string before_link(5 * kMiB + 7, 'b'), after_link(3 * kMiB, 'a');
+  uint64_t data_limit = 0;
+  for (const bool through_checkpoint : {false, true}) {
+    DYNAMIC_SECTION((through_checkpoint ? "with a checkpoint while unnamed" : "journal only")) {
+      {
+        Mounted m(path);
+        Filesystem &fs = *m.fs;
+        data_limit = fs.statfs().f_blocks;
+        auto kept = fs.tmpfile(kRootIno, 0640, true, root);
+        REQUIRE(kept.ok());
+        REQUIRE(fs.write(kept->st_ino, 0, before_link.data(), before_link.size(), root).ok());
+        REQUIRE(fs.setxattr(kept->st_ino, "user.k", "v", 0).ok());
+        auto dropped = fs.tmpfile(kRootIno, 0600, true, root);
+        REQUIRE(dropped.ok());
+        REQUIRE(fs.write(dropped->st_ino, 0, after_link.data(), after_link.size(), root).ok());
+        // A checkpoint holds both without a name; the journal after it names one.
+        if (through_checkpoint)
+          REQUIRE(m.node->checkpoint(fs).ok());
+        REQUIRE(fs.link(kept->st_ino, kRootIno, "kept").ok());
+        REQUIRE(fs.write(kept->st_ino, before_link.size(), after_link.data(), after_link.size(),
+                         root)
+                    .ok());
+        // Killed with both still open: no RELEASE, no checkpoint.
+      }
+      auto report = check_node(path);
+      REQUIRE(report.ok());
+      CHECK(report->clean);
+      Mounted m(path);
+      Filesystem &fs = *m.fs;
+      const uint64_t kept = lookup(fs, kRootIno, "kept");
+      CHECK(read_all(fs, kept) == before_link + after_link);
+      CHECK(fs.getattr(kept)->st_nlink == 1u);
+      CHECK((fs.getattr(kept)->st_mode & 07777) == 0640u);
+      CHECK(*fs.getxattr(kept, "user.k") == "v");
+      CHECK(fs.inode_count() == 2); // the root and "kept"
+      // Only "kept"'s blocks are in use: the other one's went back at the restore.
+      const uint64_t kept_blocks = (before_link.size() + after_link.size() + kBlockSize - 1) /
+                                   kBlockSize;
+      CHECK(fs.usage().data_blocks == kept_blocks);
+      CHECK(fs.statfs().f_bfree + fs.usage().metadata_blocks + kept_blocks == data_limit);
+      std::vector<std::string> problems;
+      fs.verify(problems);
+      CHECK(problems.empty());
+      std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+    }
+  }
+}
+
 TEST_CASE("restore: a node whose superblocks are damaged is refused and left as it was",
           "[persistence]") {
   const std::string path = temp_node();
