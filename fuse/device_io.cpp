@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -29,6 +30,25 @@ DeviceIo device_io;
 // The request this worker thread read last, which is the one it serves: libfuse's loops read
 // and process a request on the same thread (fuse_do_work, fuse_session_loop).
 thread_local std::optional<bool> request_fsetid;
+// That request arrived as FUSE_TMPFILE and goes to libfuse as FUSE_CREATE (serving_tmpfile).
+thread_local bool request_tmpfile = false;
+
+// FUSE_TMPFILE (protocol 7.37, sent by Linux 6.1+ for O_TMPFILE whatever minor version the
+// INIT reply names: fuse_tmpfile checks nothing but fc->no_tmpfile). libfuse 3.14 answers an
+// opcode it does not know with ENOSYS, which turns O_TMPFILE off for the connection
+// (EOPNOTSUPP). The request is a CREATE's, fuse_create_in and the name ("/", vfs_tmpfile's
+// dentry), and so is the reply the kernel expects (fuse_create_open: fuse_entry_out and
+// fuse_open_out), so libfuse serves it as a CREATE; the create handler asks which it is.
+void hand_tmpfile_over_as_create(void *buf, ssize_t n) {
+  request_tmpfile = false;
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(fuse_create_in)))
+    return;
+  auto *in = static_cast<fuse_in_header *>(buf);
+  if (in->opcode != FUSE_TMPFILE)
+    return;
+  in->opcode = FUSE_CREATE;
+  request_tmpfile = true;
+}
 
 // The CAP_FSETID verdict a raw request carries (kernel_fsetid_verdict in device_io.h).
 template <class In> const In *body(const void *buf, ssize_t n) {
@@ -103,6 +123,7 @@ ssize_t read_spinning(int fd, void *buf, size_t len) {
 
 ssize_t read_request(int fd, void *buf, size_t len, void *) {
   const ssize_t n = device_io.amendments.spin_us ? read_spinning(fd, buf, len) : read(fd, buf, len);
+  hand_tmpfile_over_as_create(buf, n);
   request_fsetid = fsetid_verdict_of(buf, n);
   if (device_io.init_done.load(std::memory_order_relaxed) ||
       n < static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
@@ -131,6 +152,7 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
   if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count))
     return writev(fd, iov, count);
   auto *init = static_cast<fuse_init_out *>(iov[1].iov_base);
+  spdlog::debug("init reply: proto {}.{}", init->major, init->minor);
   const bool v2 =
       device_io.amendments.handle_killpriv_v2 && (device_io.kernel_flags & FUSE_HANDLE_KILLPRIV_V2);
   if (v2)
@@ -150,6 +172,8 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
 } // namespace
 
 std::optional<bool> kernel_fsetid_verdict() { return request_fsetid; }
+
+bool serving_tmpfile() { return request_tmpfile; }
 
 int install_device_io(fuse_session *se, InitAmendments amendments) {
   device_io.amendments = std::move(amendments);

@@ -9,6 +9,8 @@
 //   readahead window to the smaller of its own and the reply's (see readahead.h).
 // - kernel_fsetid_verdict: what the kernel decided about the caller's CAP_FSETID for the request
 //   being served, read from the raw request (libfuse 3.14 drops these bits).
+// - FUSE_TMPFILE (O_TMPFILE), which libfuse 3.14 does not know: read off the device and handed
+//   to libfuse as the FUSE_CREATE it resembles; serving_tmpfile() tells the create handler.
 #pragma once
 #include <functional>
 #include <optional>
@@ -38,5 +40,11 @@ int install_device_io(fuse_session *se, InitAmendments amendments);
 // verdict is the only reliable one where it exists.
 // REQUIRES: called on the worker thread that read the request, while its handler runs.
 std::optional<bool> kernel_fsetid_verdict();
+
+// Whether the FUSE_CREATE this thread is serving is a FUSE_TMPFILE (O_TMPFILE in the request's
+// directory; the name is meaningless). Same request and reply layout as a CREATE, so libfuse's
+// create path serves it, and the open file's handle is like any other.
+// REQUIRES: as kernel_fsetid_verdict.
+bool serving_tmpfile();
 
 } // namespace pkramfs

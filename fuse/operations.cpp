@@ -206,9 +206,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   fuse_reply_open(req, fi);
 }
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-               fuse_file_info *fi) {
-  auto r = fs_of(req).create(parent, name, mode, caller_of(req));
+// A new open file: the entry (a lookup reference, which FORGET drops) and the open (RELEASE).
+// File handles are 0 for every open file, so READ, WRITE and RELEASE need nothing else.
+void reply_created(fuse_req_t req, const Result<struct stat> &r, fuse_file_info *fi) {
   if (!r) {
     fuse_reply_err(req, r.error());
     return;
@@ -220,6 +220,21 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   e.attr_timeout = e.entry_timeout = kTimeout;
   set_caching(fi);
   fuse_reply_create(req, &e, fi);
+}
+
+// FUSE_TMPFILE, which reaches libfuse as a CREATE (device_io.h). vfs_tmpfile makes the inode
+// linkable (I_LINKABLE) unless the caller asked for O_EXCL; the umask is applied as for create.
+void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, fuse_file_info *fi) {
+  reply_created(req, fs_of(req).tmpfile(parent, mode, !(fi->flags & O_EXCL), caller_of(req)), fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               fuse_file_info *fi) {
+  if (serving_tmpfile()) {
+    op_tmpfile(req, parent, mode, fi);
+    return;
+  }
+  reply_created(req, fs_of(req).create(parent, name, mode, caller_of(req)), fi);
 }
 
 // Replies to a read straight from arena memory: the kernel copies it, we do not.
