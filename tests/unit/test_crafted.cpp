@@ -301,6 +301,41 @@ TEST_CASE("crafted journal: CREATE of inode 0, an old number or one past the lim
   CHECK(problems.empty());
 }
 
+TEST_CASE("crafted journal: TMPFILE of inode 0, an old number, one past the limit or not a "
+          "regular file is refused; a LINK names a good one, the rest go at the end",
+          "[crafted][tmpfile]") {
+  SmallFs t;
+  REQUIRE(t.fs->mkdir(kRootIno, "d", 0755, kRoot).ok()); // inode 2; next_ino 3
+  const std::string image = checkpoint_of(*t.fs);
+  auto tmpfile = [](uint64_t ino, uint32_t mode) {
+    return payload_of(TmpfileRecord{ino, mode, 0, 0, {}});
+  };
+  SmallFs u;
+  std::string why;
+  REQUIRE(u.fs->load_image(image, why).ok());
+  for (uint64_t ino : {uint64_t{0}, kRootIno, uint64_t{2}, kInoLimit, UINT64_MAX}) {
+    INFO("inode " << ino);
+    CHECK(u.fs->replay(PKRAMFS_JREC_TMPFILE, tmpfile(ino, S_IFREG | 0600), why).error() ==
+          EUCLEAN);
+  }
+  for (uint32_t mode : {uint32_t{S_IFDIR | 0755}, uint32_t{S_IFLNK | 0777}, uint32_t{0600}}) {
+    INFO("mode " << mode);
+    CHECK(u.fs->replay(PKRAMFS_JREC_TMPFILE, tmpfile(3, mode), why).error() == EUCLEAN);
+  }
+  CHECK(u.fs->replay(PKRAMFS_JREC_TMPFILE, "short", why).error() == EUCLEAN);
+  REQUIRE(u.fs->replay(PKRAMFS_JREC_TMPFILE, tmpfile(3, S_IFREG | 0600), why).ok());
+  REQUIRE(u.fs->replay(PKRAMFS_JREC_TMPFILE, tmpfile(4, S_IFREG | 0600), why).ok());
+  CHECK(u.fs->replay(PKRAMFS_JREC_LINK, payload_of(LinkRecord{3, 2, {}, "named"}), why).ok());
+  CHECK(u.fs->inode_count() == 4);
+  u.fs->finish_restore(); // 4 never got a name
+  CHECK(u.fs->inode_count() == 3);
+  CHECK(u.fs->lookup(2, "named")->st_nlink == 1u);
+  CHECK(u.fs->statfs().f_ffree == u.fs->statfs().f_files - 3);
+  std::vector<std::string> problems;
+  u.fs->verify(problems);
+  CHECK(problems.empty());
+}
+
 TEST_CASE("a FIFO where an image or a node file should be is refused without waiting for a "
           "writer (L6)",
           "[crafted]") {
