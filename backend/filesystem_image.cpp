@@ -418,8 +418,7 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
   case PKRAMFS_JREC_TMPFILE: {
     TmpfileRecord t;
     // A new number as for CREATE; a regular file, the only kind O_TMPFILE makes.
-    if (!decode(d, t) || t.ino < next_ino_ || t.ino >= kInoLimit || find(t.ino) ||
-        !S_ISREG(t.mode))
+    if (!decode(d, t) || t.ino < next_ino_ || t.ino >= kInoLimit || find(t.ino) || !S_ISREG(t.mode))
       return corrupt(why, "journal TMPFILE record does not fit the tree");
     CreateRecord r; // with no name and no parent: an inode without links
     r.ino = t.ino;

@@ -209,9 +209,9 @@ TEST_CASE("restore: an O_TMPFILE file that was linked comes back whole, one neve
         if (through_checkpoint)
           REQUIRE(m.node->checkpoint(fs).ok());
         REQUIRE(fs.link(kept->st_ino, kRootIno, "kept").ok());
-        REQUIRE(fs.write(kept->st_ino, before_link.size(), after_link.data(), after_link.size(),
-                         root)
-                    .ok());
+        REQUIRE(
+            fs.write(kept->st_ino, before_link.size(), after_link.data(), after_link.size(), root)
+                .ok());
         // Killed with both still open: no RELEASE, no checkpoint.
       }
       auto report = check_node(path);
