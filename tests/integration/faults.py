@@ -75,6 +75,21 @@ def copy_range(src, dst, n):
         os.close(fo)
 
 
+def tmpfile(d, name, data):
+    """O_TMPFILE in d, data written, then linked as name (linkat through /proc/self/fd): the
+    bytes written if the link was made; a failure anywhere leaves nothing"""
+    fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o644)
+    try:
+        n = os.write(fd, data)
+        if libc.linkat(-100, f"/proc/self/fd/{fd}".encode(), -100, f"{d}/{name}".encode(),
+                       0x400) != 0:  # AT_SYMLINK_FOLLOW
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return n
+    finally:
+        os.close(fd)
+
+
 LONG = "t" * 300
 OPS = [
     ("mkdir d", lambda r: os.mkdir(f"{r}/d")),
@@ -107,6 +122,7 @@ OPS = [
     ("mkdir d/x", lambda r: os.mkdir(f"{r}/d/x")),
     ("rmdir d/x", lambda r: os.rmdir(f"{r}/d/x")),
     ("open-trunc d/h", lambda r: os.close(os.open(f"{r}/d/h", os.O_WRONLY | os.O_TRUNC))),
+    ("tmpfile d/t 20000", lambda r: tmpfile(f"{r}/d", "t", pattern(20000, "e"))),
     ("create d/last", lambda r: create(f"{r}/d/last")),
 ]
 
@@ -208,6 +224,9 @@ def apply(m, name, res):
         m.unlink(args[0])
     elif kind == "open-trunc":
         m.truncate(args[0], 0)
+    elif kind == "tmpfile":
+        m.new(args[0], "f")
+        m.write(args[0], 0, pattern(int(args[1]), "e")[:res])
 
 
 def scan(root):
