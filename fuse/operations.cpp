@@ -223,7 +223,8 @@ void reply_created(fuse_req_t req, const Result<struct stat> &r, fuse_file_info 
 }
 
 // FUSE_TMPFILE, which reaches libfuse as a CREATE (device_io.h). vfs_tmpfile makes the inode
-// linkable (I_LINKABLE) unless the caller asked for O_EXCL; the umask is applied as for create.
+// linkable (I_LINKABLE) unless the caller asked for O_EXCL; the kernel has applied the umask to
+// `mode` as for a create (fuse_create_open), and Filesystem::tmpfile the rest of create's rules.
 void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, fuse_file_info *fi) {
   reply_created(req, fs_of(req).tmpfile(parent, mode, !(fi->flags & O_EXCL), caller_of(req)), fi);
 }
