@@ -2,6 +2,7 @@
 
 #include "fault.h"
 #include "inode_flags.h"
+#include "posix_acl.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -392,6 +393,17 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     }
     CreateRecord r = new_inode_record(dir, name, mode, who);
     r.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+    // posix_acl_create: the parent's default ACL masks the mode (prepare_create gives the new
+    // inode the ACLs that go with it); without one the umask does, which kernel FUSE leaves to
+    // us with FUSE_DONT_MASK. Symlinks are always 0777 and get no ACL.
+    if (!S_ISLNK(mode)) {
+      if (const std::string *default_acl = dir.xattrs.get(kAclDefault)) {
+        std::string access;
+        r.mode = inherit_acl(*default_acl, r.mode, access);
+      } else {
+        r.mode &= ~(who.umask & kPermissionBits);
+      }
+    }
     r.target.assign(target);
     if (!reserve_inode())
       return Errno{ENOSPC};
@@ -455,6 +467,19 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
     inode.size = r.target.size();
     if (r.target_block.count)
       inode.extents.insert(0, r.target_block, false);
+  } else if (const std::string *default_acl = find(r.parent)->xattrs.get(kAclDefault)) {
+    // posix_acl_create, as make_node chose the mode: masking by the default ACL is idempotent,
+    // so r.mode (already masked) gives the ACL it gave, and replay gives it again.
+    std::string access;
+    inherit_acl(*default_acl, r.mode, access);
+    if (!access.empty()) {
+      inode.xattrs.prepare(kAclAccess);
+      inode.xattrs.put(std::string(kAclAccess), std::move(access));
+    }
+    if (S_ISDIR(r.mode)) { // directories pass their default ACL on
+      inode.xattrs.prepare(kAclDefault);
+      inode.xattrs.put(std::string(kAclDefault), std::string(*default_acl));
+    }
   }
   fault::heap();
   InodeTable one;
@@ -917,8 +942,9 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
       touch_mc(*inode);
   }
   const timespec t = now();
-  if (a.valid & SetAttr::kMode)
-    inode->mode = (inode->mode & S_IFMT) | (a.mode & 07777);
+  if (a.valid & SetAttr::kMode) {
+    inode->set_mode((inode->mode & S_IFMT) | (a.mode & 07777));
+  }
   // A truncate by someone else: kernel FUSE sends the mode with suid removed, and sgid only
   // together with group-exec; the VFS also drops sgid when the caller is outside the group.
   // After the mode, which would otherwise put sgid back. The reply carries it to the kernel.
@@ -957,9 +983,11 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
 }
 
 Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
-                                  int flags) {
+                                  int flags, const Caller &who) {
   if (auto r = check_xattr_name(name); !r)
     return r;
+  if (is_acl_name(name) && !posix_acl_)
+    return Errno{EOPNOTSUPP};
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
     return Errno{EINVAL};
   maybe_checkpoint();
@@ -972,6 +1000,8 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
   std::unique_lock ilock(inode->lock);
   if (inode->is_pinned()) // xattr_permission
     return Errno{EPERM};
+  if (is_acl_name(name)) // the VFS sets an ACL whatever the flags say (vfs_set_acl)
+    return set_acl(*inode, name, value, who);
   const bool exists = inode->xattrs.get(name) != nullptr;
   if (exists && (flags & XATTR_CREATE))
     return Errno{EEXIST};
@@ -988,9 +1018,66 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
   });
 }
 
+// set_posix_acl and simple_set_acl, as tmpfs runs them. Kernel FUSE has already refused a caller
+// who neither owns the inode nor has CAP_FOWNER (EPERM), a default ACL on a non-directory
+// (EACCES) and an invalid ACL (EINVAL), and sent the ACL in canonical form; the checks here are
+// its own, so that nothing else is ever stored. Inode lock held.
+Result<void> Filesystem::set_acl(Inode &inode, std::string_view name, std::string_view value,
+                                 const Caller &who) {
+  if (inode.is_symlink()) // no ACLs on symlinks (their inode operations have no set_acl)
+    return Errno{EOPNOTSUPP};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    auto acl = canonical_acl(value);
+    if (!acl)
+      return Errno{acl.error()};
+    if (acl->empty()) // a header without entries: no ACL
+      return remove_acl(inode, name);
+    if (name == kAclDefault && !inode.is_dir())
+      return Errno{EACCES};
+    XattrRecord r{inode.ino, now(), std::string(name), std::move(*acl)};
+    inode.xattrs.prepare(name);
+    if (auto logged =
+            inode.released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_SET, r);
+        !logged)
+      return logged;
+    apply_xattr(std::move(r), false); // an access ACL sets the mode's permission bits
+    // posix_acl_update_mode: setting an access ACL drops sgid unless the caller is in the
+    // inode's group or has CAP_FSETID (in_group_or_capable), on any type of inode.
+    if (name != kAclAccess || !(inode.mode & S_ISGID) || inode.gid == who.gid)
+      return {};
+    const Credentials creds = who.credentials();
+    if (in_file_group(inode, who, creds) || creds.cap_fsetid)
+      return {};
+    inode.mode &= ~S_ISGID;
+    return log_inode(inode, {});
+  });
+}
+
+// Removing an ACL that is not there succeeds, as on tmpfs (simple_set_acl with no ACL), and
+// still changes ctime; a default ACL of a non-directory is not looked at (set_posix_acl).
+Result<void> Filesystem::remove_acl(Inode &inode, std::string_view name) {
+  if (name == kAclDefault && !inode.is_dir())
+    return {};
+  return enomem_on_bad_alloc([&]() -> Result<void> {
+    XattrRecord r{inode.ino, now(), std::string(name), {}};
+    if (!inode.xattrs.get(name)) {
+      inode.ctime = r.ctime;
+      return log_inode(inode, {});
+    }
+    if (auto logged =
+            inode.released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
+        !logged)
+      return logged;
+    apply_xattr(std::move(r), true);
+    return {};
+  });
+}
+
 Result<std::string> Filesystem::getxattr(uint64_t ino, std::string_view name) {
   if (auto r = check_xattr_name(name); !r)
     return Errno{r.error()};
+  if (is_acl_name(name) && !posix_acl_)
+    return Errno{EOPNOTSUPP};
   std::shared_lock lock(tree_);
   Inode *inode = find(ino);
   if (!inode)
@@ -1008,9 +1095,17 @@ Result<std::string> Filesystem::listxattr(uint64_t ino, const Caller &who) {
   if (!inode)
     return Errno{ENOENT};
   std::shared_lock ilock(inode->lock);
-  std::optional<bool> privileged; // asked only if there is a trusted.* name to hide
   std::string list;
+  // The ACLs first, access before default, as tmpfs lists them (simple_xattr_list).
+  for (std::string_view acl : {kAclAccess, kAclDefault})
+    if (inode->xattrs.get(acl)) {
+      list.append(acl);
+      list.push_back('\0');
+    }
+  std::optional<bool> privileged; // asked only if there is a trusted.* name to hide
   for (auto &[name, value] : inode->xattrs.items()) {
+    if (is_acl_name(name))
+      continue;
     if (name.starts_with(XATTR_TRUSTED_PREFIX) && !privileged)
       privileged = who.credentials().cap_sys_admin;
     if (name.starts_with(XATTR_TRUSTED_PREFIX) && !*privileged)
@@ -1024,6 +1119,8 @@ Result<std::string> Filesystem::listxattr(uint64_t ino, const Caller &who) {
 Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   if (auto r = check_xattr_name(name); !r)
     return r;
+  if (is_acl_name(name) && !posix_acl_)
+    return Errno{EOPNOTSUPP};
   maybe_checkpoint();
   std::shared_lock lock(tree_);
   if (frozen_)
@@ -1034,6 +1131,8 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   std::unique_lock ilock(inode->lock);
   if (inode->is_pinned()) // xattr_permission
     return Errno{EPERM};
+  if (is_acl_name(name))
+    return inode->is_symlink() ? Errno{EOPNOTSUPP} : remove_acl(*inode, name);
   if (!inode->xattrs.get(name))
     return Errno{ENODATA};
   return enomem_on_bad_alloc([&]() -> Result<void> {
@@ -1046,13 +1145,26 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   });
 }
 
+// Live and in replay. Setting an access ACL is simple_set_acl's posix_acl_update_mode but for
+// the caller-dependent sgid rule (set_acl logs that as a change of the inode): the ACL sets the
+// mode's permission bits, and one that says no more than them is not kept. So the record of one
+// setxattr leaves mode and ACL in step even if the daemon dies before the next.
 void Filesystem::apply_xattr(XattrRecord &&r, bool remove) noexcept {
   Inode &inode = *find(r.ino);
-  if (remove)
-    (void)inode.xattrs.remove(r.name);
-  else
-    inode.xattrs.put(std::move(r.name), std::move(r.value));
   inode.ctime = r.ctime;
+  if (remove) {
+    (void)inode.xattrs.remove(r.name);
+    return;
+  }
+  if (r.name == kAclAccess) {
+    const AclMode acl = acl_mode(r.value);
+    inode.mode = (inode.mode & ~kPermissionBits) | acl.permissions;
+    if (!acl.extended) {
+      (void)inode.xattrs.remove(r.name);
+      return;
+    }
+  }
+  inode.xattrs.put(std::move(r.name), std::move(r.value));
 }
 
 Result<uint32_t> Filesystem::get_flags(uint64_t ino) {

@@ -66,6 +66,9 @@ struct Caller {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::function<Credentials()> credentials = [] { return Credentials{}; };
+  // The caller's umask, for mknod/mkdir/create: with POSIX ACLs the kernel leaves it to the
+  // filesystem, which applies it only where the parent has no default ACL (posix_acl_create).
+  uint32_t umask = 0;
 };
 
 struct SetAttr {
@@ -135,7 +138,10 @@ public:
   // Attributes.
   Result<struct stat> getattr(uint64_t ino);
   Result<struct stat> setattr(uint64_t ino, const SetAttr &attr, const Caller &who);
-  Result<void> setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  // `who` matters only for an access ACL, which drops sgid for a caller outside the file's
+  // group without CAP_FSETID (posix_acl_update_mode).
+  Result<void> setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags,
+                        const Caller &who = {});
   Result<std::string> getxattr(uint64_t ino, std::string_view name);
   // trusted.* names are listed only to callers with CAP_SYS_ADMIN, as on tmpfs.
   Result<std::string> listxattr(uint64_t ino, const Caller &who);
@@ -197,6 +203,10 @@ public:
     atime_mode_ = policy.mode;
     nodiratime_ = policy.nodiratime;
   }
+  // POSIX ACLs (system.posix_acl_access/default, posix_acl.h): on unless the kernel cannot check
+  // permissions against them (no FUSE_POSIX_ACL); off, their names are EOPNOTSUPP as on a tmpfs
+  // without CONFIG_TMPFS_POSIX_ACL. A default ACL already stored is still inherited.
+  void set_posix_acl(bool on) { posix_acl_ = on; }
   // Refuses every mutation with EROFS (preserve).
   void set_frozen(bool frozen) { frozen_ = frozen; }
   bool frozen() const { return frozen_; }
@@ -265,6 +275,9 @@ private:
                                     const Caller &who);
   void apply_flags(const FlagsRecord &r) noexcept;
   void apply_xattr(XattrRecord &&r, bool remove) noexcept;
+  Result<void> set_acl(Inode &inode, std::string_view name, std::string_view value,
+                       const Caller &who);
+  Result<void> remove_acl(Inode &inode, std::string_view name);
   void apply_release(Inode &inode);
   Result<bool> check_rename(Inode &od, std::string_view name, Inode &nd, std::string_view new_name,
                             unsigned flags) const;
@@ -310,6 +323,7 @@ private:
   Journal *journal_ = nullptr;
   std::function<void()> checkpoint_when_full_;
   std::atomic<bool> frozen_{false};
+  std::atomic<bool> posix_acl_{true};
   std::atomic<AtimePolicy::Mode> atime_mode_{AtimePolicy::Mode::kRelatime};
   std::atomic<bool> nodiratime_{false};
   bool replaying_ = false;

@@ -138,6 +138,13 @@ void Filesystem::verify_locked(std::vector<std::string> &problems) const {
                          std::to_string(inode->dir->size()) + " entries");
   }
   for (auto &[ino, inode] : inodes_) {
+    // An access ACL and the mode say the same (setxattr, chmod and create keep them in step).
+    if (const std::string *acl = inode->xattrs.get(kAclAccess)) {
+      const AclMode m = acl_mode(*acl);
+      if (!m.extended || m.permissions != (inode->mode & kPermissionBits))
+        problems.push_back("inode " + std::to_string(ino) + " has an access ACL that does not " +
+                           "go with its mode " + std::to_string(inode->mode & 07777));
+    }
     const uint64_t count = names.contains(ino) ? names[ino] : 0;
     if (inode->is_dir()) {
       if (ino != kRootIno && inode->nlink != 0 && count != 1)
@@ -299,9 +306,11 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
       const std::string_view name = d.bytes(name_len), value = d.bytes(value_len);
       if (!d.ok())
         break; // reported below
-      // The names setxattr would have taken, once each.
+      // The names setxattr would have taken, once each; ACLs as setxattr stores them.
       if (!check_xattr_name(name) || i.xattrs.get(name))
         return corrupt(why, where + " has an invalid or repeated xattr name");
+      if (is_acl_name(name) && !acl_fits(name, value, i.mode))
+        return corrupt(why, where + " has an invalid " + std::string(name));
       (void)i.xattrs.set(name, value, true, false);
     }
     if (i.is_dir()) {
@@ -509,6 +518,9 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
       return corrupt(why, "journal XATTR record names a missing inode");
     if (!check_xattr_name(r.name) || r.name.size() > XATTR_NAME_MAX)
       return corrupt(why, "journal XATTR record has an invalid xattr name");
+    if (type == PKRAMFS_JREC_XATTR_SET && is_acl_name(r.name) &&
+        !acl_fits(r.name, r.value, find(r.ino)->mode))
+      return corrupt(why, "journal XATTR record sets an invalid " + r.name);
     find(r.ino)->xattrs.prepare(r.name);
     apply_xattr(std::move(r), type == PKRAMFS_JREC_XATTR_REMOVE);
     return {};
@@ -544,7 +556,7 @@ Result<void> Filesystem::replay_inode(const InodeRecord &r, std::string &why) {
     }
     inode->extents.apply(c, [&](BlockRun run) { arena_->free(run); });
   }
-  inode->mode = r.mode;
+  inode->set_mode(r.mode);
   inode->uid = r.uid;
   inode->gid = r.gid;
   inode->size = r.size;

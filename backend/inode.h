@@ -5,6 +5,7 @@
 #include "directory.h"
 #include "extent_map.h"
 #include "pkramfs/format.h"
+#include "posix_acl.h"
 #include "xattrs.h"
 
 #include <atomic>
@@ -53,6 +54,15 @@ struct Inode {
 
   // Serialises data and attribute changes of a regular file against its readers.
   std::shared_mutex lock;
+
+  // chmod, and the mode of an INODE record in replay: an access ACL follows the new owner,
+  // group-class and other bits (posix_acl_chmod, which tmpfs's setattr runs). A mode whose
+  // permission bits did not change leaves the ACL as it was.
+  void set_mode(uint32_t new_mode) noexcept {
+    mode = new_mode;
+    if (std::string *acl = xattrs.get(kAclAccess))
+      chmod_acl(*acl, mode);
+  }
 
   bool is_dir() const { return S_ISDIR(mode); }
   bool is_reg() const { return S_ISREG(mode); }

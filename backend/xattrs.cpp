@@ -1,6 +1,7 @@
 #include "xattrs.h"
 
 #include "fault.h"
+#include "posix_acl.h"
 
 #include <cerrno>
 #include <linux/xattr.h>
@@ -8,6 +9,8 @@
 namespace pkramfs {
 
 Result<void> check_xattr_name(std::string_view name) {
+  if (is_acl_name(name))
+    return {};
   bool known = false;
   for (std::string_view prefix : {XATTR_USER_PREFIX, XATTR_TRUSTED_PREFIX, XATTR_SECURITY_PREFIX})
     known |= name.starts_with(prefix);

@@ -10,8 +10,8 @@
 
 namespace pkramfs {
 
-// The names setxattr accepts (tmpfs's namespaces, something after the prefix): EOPNOTSUPP for
-// another namespace, EINVAL for a bare prefix. Names read from a checkpoint or a journal record
+// The names setxattr accepts (tmpfs's namespaces, something after the prefix, and the two POSIX
+// ACLs of posix_acl.h): EOPNOTSUPP for another namespace, EINVAL for a bare prefix. Names read from a checkpoint or a journal record
 // are held to the same rule (and to XATTR_NAME_MAX, which the kernel enforces for setxattr).
 Result<void> check_xattr_name(std::string_view name);
 
@@ -22,6 +22,9 @@ public:
       if (n == name)
         return &v;
     return nullptr;
+  }
+  std::string *get(std::string_view name) {
+    return const_cast<std::string *>(std::as_const(*this).get(name));
   }
 
   // `create`: fail with EEXIST if present; `replace`: fail with ENODATA if absent.
