@@ -34,12 +34,14 @@ Caller caller_of(fuse_req_t req) {
   const fuse_ctx *ctx = fuse_req_ctx(req);
   const pid_t tid = ctx->pid;
   const std::optional<bool> fsetid = kernel_fsetid_verdict();
-  return {ctx->uid, ctx->gid, [tid, fsetid] {
+  return {ctx->uid, ctx->gid,
+          [tid, fsetid] {
             Credentials creds = read_credentials(tid);
             if (fsetid)
               creds.cap_fsetid = *fsetid;
             return creds;
-          }};
+          },
+          ctx->umask}; // MKNOD, MKDIR and CREATE carry it; 0 in every other request
 }
 
 void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
@@ -58,8 +60,18 @@ void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
 
 void reply_status(fuse_req_t req, const Result<void> &r) { fuse_reply_err(req, r.error()); }
 
-void op_init(void *, fuse_conn_info *conn) {
+void op_init(void *userdata, fuse_conn_info *conn) {
   conn->max_write = 1 << 20;
+  // POSIX ACLs as tmpfs has them: the kernel checks permissions against the ACL it reads back
+  // (GETXATTR system.posix_acl_access) and leaves the rest to us (posix_acl.h). DONT_MASK: the
+  // kernel sends the umask instead of applying it, as posix_acl_create applies it only where
+  // the parent has no default ACL. Without them, ACL names are EOPNOTSUPP.
+  auto &fs = *static_cast<Filesystem *>(userdata);
+  const unsigned acl_caps = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+  if ((conn->capable & acl_caps) == acl_caps)
+    conn->want |= acl_caps;
+  else
+    fs.set_posix_acl(false);
   // Not v1, which keeps the kernel's security.capability lookup before every write; v2, which
   // drops it, is added to the INIT reply by device_io.h (libfuse 3.14 cannot ask for it).
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
@@ -351,7 +363,8 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
                  int flags) {
-  reply_status(req, fs_of(req).setxattr(ino, name, std::string_view(value, size), flags));
+  reply_status(req,
+               fs_of(req).setxattr(ino, name, std::string_view(value, size), flags, caller_of(req)));
 }
 
 // getxattr and listxattr share the size protocol: 0 asks for the length, too small is ERANGE.
