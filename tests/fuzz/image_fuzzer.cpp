@@ -97,6 +97,17 @@ Seeds make_seeds() {
   std::string data(9000, 'x');
   (void)fs.write(f, 0, data.data(), data.size(), kRoot);
   (void)fs.setxattr(f, "user.k", "v", 0);
+  // POSIX ACLs (backend/posix_acl.h): user::rwx user:7:r-x group::r-x mask::rwx other::r-x
+  const std::string acl("\2\0\0\0"
+                        "\1\0\7\0\377\377\377\377"
+                        "\2\0\5\0\7\0\0\0"
+                        "\4\0\5\0\377\377\377\377"
+                        "\20\0\7\0\377\377\377\377"
+                        "\40\0\5\0\377\377\377\377",
+                        44);
+  if (!fs.setxattr(f, kAclAccess, acl, 0) ||
+      !fs.setxattr(a, kAclDefault, acl, 0))
+    die("seed workload: setting the ACLs failed");
   (void)fs.symlink(1, "short", "a/f", kRoot);
   (void)fs.symlink(1, "long", std::string(300, 'l'), kRoot);
   (void)fs.mknod(a, "null", S_IFCHR | 0666, makedev(1, 3), kRoot);
@@ -108,7 +119,8 @@ Seeds make_seeds() {
   journal.resume(kEpoch, 0, 1);
   fs.attach_journal(&journal, [] {});
   const uint64_t b = ino_of(fs.mkdir(1, "b", 0700, kRoot), "mkdir b");
-  const uint64_t g = ino_of(fs.create(b, "g", 0600, kRoot), "create g");
+  (void)fs.setxattr(b, kAclDefault, acl, 0);
+  const uint64_t g = ino_of(fs.create(b, "g", 0600, kRoot), "create g"); // inherits it
   (void)fs.write(g, 4096 * 3, data.data(), 5000, kRoot);
   (void)fs.link(f, b, "hard");
   (void)fs.rename(1, "short", b, "short2", 0, kRoot);

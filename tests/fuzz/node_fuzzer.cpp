@@ -290,14 +290,33 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
     }
     case 7: {
       const uint64_t i = ino();
-      (void)fs.setxattr(i, "user." + name(), name(), 0);
+      if (!(op & 0x40)) {
+        (void)fs.setxattr(i, "user." + name(), name(), 0);
+        break;
+      }
+      // A POSIX ACL of up to 7 entries with tags of the six kinds (backend/posix_acl.h):
+      // mostly refused, sometimes valid, which sets the mode or is inherited by creates.
+      std::string acl("\2\0\0\0", 4);
+      for (unsigned e = 0, count = r.u8() % 8; e < count; ++e) {
+        const uint8_t tag = static_cast<uint8_t>(1u << (r.u8() % 6)), perm = r.u8() % 8;
+        const uint8_t id = r.u8();
+        const char entry[8] = {static_cast<char>(tag), 0, static_cast<char>(perm), 0,
+                               static_cast<char>(id), 0, 0, 0};
+        acl.append(entry, 8);
+      }
+      (void)fs.setxattr(i, (op & 0x20) ? kAclDefault : kAclAccess, acl, 0, who);
       break;
     }
     case 8: {
       SetAttr sa{};
-      sa.valid = SetAttr::kSize;
       const uint64_t i = ino();
-      sa.size = r.u8() * 4099ull;
+      if (op & 0x40) { // chmod, which rewrites an access ACL
+        sa.valid = SetAttr::kMode;
+        sa.mode = r.u8() * 17u % 07777;
+      } else {
+        sa.valid = SetAttr::kSize;
+        sa.size = r.u8() * 4099ull;
+      }
       (void)fs.setattr(i, sa, who);
       break;
     }
