@@ -136,6 +136,13 @@ scenario() {
     mkdir sgd; chown 65534:0 sgd; chmod 2775 sgd
     as_nobody setfacl-sgid-dir-outside-group setfacl -m u:1234:r sgd
     facl sgd
+    # A setgid directory with a default ACL (xfstests generic/444): new entries take its group
+    # and the ACL, directories its sgid bit; the VFS strips sgid from a file of a non-member.
+    mkdir sgacl; chown 0:1234 sgacl; chmod 2775 sgacl
+    setfacl -m u:65534:rwx,d:u:65534:rwx,d:g::rwx,d:o::rx sgacl
+    as_nobody create-2775-in-sgid-acl-dir "$PY" -c 'import os; os.close(os.open("sgacl/nf", os.O_CREAT | os.O_WRONLY, 0o2775))'
+    as_nobody mkdir-2775-in-sgid-acl-dir "$PY" -c 'import os; os.mkdir("sgacl/nd", 0o2775)'
+    facl sgacl/nf; facl sgacl/nd
     echo "--- access as nobody"
     echo secret >a; chmod 600 a
     as_nobody read-0600-no-acl cat a
