@@ -942,9 +942,8 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
       touch_mc(*inode);
   }
   const timespec t = now();
-  if (a.valid & SetAttr::kMode) {
+  if (a.valid & SetAttr::kMode) // rewrites an access ACL too (posix_acl_chmod)
     inode->set_mode((inode->mode & S_IFMT) | (a.mode & 07777));
-  }
   // A truncate by someone else: kernel FUSE sends the mode with suid removed, and sgid only
   // together with group-exec; the VFS also drops sgid when the caller is outside the group.
   // After the mode, which would otherwise put sgid back. The reply carries it to the kernel.
