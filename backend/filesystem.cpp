@@ -420,9 +420,10 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     auto prepared =
         enomem_on_bad_alloc([&]() -> Result<PreparedCreate> { return prepare_create(r); });
     if (prepared)
-      if (auto logged = named ? log_record(PKRAMFS_JREC_CREATE, r)
-                              : log_record(PKRAMFS_JREC_TMPFILE,
-                                           TmpfileRecord{r.ino, r.mode, r.uid, r.gid, r.time});
+      if (auto logged =
+              named ? log_record(PKRAMFS_JREC_CREATE, r)
+                    : log_record(PKRAMFS_JREC_TMPFILE,
+                                 TmpfileRecord{r.ino, r.parent, r.mode, r.uid, r.gid, r.time});
           !logged)
         prepared = Errno{logged.error()};
     if (!prepared) {
@@ -453,8 +454,11 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
   inode.gid = r.gid;
   inode.rdev = r.rdev;
   inode.atime = inode.mtime = inode.ctime = r.time;
+  // The directory it is made in; none only for an O_TMPFILE inode replayed after its directory
+  // went (then it inherits nothing: docs/format.md, TMPFILE).
+  const Inode *dir = r.parent ? find(r.parent) : nullptr;
   // shmem_get_inode: a new inode takes nodump and noatime from its directory.
-  inode.flags = find(r.parent)->flags & kInheritedFlags;
+  inode.flags = dir ? dir->flags & kInheritedFlags : 0;
   if (S_ISDIR(r.mode)) {
     inode.dir = std::make_unique<Directory>();
     inode.nlink = 2;
@@ -467,7 +471,7 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
     inode.size = r.target.size();
     if (r.target_block.count)
       inode.extents.insert(0, r.target_block, false);
-  } else if (const std::string *default_acl = find(r.parent)->xattrs.get(kAclDefault)) {
+  } else if (const std::string *default_acl = dir ? dir->xattrs.get(kAclDefault) : nullptr) {
     // posix_acl_create, as make_node chose the mode: masking by the default ACL is idempotent,
     // so r.mode (already masked) gives the ACL it gave, and replay gives it again.
     std::string access;
@@ -486,7 +490,7 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
   one.emplace(r.ino, std::move(made));
   PreparedCreate prepared{one.extract(r.ino), std::nullopt};
   if (!r.name.empty())
-    prepared.entry = find(r.parent)->dir->prepare(r.name, r.ino);
+    prepared.entry = dir->dir->prepare(r.name, r.ino);
   make_room_for_one(inodes_);
   return prepared;
 }
@@ -1035,8 +1039,7 @@ Result<void> Filesystem::set_acl(Inode &inode, std::string_view name, std::strin
       return Errno{EACCES};
     XattrRecord r{inode.ino, now(), std::string(name), std::move(*acl)};
     inode.xattrs.prepare(name);
-    if (auto logged =
-            inode.released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_SET, r);
+    if (auto logged = inode.released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_SET, r);
         !logged)
       return logged;
     apply_xattr(std::move(r), false); // an access ACL sets the mode's permission bits
@@ -1063,8 +1066,7 @@ Result<void> Filesystem::remove_acl(Inode &inode, std::string_view name) {
       inode.ctime = r.ctime;
       return log_inode(inode, {});
     }
-    if (auto logged =
-            inode.released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
+    if (auto logged = inode.released() ? Result<void>{} : log_record(PKRAMFS_JREC_XATTR_REMOVE, r);
         !logged)
       return logged;
     apply_xattr(std::move(r), true);

@@ -429,8 +429,11 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     // A new number as for CREATE; a regular file, the only kind O_TMPFILE makes.
     if (!decode(d, t) || t.ino < next_ino_ || t.ino >= kInoLimit || find(t.ino) || !S_ISREG(t.mode))
       return corrupt(why, "journal TMPFILE record does not fit the tree");
-    CreateRecord r; // with no name and no parent: an inode without links
+    CreateRecord r; // with no name: an inode without links
     r.ino = t.ino;
+    // Inherits from its directory as it did live, if that is still a directory here.
+    const Inode *dir = find(t.parent);
+    r.parent = dir && dir->is_dir() ? t.parent : 0;
     r.mode = t.mode;
     r.uid = t.uid;
     r.gid = t.gid;

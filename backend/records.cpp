@@ -56,6 +56,7 @@ bool decode(Decoder &d, CreateRecord &r) {
 
 void encode(Encoder &e, const TmpfileRecord &r) {
   e.u64(r.ino);
+  e.u64(r.parent);
   e.u32(r.mode);
   e.u32(r.uid);
   e.u32(r.gid);
@@ -64,6 +65,7 @@ void encode(Encoder &e, const TmpfileRecord &r) {
 
 bool decode(Decoder &d, TmpfileRecord &r) {
   r.ino = d.u64();
+  r.parent = d.u64();
   r.mode = d.u32();
   r.uid = d.u32();
   r.gid = d.u32();

@@ -13,8 +13,8 @@
 
 namespace pkramfs {
 
-// In memory also an O_TMPFILE inode's: then `name` is empty and `parent` unused, and the
-// journal holds a TmpfileRecord.
+// In memory also an O_TMPFILE inode's: then `name` is empty, `parent` is the directory it was
+// made in (0 if that is gone, in replay) and the journal holds a TmpfileRecord.
 struct CreateRecord {
   uint64_t parent = 0, ino = 0;
   uint32_t mode = 0, uid = 0, gid = 0;
@@ -25,9 +25,11 @@ struct CreateRecord {
 };
 
 // O_TMPFILE: a new regular file with no name (nlink 0), open. A LINK may name it later; if
-// none does, its RELEASE or the end of a restore (finish_restore) drops it.
+// none does, its RELEASE or the end of a restore (finish_restore) drops it. `parent`: the
+// directory it was made in, whose nodump/noatime flags and default ACL it inherits (as a create
+// in it would); replay inherits them again when that directory is still there.
 struct TmpfileRecord {
-  uint64_t ino = 0;
+  uint64_t ino = 0, parent = 0;
   uint32_t mode = 0, uid = 0, gid = 0;
   timespec time{};
 };

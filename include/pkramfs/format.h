@@ -139,7 +139,8 @@ enum pkramfs_jrec_type {
   PKRAMFS_JREC_FLAGS = 10,   /* ino, flags, ctime */
   PKRAMFS_JREC_RENAME_WHITEOUT = 11, /* RENAME's fields, whiteout ino, uid, gid: the rename and
                                         the whiteout (S_IFCHR 0/0) left at the old name */
-  PKRAMFS_JREC_TMPFILE = 12, /* ino, mode, uid, gid, time: a regular file with no name (O_TMPFILE) */
+  PKRAMFS_JREC_TMPFILE = 12, /* ino, parent, mode, uid, gid, time: a regular file with no
+                                name (O_TMPFILE), made in directory parent */
 };
 
 #endif

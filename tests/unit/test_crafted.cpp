@@ -308,7 +308,7 @@ TEST_CASE("crafted journal: TMPFILE of inode 0, an old number, one past the limi
   REQUIRE(t.fs->mkdir(kRootIno, "d", 0755, kRoot).ok()); // inode 2; next_ino 3
   const std::string image = checkpoint_of(*t.fs);
   auto tmpfile = [](uint64_t ino, uint32_t mode) {
-    return payload_of(TmpfileRecord{ino, mode, 0, 0, {}});
+    return payload_of(TmpfileRecord{ino, 1, mode, 0, 0, {}});
   };
   SmallFs u;
   std::string why;

@@ -369,6 +369,47 @@ TEST_CASE("Filesystem: ACLs survive a crash (journal) and a clean close (checkpo
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("Filesystem: an O_TMPFILE file inherits its directory's default ACL and nodump, "
+          "also in replay",
+          "[acl][tmpfile][persistence]") {
+  char dir[] = "/tmp/pkramfs-unit.XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  const std::string path = std::string(dir) + "/node";
+  const std::string def =
+      xattr({{kUserObj, 7}, {kUser, 7, 1000}, {kGroupObj, 5}, {kMask, 7}, {kOther, 5}});
+  const std::string inherited =
+      xattr({{kUserObj, 6}, {kUser, 7, 1000}, {kGroupObj, 5}, {kMask, 6}, {kOther, 4}});
+  constexpr uint32_t kNodump = 0x40; // FS_NODUMP_FL
+  const Caller umask077{0, 0, [] { return Credentials{}; }, 077};
+  const bool clean = GENERATE(false, true);
+  uint64_t t = 0;
+  {
+    test::Mounted m(path);
+    Filesystem &fs = *m.fs;
+    const uint64_t d = fs.mkdir(kRootIno, "d", 0755, kRoot)->st_ino;
+    REQUIRE(fs.setxattr(d, kAclDefault, def, 0).ok());
+    REQUIRE(fs.set_flags(d, kNodump).ok());
+    auto made = fs.tmpfile(d, 0666, true, umask077); // the default ACL, not the umask
+    REQUIRE(made.ok());
+    t = made->st_ino;
+    CHECK(mode_of(fs, t) == 0664);
+    CHECK(acl_of(fs, t) == inherited);
+    CHECK(*fs.get_flags(t) == kNodump);
+    REQUIRE(fs.link(t, kRootIno, "t").ok());
+    if (clean)
+      REQUIRE(m.node->checkpoint(fs).ok());
+  } // without the checkpoint: the TMPFILE record is replayed
+  test::Mounted m(path);
+  Filesystem &fs = *m.fs;
+  CHECK(mode_of(fs, t) == 0664);
+  CHECK(acl_of(fs, t) == inherited);
+  CHECK(*fs.get_flags(t) == kNodump);
+  std::vector<std::string> problems;
+  fs.verify(problems);
+  CHECK(problems.empty());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("Filesystem: a checkpoint with an ACL setxattr would refuse is refused", "[acl]") {
   TestFs t;
   Filesystem &fs = *t.fs;
