@@ -56,7 +56,6 @@
 #include <linux/nodemask.h>
 #include <linux/numa.h>
 #include <linux/page_ref.h>
-#include <linux/pfn_t.h>
 #include <linux/pseudo_fs.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
@@ -65,10 +64,109 @@
 #include <linux/sysfs.h>
 #include <linux/uaccess.h>
 #include <linux/bitmap.h>
+#include <linux/utsname.h>
 #include <linux/version.h>
 
 #include <pkramfs/pkram_uapi.h>
 #include "pkram_format.h"
+
+/*
+ * ---- kernel versions: every version check of the module is here ----------
+ *
+ * Supported are the kernel series tools/vm-test runs, Debian's:
+ *   6.1   bookworm
+ *   6.12  bookworm-backports and trixie
+ *   7.2   sid (built with sid's gcc-16)
+ * A build for any other series stops here (DKMS skips it already:
+ * BUILD_EXCLUSIVE_KERNEL in packaging/dkms.conf.in, which must list the same
+ * series).  Porting: build with "make PKRAM_UNTESTED=1"; the module then
+ * builds but refuses to load unless given untested_kernel=1, and is
+ * supported once every scenario of tools/vm-test passes on that kernel.
+ *
+ * What differs between them, and what each offers:
+ *
+ * PKRAM_REFCOUNTED_PTES - how a page of the region is mapped into user
+ * space so that get_user_pages() works on it (FUSE, O_DIRECT, vmsplice,
+ * io_uring need that):
+ *   before 6.15: a devmap PTE, vmf_insert_mixed() with a pfn_t of
+ *     PFN_DEV | PFN_MAP; the PTE holds no page reference (vm_normal_page()
+ *     is NULL for pte_devmap), GUP takes one through get_dev_pagemap().
+ *   6.15 on: device-dax maps ZONE_DEVICE pages as ordinary refcounted
+ *     pages with vmf_insert_page_mkwrite() (new in 6.15); pte_devmap and
+ *     pfn_t are gone from 6.16/6.17 on, and vmf_insert_mixed() would make a
+ *     special PTE that GUP refuses.  Each PTE holds a reference and a
+ *     mapcount, dropped when it is zapped (unmap_mapping_range() returns
+ *     after the TLB flush has put them), so page_extra_refs() after a zap
+ *     counts the same as before.  folio->mapping stays NULL: a dirty PTE
+ *     zapped then dirties nothing (noop_dirty_folio), as no address_space
+ *     of ours has a_ops->dirty_folio.
+ *
+ * PKRAM_PMD_MAPPINGS - 2 MiB mappings of a whole frame (vm_ops->huge_fault):
+ *   6.1:  huge_fault(vmf, enum page_entry_size), vmf_insert_pfn_pmd(vmf,
+ *         pfn_t, write) makes a devmap PMD (GUP: follow_devmap_pmd()).
+ *   6.6 on: huge_fault(vmf, unsigned int order), same vmf_insert_pfn_pmd().
+ *   Both only call ->huge_fault for a VMA that is DAX (vma_is_dax(): S_DAX
+ *   on vm_file->f_mapping->host, which is our anon inode, as device-dax
+ *   does with its dax inode): 6.1 refuses VM_SPECIAL VMAs otherwise
+ *   (VM_DONTEXPAND is one), and only a DAX (or PFNMAP/MIXEDMAP) VMA is
+ *   "special huge", whose PMDs zap_huge_pmd() and the PMD split clear
+ *   without touching the pages' rmap (a plain file VMA would have
+ *   page_remove_rmap() called on pages never rmapped).  file_inode() stays
+ *   the /dev/pkram character device, so vma_is_fsdax() is false.
+ *   6.15 on: a PMD of a pfn is special (GUP refuses it); refcounted PMDs
+ *     need vmf_insert_folio_pmd() and PMD-order folios (pgmap
+ *     vmemmap_shift), a different reference model: not done, 4 KiB PTEs.
+ *
+ * vm_flags: vm_flags_set() from 6.3 on (vm_flags became read-only).
+ */
+#if !(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)) && \
+    !(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0)) && \
+    !(LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0))
+#ifndef PKRAM_UNTESTED
+#error "pkram.ko supports the kernel series 6.1, 6.12 and 7.2 (see docs/operations.md); build with PKRAM_UNTESTED=1 only to port it"
+#endif
+#define PKRAM_TESTED_KERNEL 0
+#else
+#define PKRAM_TESTED_KERNEL 1
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
+#define PKRAM_REFCOUNTED_PTES 1
+#define PKRAM_PMD_MAPPINGS 0
+#else
+#include <linux/pfn_t.h>
+#define PKRAM_REFCOUNTED_PTES 0
+#define PKRAM_PMD_MAPPINGS (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) && IS_ENABLED(CONFIG_FS_DAX))
+#endif
+
+static inline void pkram_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
+
+/* map the region's page at @pfn at vmf->address (4 KiB) */
+static vm_fault_t pkram_insert_pte(struct vm_fault *vmf, unsigned long pfn)
+{
+#if PKRAM_REFCOUNTED_PTES
+	return vmf_insert_page_mkwrite(vmf, pfn_to_page(pfn),
+				       vmf->flags & FAULT_FLAG_WRITE);
+#else
+	return vmf_insert_mixed(vmf->vma, vmf->address,
+				__pfn_to_pfn_t(pfn, PFN_DEV | PFN_MAP));
+#endif
+}
+
+static bool pmd = true;
+module_param(pmd, bool, 0444);
+MODULE_PARM_DESC(pmd, "map whole frames with 2 MiB page table entries where the kernel allows (default: yes)");
+
+static bool untested_kernel;
+module_param(untested_kernel, bool, 0444);
+MODULE_PARM_DESC(untested_kernel, "load even on a kernel series not tested (module built with PKRAM_UNTESTED=1)");
 
 static char *region;
 module_param(region, charp, 0444);
@@ -127,6 +225,7 @@ struct pkram_region {
 	u32 v2_meta_frames;
 	u32 free_frames;	/* free in the owner map and IDLE */
 	u32 pinned_frames;	/* FRAME_PINNED */
+	unsigned long pmd_faults;	/* 2 MiB mappings made (debugfs) */
 	bool adopted;
 	struct resource *res;
 	struct dev_pagemap pgmap;
@@ -457,6 +556,9 @@ static int init_mapping(void)
 		kern_unmount(pk.mnt);
 		return PTR_ERR(pk.inode);
 	}
+	/* 2 MiB mappings: ->huge_fault is only called for DAX VMAs (top of file) */
+	if (PKRAM_PMD_MAPPINGS && pmd)
+		pk.inode->i_flags |= S_DAX;
 	return 0;
 }
 
@@ -1714,7 +1816,7 @@ static void pkram_vm_close(struct vm_area_struct *vma)
 	atomic_dec(&pf->nr_maps);
 }
 
-/* Insert the page at node offset vmf->pgoff as a devmap PTE. */
+/* Map the page at node offset vmf->pgoff (pkram_insert_pte()). */
 static vm_fault_t pkram_vm_fault(struct vm_fault *vmf)
 {
 	struct pkram_file *pf = vmf->vma->vm_private_data;
@@ -1726,17 +1828,70 @@ static vm_fault_t pkram_vm_fault(struct vm_fault *vmf)
 	if (pf->slot >= 0 && !is_hole(pf->slot, pgoff / FRAME_PAGES)) {
 		phys = frame_phys(pk.nodes[pf->slot].frames[pgoff / FRAME_PAGES]) +
 		       ((phys_addr_t)(pgoff % FRAME_PAGES) << PAGE_SHIFT);
-		ret = vmf_insert_mixed(vmf->vma, vmf->address,
-				       phys_to_pfn_t(phys, PFN_DEV | PFN_MAP));
+		ret = pkram_insert_pte(vmf, PHYS_PFN(phys));
 	}
 	mutex_unlock(&pkram_lock);
 	return ret;
 }
 
+#if PKRAM_PMD_MAPPINGS
+/*
+ * A whole frame as one 2 MiB mapping, when the 2 MiB of the VMA around the
+ * address map exactly one frame (the daemon maps its node 2 MiB aligned).
+ * Anything else falls back to pkram_vm_fault(): a hole then raises
+ * SIGBUS there.  A devmap PMD holds no page reference, like a devmap PTE;
+ * a punch zaps it like PTEs (unmap_mapping_range() splits nothing: the
+ * whole PMD goes, and the offsets not punched simply fault again).
+ */
+static vm_fault_t pkram_pmd_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct pkram_file *pf = vma->vm_private_data;
+	unsigned long addr = vmf->address & PMD_MASK;
+	vm_fault_t ret = VM_FAULT_FALLBACK;
+	pgoff_t pgoff;
+
+	/* never without S_DAX (pmd=0): the PMD would not be zapped as special */
+	if (!vma_is_dax(vma))
+		return VM_FAULT_FALLBACK;
+	if (addr < vma->vm_start || addr + PMD_SIZE > vma->vm_end)
+		return VM_FAULT_FALLBACK;
+	pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	if (pgoff % FRAME_PAGES)
+		return VM_FAULT_FALLBACK;
+	mutex_lock(&pkram_lock);
+	if (pf->slot >= 0 && !is_hole(pf->slot, pgoff / FRAME_PAGES)) {
+		ret = vmf_insert_pfn_pmd(vmf,
+			phys_to_pfn_t(frame_phys(pk.nodes[pf->slot].frames[pgoff / FRAME_PAGES]),
+				      PFN_DEV | PFN_MAP),
+			vmf->flags & FAULT_FLAG_WRITE);
+		if (ret == VM_FAULT_NOPAGE)
+			pk.pmd_faults++;
+	}
+	mutex_unlock(&pkram_lock);
+	return ret;
+}
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+static vm_fault_t pkram_huge_fault(struct vm_fault *vmf, unsigned int order)
+{
+	return order == PMD_ORDER ? pkram_pmd_fault(vmf) : VM_FAULT_FALLBACK;
+}
+#else
+static vm_fault_t pkram_huge_fault(struct vm_fault *vmf, enum page_entry_size pe_size)
+{
+	return pe_size == PE_SIZE_PMD ? pkram_pmd_fault(vmf) : VM_FAULT_FALLBACK;
+}
+#endif
+#endif /* PKRAM_PMD_MAPPINGS */
+
 static const struct vm_operations_struct pkram_vm_ops = {
 	.open = pkram_vm_open,
 	.close = pkram_vm_close,
 	.fault = pkram_vm_fault,
+#if PKRAM_PMD_MAPPINGS
+	.huge_fault = pkram_huge_fault,
+#endif
 };
 
 /*
@@ -1769,11 +1924,7 @@ static int pkram_mmap(struct file *file, struct vm_area_struct *vma)
 		ret = -EINVAL;
 		goto out;
 	}
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
-	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
-#else
-	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
-#endif
+	pkram_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &pkram_vm_ops;
 	vma->vm_private_data = pf;
 	atomic_inc(&pf->nr_maps);
@@ -2017,6 +2168,7 @@ static int pkram_sysfs_init(void)
 	pk.debugfs = debugfs_create_dir("pkram", NULL);
 	debugfs_create_file("nodes", 0400, pk.debugfs, NULL, &nodes_fops);
 	debugfs_create_file("numa", 0400, pk.debugfs, NULL, &numa_nodes_fops);
+	debugfs_create_ulong("pmd_faults", 0400, pk.debugfs, &pk.pmd_faults);
 	return 0;
 }
 
@@ -2054,6 +2206,14 @@ static int __init pkram_init(void)
 	int ret;
 
 	pkram_build_checks();
+	if (!PKRAM_TESTED_KERNEL && !untested_kernel) {
+		pr_err("kernel %s is not supported (tested: 6.1, 6.12 and 7.2 series, see docs/operations.md); load with untested_kernel=1 only to port the module\n",
+		       init_utsname()->release);
+		return -EOPNOTSUPP;
+	}
+	if (!PKRAM_TESTED_KERNEL)
+		pr_warn("kernel %s is not a tested series: loaded because untested_kernel=1\n",
+			init_utsname()->release);
 	ret = parse_region();
 	if (ret)
 		return ret;

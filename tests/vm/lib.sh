@@ -62,14 +62,36 @@ check_dmesg() {
 	if dmesg | grep -qE "$2"; then pass "$1"; else fail "$1" "no '$2' in dmesg"; fi
 }
 
+# The modules of the running kernel: /lib/modules/$(uname -r)/ holds
+# pkram.ko (and pkram-v2.ko where it builds), fuse.ko where FUSE is a module,
+# and the modules pkram.ko depends on, to be loaded in the order of the file
+# "deps" (tools/vm-test; libcrc32c on 6.1 and 6.12, nothing on 7.2).
+MODDIR=/lib/modules/$(uname -r)
+PKRAM_KO=$MODDIR/pkram.ko
+
+pkram_deps() {
+	local m
+	for m in $(cat "$MODDIR/deps" 2>/dev/null); do
+		[ -d "/sys/module/$m" ] || insmod "$MODDIR/$m.ko" || return 1
+	done
+}
+
 pkram_load() {		# pkram_load [PARAM=VALUE...]
-	[ -d /sys/module/libcrc32c ] || insmod /lib/modules/libcrc32c.ko || return 1
-	insmod /lib/modules/pkram.ko region="$REGION" "$@"
+	pkram_deps || return 1
+	insmod "$PKRAM_KO" region="$REGION" "$@"
 }
 
 pkram_unload() { rmmod pkram; }
 
-fuse_load() { [ -d /sys/module/fuse ] || insmod /lib/modules/fuse.ko; }
+# fuse.ko where it is a module (6.1); built in from 6.12 on
+fuse_load() {
+	[ -d /sys/module/fuse ] && return 0
+	if [ -e "$MODDIR/fuse.ko" ]; then insmod "$MODDIR/fuse.ko"; else grep -qw fuse /proc/filesystems; fi
+}
+
+# kernel_name: 6.1, 6.12 or sid, the name tools/vm-test gave the running
+# kernel (/vmtest/kernels: NAME ABI per line)
+kernel_name() { awk -v r="$(uname -r)" '$2 == r { print $1 }' /vmtest/kernels; }
 
 sysfs() { cat "/sys/kernel/pkram/$1"; }
 
@@ -168,21 +190,36 @@ pkramfs_kill() {
 	umount -l "$2"
 }
 
-# vm_kexec [nosync]: repack this root as the next initramfs and kexec into
-# stage+1; "nosync" leaves out the sync before kexec -e
+# vm_kexec [nosync] [kernel=NAME]: repack this root as the next initramfs
+# and kexec into stage+1; "nosync" leaves out the sync before kexec -e;
+# kernel=NAME (6.1, 6.12, sid: a scenario with "# vm-test-kernels: ...")
+# boots that kernel instead of the running one
 vm_kexec() {
-	local next=$((STAGE + 1))
-	echo "VMTEST-KEXEC $SCEN stage $next (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+	local next=$((STAGE + 1)) sync=1 image=/vmlinuz w abi
+	for w in "$@"; do
+		case $w in
+		nosync) sync=0 ;;
+		kernel=*)
+			abi=$(awk -v n="${w#kernel=}" '$1 == n { print $2 }' /vmtest/kernels)
+			image=/boot/vmlinuz-$abi
+			if [ -z "$abi" ] || [ ! -e "$image" ]; then
+				fail "kexec-stage$STAGE" "no kernel ${w#kernel=} in this initramfs"
+				vm_finish
+			fi
+			;;
+		esac
+	done
+	echo "VMTEST-KEXEC $SCEN stage $next (uptime $(cut -d' ' -f1 /proc/uptime) s) into ${image#/boot/vmlinuz-}"
 	dmesg_check "dmesg-clean-stage$STAGE"
 	dump_dmesg
 	(cd / && find . -xdev | cpio -o -H newc >/tmp/next.cpio 2>/dev/null)
-	if ! kexec -s -l /vmlinuz --initrd=/tmp/next.cpio --reuse-cmdline \
+	if ! kexec -s -l "$image" --initrd=/tmp/next.cpio --reuse-cmdline \
 			--append="stage=$next" >/tmp/kexec.out 2>&1; then
 		fail "kexec-stage$STAGE" "$(tr '\n' ' ' </tmp/kexec.out)"
 		vm_finish
 	fi
 	pass "kexec-stage$STAGE"
-	[ "${1:-}" = nosync ] || sync
+	[ "$sync" = 0 ] || sync
 	kexec -e
 	fail "kexec-exec-stage$STAGE" "kexec -e returned"
 	vm_finish
@@ -212,7 +249,7 @@ vm_main() {
 	SCEN=$(cmdline_value vmtest)
 	STAGE=$(cmdline_value stage)
 	: "${STAGE:=1}"
-	echo "VMTEST-STAGE $SCEN $STAGE (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+	echo "VMTEST-STAGE $SCEN $STAGE (uptime $(cut -d' ' -f1 /proc/uptime) s) kernel $(uname -r)"
 	if [ ! -f "/vmtest/scenarios/$SCEN.sh" ]; then
 		fail "scenario" "no scenario '$SCEN'"
 		vm_finish

@@ -94,7 +94,7 @@ stage1() {
 	check untouched load_verify
 	refused sbcrc 1000 'pkram: metadata copy 0: superblock CRC mismatch'
 	refused table 4096 'pkram: metadata copy 0: node table / owner map CRC mismatch'
-	check_not geometry-refused insmod /lib/modules/pkram.ko region=32M@$REGION_START
+	check_not geometry-refused insmod "$PKRAM_KO" region=32M@$REGION_START
 	check_dmesg geometry-msg 'pkram: metadata copy 0: superblock describes 67108864 bytes at 0x40000000'
 	# format=1 leaves a valid region alone
 	check format-valid-keeps load_verify format=1

@@ -19,11 +19,11 @@ stage1() {
 	cat /tmp/selftest.out
 	check_eq selftest "$rc" 0
 	pkram_unload
-	check_not no-region insmod /lib/modules/pkram.ko
-	check_not region-ram insmod /lib/modules/pkram.ko region=64M@0x20000000
+	check_not no-region insmod "$PKRAM_KO"
+	check_not region-ram insmod "$PKRAM_KO" region=64M@0x20000000
 	check_dmesg region-ram-msg 'pkram: region=.* overlaps System RAM'
-	check_not region-align insmod /lib/modules/pkram.ko region=3M@0x40000000
-	check_not region-syntax insmod /lib/modules/pkram.ko region=64Mx0x40000000
-	check_not region-outside insmod /lib/modules/pkram.ko region=64M@0x100000000
+	check_not region-align insmod "$PKRAM_KO" region=3M@0x40000000
+	check_not region-syntax insmod "$PKRAM_KO" region=64Mx0x40000000
+	check_not region-outside insmod "$PKRAM_KO" region=64M@0x100000000
 	check_dmesg region-outside-msg 'pkram: region=.* is not \(entirely\) reserved memory'
 }

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # o: a region written by the module of format version 2 (one metadata copy;
-# /lib/modules/pkram-v2.ko, which tools/vm-test builds from the last commit
+# /lib/modules/KERNEL/pkram-v2.ko, which tools/vm-test builds from the last commit
 # with that format) is adopted by the current module after a kexec and
 # upgraded to version 3 (two copies), with every node, byte and hole; the
 # version 2 module then refuses the region, writing nothing, and the
@@ -12,8 +12,8 @@
 C1=$(pkram-test copy-size 32)	# metadata copy 1 starts here (64 MiB: 32 frames)
 
 v2_load() {
-	[ -d /sys/module/libcrc32c ] || insmod /lib/modules/libcrc32c.ko || return 1
-	insmod /lib/modules/pkram-v2.ko region="$REGION"
+	pkram_deps || return 1
+	insmod "$MODDIR/pkram-v2.ko" region="$REGION"
 }
 verify_all() { pkram-test verify a 1 && pkram-test verify b 2; }
 # span and populated count of node $1 (debugfs)
