@@ -12,8 +12,10 @@
  * region and the same nodes.  Interface: include/pkramfs/pkram_uapi.h.
  *
  * The region gets struct pages (ZONE_DEVICE, like device-dax) and user
- * mappings are filled at fault time with devmap PTEs, so get_user_pages()
- * works on them: FUSE copies replies from the daemon's buffers that way.
+ * mappings are filled at fault time the way device-dax maps them on that
+ * kernel (devmap PTEs and 2 MiB PMDs before 6.15, refcounted PTEs after: see
+ * "kernel versions" below), so get_user_pages() works on them: FUSE copies
+ * replies from the daemon's buffers that way.
  *
  * The metadata is kept in kernel memory (the "working" copy) and written to
  * the two on-region copies by pkram_commit() (pkram_format.h); nothing
@@ -500,10 +502,12 @@ static int check_reserved(void)
 /*
  * References to a page of the region besides the one every page holds.
  * MEMORY_DEVICE_GENERIC pages keep a reference count of 1 while idle (only
- * DEVICE_PRIVATE/COHERENT/FS_DAX/P2PDMA pages start at 0), and the devmap
- * PTEs pkram_vm_fault() inserts take none (vm_normal_page() returns NULL
- * for them, so zapping them puts none), so after the PTEs of a frame are
- * zapped any count above 1 is get_user_pages() (FOLL_GET or FOLL_PIN) or a
+ * DEVICE_PRIVATE/COHERENT/FS_DAX/P2PDMA pages start at 0; still so in 7.2),
+ * and the devmap PTEs and PMDs pkram_vm_fault() and pkram_pmd_fault()
+ * insert before 6.15 take none (vm_normal_page() returns NULL for them, so
+ * zapping them puts none), while the refcounted PTEs from 6.15 on take one
+ * each and give it back when zapped; either way, after the PTEs of a frame
+ * are zapped any count above 1 is get_user_pages() (FOLL_GET or FOLL_PIN) or a
  * get_page() by someone holding the page: a pipe (vmsplice), O_DIRECT or
  * io_uring I/O in flight, ...  Checked at load (pkram_init) because a port
  * to a kernel that maps these pages with references must revisit this.

@@ -225,7 +225,13 @@ vm_kexec() {
 	vm_finish
 }
 
-dump_dmesg() { dmesg | sed 's/^/| /'; dmesg -c >/dev/null; }
+dump_dmesg() {
+	# how many 2 MiB mappings pkram.ko made in this boot (debugfs; 0 on 7.2)
+	[ -r /sys/kernel/debug/pkram/pmd_faults ] &&
+		echo "VMTEST-PMD-FAULTS $SCEN stage $STAGE: $(cat /sys/kernel/debug/pkram/pmd_faults)"
+	dmesg | sed 's/^/| /'
+	dmesg -c >/dev/null
+}
 
 BAD_DMESG='BUG:|Oops|WARNING:|Call Trace|general protection|Kernel panic'
 

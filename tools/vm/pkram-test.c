@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1468,6 +1469,104 @@ static int cmd_bench(const char *nstr)
  * how many of them are character devices). With "drop", close the connection
  * right after sending, never reading the reply (nor a descriptor sent with it).
  */
+/* debugfs pmd_faults of pkram.ko: the 2 MiB mappings it made */
+static long pmd_faults(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/pkram/pmd_faults", "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/* mmap @len of @fd at a 2 MiB aligned address, as pkramfs-fuse does */
+static unsigned char *map_aligned(int fd, size_t len)
+{
+	unsigned char *raw, *p;
+	uintptr_t a;
+
+	raw = mmap(NULL, len + FRAME, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		die("mmap reserve");
+	a = ((uintptr_t)raw + FRAME - 1) & ~(uintptr_t)(FRAME - 1);
+	p = mmap((void *)a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	if ((uintptr_t)p > (uintptr_t)raw)
+		munmap(raw, (uintptr_t)p - (uintptr_t)raw);
+	munmap(p + len, (uintptr_t)raw + len + FRAME - ((uintptr_t)p + len));
+	return p;
+}
+
+/*
+ * mapbench PREFIX FRAMES PMD: a node of FRAMES frames mapped 2 MiB aligned
+ * (as the daemon maps its node); writing one word per 4 KiB page, timed,
+ * with this process's minor faults and pkram.ko's 2 MiB mappings counted;
+ * the data read back through pread; a punched frame raises SIGBUS through
+ * the mapping while the other frames keep their data.  PMD is 1 if every
+ * frame must be mapped by 2 MiB, 0 if none may be.
+ */
+static int cmd_mapbench(const char *pfx, const char *nstr, const char *pmdstr)
+{
+	size_t n = strtoul(nstr, NULL, 0), len = n * FRAME, i, bad = 0;
+	int want_pmd = atoi(pmdstr), fd0 = open_dev(), fd = open_dev();
+	long f0, p0, faults, pmds;
+	unsigned char *m;
+	uint64_t w;
+	double t;
+
+	prefix = pfx;
+	attach(fd, "mapbench", PKRAM_ATTACH_CREATE | PKRAM_ATTACH_EXCL, NULL);
+	resize(fd, n);
+	if (range_ioc(fd, PKRAM_IOC_POPULATE, 0, n))
+		die("POPULATE");
+	m = map_aligned(fd, len);
+	f0 = minor_faults();
+	p0 = pmd_faults();
+	t = now_us();
+	for (i = 0; i < len; i += 4096)
+		*(volatile uint64_t *)(m + i) = splitmix(i);
+	t = now_us() - t;
+	faults = minor_faults() - f0;
+	pmds = pmd_faults() - p0;
+	printf("mapbench: %zu MiB written through a %s mapping, one word per 4 KiB page: %.1f ms (%.0f MiB/s), %ld page faults, %ld 2 MiB mappings\n",
+	       len >> 20, want_pmd ? "2 MiB" : "4 KiB", t / 1e3, (len >> 20) / (t / 1e6), faults, pmds);
+	fflush(stdout);
+	if (want_pmd)
+		result(pmds == (long)n && faults <= (long)n + 8, "pmd-faults",
+		       "%ld 2 MiB mappings and %ld faults for %zu frames", pmds, faults, n);
+	else
+		result(pmds == 0 && faults >= (long)(len / 4096), "pte-faults",
+		       "%ld 2 MiB mappings and %ld faults for %zu pages", pmds, faults, len / 4096);
+	for (i = 0; i < len; i += 4096)
+		if (pread(fd, &w, sizeof(w), i) != sizeof(w) || w != splitmix(i))
+			bad++;
+	result(!bad, "map-data", "%zu pages read back wrong through pread", bad);
+	/* a punch zaps the frame's mapping (a whole PMD), nothing else */
+	if (range_ioc(fd, PKRAM_IOC_PUNCH, 0, 1))
+		die("PUNCH");
+	result(self_read(m) == -1, "punched-sigbus", "the punched frame is still mapped");
+	result(n < 2 || *(volatile uint64_t *)(m + FRAME) == splitmix(FRAME), "unpunched-kept",
+	       "frame 1 lost its data through the mapping");
+	munmap(m, len);
+	close(fd);
+	result(destroy(fd0, "mapbench") == 0, "map-destroy", "destroy failed");
+	close(fd0);
+	return failures ? 1 : 0;
+}
+
 static int cmd_ask(const char *path, const char *request, int drop)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -1541,7 +1640,7 @@ static int usage(void)
 		"       | devmem-save PHYS LEN FILE | devmem-load PHYS FILE | copy-size FRAMES\n"
 		"       | ask SOCKET REQUEST [drop]\n"
 		"       | stale-attach PREFIX | pin-reuse PREFIX | pin-uring PREFIX | bench N\n"
-		"       | splice-hold NAME DIR\n");
+		"       | splice-hold NAME DIR | mapbench PREFIX FRAMES PMD\n");
 	return 2;
 }
 
@@ -1575,6 +1674,8 @@ int main(int argc, char **argv)
 		return cmd_splice_hold(argv[2], argv[3]);
 	if (argc == 3 && !strcmp(c, "bench"))
 		return cmd_bench(argv[2]);
+	if (argc == 5 && !strcmp(c, "mapbench"))
+		return cmd_mapbench(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(c, "stat"))
 		return cmd_stat(argv[2]);
 	if (argc == 3 && !strcmp(c, "destroy"))

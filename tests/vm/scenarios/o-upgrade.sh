@@ -5,6 +5,8 @@
 # upgraded to version 3 (two copies), with every node, byte and hole; the
 # version 2 module then refuses the region, writing nothing, and the
 # current one adopts it again; one flipped bit in copy 1 loses nothing.
+# pkram-v2.ko predates the 7.x port (pte_devmap): not on sid.
+# vm-test-kernels: 6.1 6.12
 # vm-test-expect: v2-load v2-nodes v2-format kexec-stage1
 # vm-test-expect: adopt upgrade-msg format-3 nodes sparse unload
 # vm-test-expect: downgrade-refused downgrade-msg readopt readopt-quiet bit1 bit1-msg dmesg-clean
