@@ -121,7 +121,8 @@
  *
  * vm_flags: vm_flags_set() from 6.3 on (vm_flags became read-only).
  */
-#if !(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)) && \
+#if defined(PKRAM_FORCE_UNTESTED) /* tools/vm-test's q-refuse: as if untested */ || \
+    !(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)) && \
     !(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0)) && \
     !(LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0))
 #ifndef PKRAM_UNTESTED

@@ -27,7 +27,6 @@
 
 DEBIAN_MIRROR=${PKRAMFS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-KERNEL_NAMES="6.1 6.12 sid"
 REFRESH=${REFRESH:-0}
 
 # dapt SUITE apt-get|apt-cache ARGS...: apt with the private state of SUITE
@@ -134,6 +133,7 @@ qemu10() {
 	fi
 	"$dir/usr/bin/qemu-system-x86_64" --version >/dev/null 2>&1 ||
 		die "QEMU of bookworm-backports ($dir) does not run here: $("$dir/usr/bin/qemu-system-x86_64" --version 2>&1 | head -n1)"
+	# shellcheck disable=SC2034  # used by tools/vm-test
 	QEMU10="$dir/usr/bin/qemu-system-x86_64 -L $dir/usr/share/qemu -L /usr/share/seabios"
 }
 
@@ -175,13 +175,10 @@ fetch_headers_612() {
 		grep -rlI --include=Makefile -e '/usr/src/' -e '/usr/lib/linux-kbuild' "$KDIR" |
 			xargs -r sed -i -e "s| /usr/src/| $hroot/usr/src/|g" \
 				-e "s|\([ =]\)/usr/lib/linux-kbuild|\1$hroot/usr/lib/linux-kbuild|g"
-		# scripts/ and tools/ of the headers are links to linux-kbuild
-		local l
-		for l in $(find "$hroot/usr/src" -maxdepth 2 -type l); do
-			case $(readlink "$l") in
-			/usr/*) ln -sfn "$hroot$(readlink "$l")" "$l" ;;
-			esac
-		done
+		# scripts/ and tools/ of the headers link to linux-kbuild: relative
+		# links today; absolute ones would leave the extracted tree
+		find "$hroot/usr/src" -maxdepth 2 -type l -lname '/usr/*' -print0 |
+			while IFS= read -r -d '' l; do ln -sfn "$hroot$(readlink "$l")" "$l"; done
 		touch "$KDIR/.pkramfs-ready"
 	fi
 }
