@@ -987,12 +987,10 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
 
 Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
                                   int flags, const Caller &who) {
-  if (auto r = check_xattr_name(name); !r)
-    return r;
+  if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) // setxattr(2) itself refuses them first
+    return Errno{EINVAL};
   if (is_acl_name(name) && !posix_acl_)
     return Errno{EOPNOTSUPP};
-  if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
-    return Errno{EINVAL};
   maybe_checkpoint();
   std::shared_lock lock(tree_);
   if (frozen_)
@@ -1001,8 +999,12 @@ Result<void> Filesystem::setxattr(uint64_t ino, std::string_view name, std::stri
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
-  if (inode->is_pinned()) // xattr_permission
+  // xattr_permission refuses an immutable or append-only inode before the name is looked at
+  // (EPERM for "user." too, where the handler would say EINVAL).
+  if (inode->is_pinned())
     return Errno{EPERM};
+  if (auto r = check_xattr_name(name); !r)
+    return r;
   if (is_acl_name(name)) // the VFS sets an ACL whatever the flags say (vfs_set_acl)
     return set_acl(*inode, name, value, who);
   const bool exists = inode->xattrs.get(name) != nullptr;
@@ -1118,8 +1120,6 @@ Result<std::string> Filesystem::listxattr(uint64_t ino, const Caller &who) {
 }
 
 Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
-  if (auto r = check_xattr_name(name); !r)
-    return r;
   if (is_acl_name(name) && !posix_acl_)
     return Errno{EOPNOTSUPP};
   maybe_checkpoint();
@@ -1130,8 +1130,10 @@ Result<void> Filesystem::removexattr(uint64_t ino, std::string_view name) {
   if (!inode)
     return Errno{ENOENT};
   std::unique_lock ilock(inode->lock);
-  if (inode->is_pinned()) // xattr_permission
+  if (inode->is_pinned()) // xattr_permission, before the name (as in setxattr)
     return Errno{EPERM};
+  if (auto r = check_xattr_name(name); !r)
+    return r;
   if (is_acl_name(name))
     return inode->is_symlink() ? Errno{EOPNOTSUPP} : remove_acl(*inode, name);
   if (!inode->xattrs.get(name))
