@@ -45,6 +45,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -83,17 +85,23 @@ constexpr Exclusion kExclusions[] = {
                                        "(skipped at run time, kSkipOpenOfSpecialFiles)"},
     {"ENOSPC, EDQUOT, EMFILE, ENOMEM", "capacity limits differ; sizes are kept small (I/O and "
                                        "copies <= 256 KiB, fallocate <= 1 MiB, xattrs <= 64 KiB)"},
-    {"security.* and system.* xattrs, POSIX ACLs", "depend on the LSM and ACL configuration"},
+    {"security.* xattrs, system.* other than POSIX ACLs", "depend on the LSM configuration"},
     {"absolute symlink targets and '..'", "would resolve outside the trees under test"},
-    {"O_TMPFILE, O_DIRECT, O_PATH, O_NONBLOCK, O_SYNC", "availability depends on FUSE kernel and "
-                                                        "daemon capabilities, not on tmpfs"},
+    {"O_DIRECT, O_PATH, O_NONBLOCK, O_SYNC", "availability depends on FUSE kernel and "
+                                             "daemon capabilities, not on tmpfs"},
     {"flock/fcntl/OFD locks, leases, dnotify/inotify", "handled in the FUSE kernel module unless "
                                                        "the daemon opts in"},
-    {"ioctl (FS_IOC_*), chattr flags, statx btime", "not part of the observable tmpfs contract "
-                                                    "pkramfs mirrors; btime support varies"},
-    {"chmod of a symlink itself (fchmodat2 NOFOLLOW), RENAME_WHITEOUT",
-     "not generated: the first is rejected in the VFS for every filesystem, whiteouts are "
-     "overlayfs machinery"},
+    {"ioctls other than FS_IOC_GETFLAGS/SETFLAGS, statx btime", "not part of the observable "
+                                                                "tmpfs contract pkramfs mirrors"},
+    {"chown(f, -1, -1) of a setgid file by a non-owner",
+     "the VFS makes it a mode change that tmpfs refuses (EPERM); kernel FUSE strips that change "
+     "before its permission check (skipped at run time, kSkipChownNoopOfSetgidByNonOwner)"},
+    {"immutable and append-only inode flags",
+     "kernel FUSE inodes are never S_IMMUTABLE/S_APPEND, so where the VFS checks them before its "
+     "own checks (may_delete, a default ACL on a file, mmap) the errno differs "
+     "(docs/semantics.md); the daemon's enforcement is compared with tmpfs by inode_flags.sh"},
+    {"chmod of a symlink itself (fchmodat2 NOFOLLOW)",
+     "not generated: it is rejected in the VFS for every filesystem"},
     {"mmap writes beyond EOF, MAP_PRIVATE", "bytes past EOF are not persisted anywhere; private "
                                             "maps never reach the filesystem"},
     {"concurrency", "single-threaded; interleavings would not be deterministic"},
@@ -111,6 +119,7 @@ constexpr Exclusion kExclusions[] = {
 constexpr bool kSkipLseekOnDirectories = true;
 constexpr bool kSkipOpenOfSpecialFiles = true;
 constexpr bool kRootOnlyUnsupportedFallocate = true;
+constexpr bool kSkipChownNoopOfSetgidByNonOwner = true;
 // tmpfs finds no data in the last page below LLONG_MAX (its seek arithmetic overflows there).
 constexpr int64_t kSeekMapLimit = (INT64_MAX & ~int64_t{4095}) - 4096;
 
@@ -179,6 +188,7 @@ struct Op {
   uint32_t id = 0; // index in the originally generated sequence
   bool nobody = false;
   std::string path, path2, name;
+  std::string value; // setacl: the ACL's xattr bytes
   int slot = 0, slot2 = 0;
   int flags = 0;
   unsigned mode = 0;
@@ -431,6 +441,15 @@ std::string flagList(int v, std::initializer_list<std::pair<int, const char *>> 
   return s.empty() ? "0" : s;
 }
 
+// Inode flags (chattr) as names.
+std::string chattrStr(int f) {
+  return flagList(f, {{FS_IMMUTABLE_FL, "IMMUTABLE"},
+                      {FS_APPEND_FL, "APPEND"},
+                      {FS_NODUMP_FL, "NODUMP"},
+                      {FS_NOATIME_FL, "NOATIME"},
+                      {FS_COMPR_FL, "COMPR"}});
+}
+
 std::string openFlagsStr(int f) {
   int acc = f & O_ACCMODE;
   std::string s = acc == O_RDONLY ? "RDONLY" : acc == O_WRONLY ? "WRONLY" : "RDWR";
@@ -439,7 +458,8 @@ std::string openFlagsStr(int f) {
                                   {O_TRUNC, "TRUNC"},
                                   {O_APPEND, "APPEND"},
                                   {O_DIRECTORY, "DIRECTORY"},
-                                  {O_NOFOLLOW, "NOFOLLOW"}});
+                                  {O_NOFOLLOW, "NOFOLLOW"},
+                                  {__O_TMPFILE, "TMPFILE"}});
   return rest == "0" ? s : s + "|" + rest;
 }
 
@@ -504,18 +524,32 @@ std::string joinNames(const std::vector<std::string> &v) {
   return s;
 }
 
-// rm -rf of everything below dirfd; returns the number of entries removed.
-long removeChildren(int dirfd) {
+// Clears a file's or directory's inode flags (chattr -i -a ...), as root; errors ignored.
+void clearInodeFlags(int dirfd, const char *name) {
+  int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  int none = 0;
+  (void)ioctl(fd, FS_IOC_SETFLAGS, &none);
+  close(fd);
+}
+
+// rm -rf of everything below dirfd; returns the number of entries removed. `force`: clear
+// immutable and append-only flags first (resetting a side), else they refuse as they should.
+long removeChildren(int dirfd, bool force = false) {
   long removed = 0;
   for (const auto &[name, type] : readEntries(dirfd)) {
     if (name == "." || name == "..")
       continue;
     struct stat st;
     int flags = 0;
-    if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+    const bool known = fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (force && known && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+      clearInodeFlags(dirfd, name.c_str());
+    if (known && S_ISDIR(st.st_mode)) {
       int sub = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub >= 0) {
-        removed += removeChildren(sub);
+        removed += removeChildren(sub, force);
         close(sub);
       }
       flags = AT_REMOVEDIR;
@@ -837,8 +871,9 @@ Result runRename(Side &, const Op &op) {
                            static_cast<unsigned>(op.flags)));
 }
 std::string showRename(const Op &op) {
-  std::string f =
-      flagList(op.flags, {{RENAME_NOREPLACE, "NOREPLACE"}, {RENAME_EXCHANGE, "EXCHANGE"}});
+  std::string f = flagList(op.flags, {{RENAME_NOREPLACE, "NOREPLACE"},
+                                      {RENAME_EXCHANGE, "EXCHANGE"},
+                                      {RENAME_WHITEOUT, "WHITEOUT"}});
   return fmt("%s -> %s flags=%s", pretty(op.path).c_str(), pretty(op.path2).c_str(), f.c_str());
 }
 
@@ -930,6 +965,16 @@ void genChown(Rng &r, Op &op) {
   op.flags = r.chance(30) ? AT_SYMLINK_NOFOLLOW : 0;
 }
 Result runChown(Side &, const Op &op) {
+  // chown(f, -1, -1) by someone who may not drop f's setgid bit (setattr_should_drop_sgid): the
+  // VFS turns the kill into a mode change, which tmpfs refuses to a non-owner (EPERM); kernel
+  // FUSE strips the mode change before its permission check and asks the daemon only to kill
+  // the bit (docs/semantics.md). Skipped on both sides.
+  struct stat st;
+  if (kSkipChownNoopOfSetgidByNonOwner && op.nobody && op.uid == static_cast<uint32_t>(-1) &&
+      op.gid == static_cast<uint32_t>(-1) &&
+      fstatat(AT_FDCWD, op.path.c_str(), &st, op.flags) == 0 && !S_ISDIR(st.st_mode) &&
+      (st.st_mode & S_ISGID) && st.st_uid != kNobody && st.st_gid != kNobody)
+    return skipped("chown -1 -1 of a setgid file by a non-owner");
   return sysResult(fchownat(AT_FDCWD, op.path.c_str(), op.uid, op.gid, op.flags));
 }
 std::string showChown(const Op &op) {
@@ -1206,6 +1251,148 @@ struct OpKind {
   std::string (*show)(const Op &);
 };
 
+// ---- POSIX ACLs, inode flags, whiteouts, O_TMPFILE ----
+
+// An ACL in the kernel's xattr form (include/uapi/linux/posix_acl_xattr.h): u32 version 2, then
+// entries {u16 tag, u16 perm, u32 id}. Mostly valid (sorted, a mask when there are named
+// entries); sometimes not (no mask, a duplicate, unsorted, version 1, a bad perm): EINVAL.
+std::string genAclBytes(Rng &r) {
+  enum : uint16_t {
+    kUserObj = 1,
+    kUser = 2,
+    kGroupObj = 4,
+    kGroup = 8,
+    kMask = 0x10,
+    kOther = 0x20
+  };
+  struct Entry {
+    uint16_t tag, perm;
+    uint32_t id;
+  };
+  static const uint32_t kIds[] = {0, kNobody, 1000};
+  auto perm = [&r] { return static_cast<uint16_t>(r.below(8)); };
+  std::vector<Entry> e = {{kUserObj, perm(), ~0u}};
+  const bool named_user = r.chance(50), named_group = r.chance(40);
+  if (named_user)
+    e.push_back({kUser, perm(), r.pick(kIds)});
+  e.push_back({kGroupObj, perm(), ~0u});
+  if (named_group)
+    e.push_back({kGroup, perm(), r.pick(kIds)});
+  if ((named_user || named_group) ? !r.chance(5) : r.chance(20))
+    e.push_back({kMask, perm(), ~0u});
+  e.push_back({kOther, perm(), ~0u});
+  uint32_t version = 2;
+  const uint64_t bad = r.below(100);
+  if (bad < 3)
+    e.push_back(e.front()); // duplicate USER_OBJ
+  else if (bad < 5)
+    std::swap(e.front(), e.back()); // unsorted
+  else if (bad < 6)
+    version = 1;
+  else if (bad < 7)
+    e.back().perm = 8; // not rwx
+  std::string out(reinterpret_cast<const char *>(&version), 4);
+  for (const Entry &x : e)
+    out.append(reinterpret_cast<const char *>(&x), sizeof x);
+  return out;
+}
+void genSetacl(Rng &r, Op &op) {
+  op.path = genXattrPath(r);
+  op.name = r.chance(70) ? "system.posix_acl_access" : "system.posix_acl_default";
+  op.value = genAclBytes(r);
+}
+Result runSetacl(Side &, const Op &op) {
+  return sysResult(setxattr(op.path.c_str(), op.name.c_str(), op.value.data(), op.value.size(), 0));
+}
+std::string showSetacl(const Op &op) {
+  std::string entries;
+  for (size_t i = 4; i + 8 <= op.value.size(); i += 8) {
+    uint16_t tag, perm;
+    uint32_t id;
+    memcpy(&tag, op.value.data() + i, 2);
+    memcpy(&perm, op.value.data() + i + 2, 2);
+    memcpy(&id, op.value.data() + i + 4, 4);
+    entries += fmt("%s%x:%u:%s", entries.empty() ? "" : ",", tag, perm,
+                   id == ~0u ? "-" : std::to_string(id).c_str());
+  }
+  return fmt("%s %s [%s]", pretty(op.path).c_str(), op.name.c_str(), entries.c_str());
+}
+
+// chattr: FS_IOC_SETFLAGS through an O_RDONLY|O_NONBLOCK open, as chattr(1) does. Flags tmpfs
+// keeps (mm/shmem.c: nodump, noatime) and one it refuses; immutable and append-only are not
+// generated (see kExclusions: inode_flags.sh compares them with tmpfs).
+constexpr int kChattrFlags[] = {0, FS_NODUMP_FL, FS_NOATIME_FL, FS_NODUMP_FL | FS_NOATIME_FL,
+                                FS_COMPR_FL};
+void genChattr(Rng &r, Op &op) {
+  op.path = genPath(r);
+  op.flags = r.pick(kChattrFlags);
+  if (r.chance(10))
+    op.flags |= r.pick(kChattrFlags);
+}
+Result runChattr(Side &, const Op &op) {
+  struct stat st;
+  if (kSkipOpenOfSpecialFiles && lstat(op.path.c_str(), &st) == 0 &&
+      (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+    return skipped("fifo/device");
+  int fd = open(op.path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sysResult(fd);
+  int flags = op.flags;
+  Result r = sysResult(ioctl(fd, FS_IOC_SETFLAGS, &flags));
+  close(fd);
+  return r;
+}
+std::string showChattr(const Op &op) {
+  return fmt("%s flags=%s", pretty(op.path).c_str(), chattrStr(op.flags).c_str());
+}
+// lsattr: FS_IOC_GETFLAGS.
+Result runLsattr(Side &, const Op &op) {
+  struct stat st;
+  if (kSkipOpenOfSpecialFiles && lstat(op.path.c_str(), &st) == 0 &&
+      (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+    return skipped("fifo/device");
+  int fd = open(op.path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sysResult(fd);
+  int flags = 0;
+  Result r = sysResult(ioctl(fd, FS_IOC_GETFLAGS, &flags));
+  close(fd);
+  if (r.rc == 0)
+    r.text = chattrStr(flags);
+  return r;
+}
+
+// renameat2(RENAME_WHITEOUT), alone or with RENAME_NOREPLACE or RENAME_EXCHANGE (EINVAL).
+void genRenameWhiteout(Rng &r, Op &op) {
+  genRename(r, op);
+  static const int kFlags[] = {RENAME_WHITEOUT, RENAME_WHITEOUT, RENAME_WHITEOUT | RENAME_NOREPLACE,
+                               RENAME_WHITEOUT | RENAME_EXCHANGE};
+  op.flags = r.pick(kFlags);
+}
+
+// open(O_TMPFILE) of a directory into a slot; linking it in is linkat_slot.
+void genTmpfile(Rng &r, Op &op) {
+  op.path = genPath(r, Role::Dir);
+  op.flags = O_TMPFILE | (r.chance(80) ? O_RDWR : O_WRONLY) | (r.chance(15) ? O_EXCL : 0);
+  op.mode = genPerm(r);
+  op.slot = genSlot(r);
+}
+// linkat of a slot's file through /proc/self/fd (AT_SYMLINK_FOLLOW), as unprivileged programs
+// link an O_TMPFILE in.
+void genLinkSlot(Rng &r, Op &op) {
+  op.slot = genSlot(r);
+  op.path = genPath(r, Role::File);
+}
+Result runLinkSlot(Side &s, const Op &op) {
+  if (s.fd[op.slot] < 0)
+    return sysResult(-(errno = EBADF, 1));
+  const std::string proc = fmt("/proc/self/fd/%d", s.fd[op.slot]);
+  return sysResult(linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, op.path.c_str(), AT_SYMLINK_FOLLOW));
+}
+std::string showLinkSlot(const Op &op) {
+  return fmt("%s -> %s", slotStr(op.slot).c_str(), pretty(op.path).c_str());
+}
+
 const OpKind kOps[] = {
     {"open", 12, genOpen, runOpen, showOpen},
     {"close", 2, genSlotOnly, runClose, showSlot},
@@ -1239,6 +1426,12 @@ const OpKind kOps[] = {
     {"access", 2, genAccess, runAccess, showAccess},
     {"readdir", 2, genDirPath, runReaddir, showPath},
     {"readdir_churn", 1, genReaddirChurn, runReaddirChurn, showReaddirChurn},
+    {"setacl", 3, genSetacl, runSetacl, showSetacl},
+    {"chattr", 2, genChattr, runChattr, showChattr},
+    {"lsattr", 1, genStat, runLsattr, showPath},
+    {"rename_whiteout", 2, genRenameWhiteout, runRename, showRename},
+    {"o_tmpfile", 2, genTmpfile, runOpen, showOpen},
+    {"linkat_slot", 2, genLinkSlot, runLinkSlot, showLinkSlot},
 };
 constexpr size_t kNumOps = sizeof kOps / sizeof kOps[0];
 
@@ -1469,12 +1662,29 @@ std::map<std::string, std::string> xattrsOf(const Side &s, const std::string &pa
   return out;
 }
 
+// A file's or directory's inode flags (FS_IOC_GETFLAGS) as text, or the error.
+std::string inodeFlagsOf(const Side &s, const std::string &path) {
+  int fd = openat(s.root, path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return fmt("<open %s>", errName(errno));
+  int flags = 0;
+  const bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  const int err = errno;
+  close(fd);
+  return ok ? chattrStr(flags) : fmt("<error %s>", errName(err));
+}
+
 std::string compareFinal(const Side &ref, const Side &test, const Tree &tree) {
   for (const auto &[path, node] : tree) {
     if (S_ISREG(node.st.st_mode)) {
       std::string d = compareContents(ref, test, path, node.st.st_size);
       if (!d.empty())
         return pretty(path) + ": " + d;
+    }
+    if (S_ISREG(node.st.st_mode) || S_ISDIR(node.st.st_mode)) {
+      const std::string fa = inodeFlagsOf(ref, path), fb = inodeFlagsOf(test, path);
+      if (fa != fb)
+        return fmt("%s: inode flags %s vs %s", pretty(path).c_str(), fa.c_str(), fb.c_str());
     }
     auto xa = xattrsOf(ref, path), xb = xattrsOf(test, path);
     if (xa == xb)
@@ -1508,9 +1718,10 @@ void resetSide(Side &s) {
       close(fd);
     fd = -1;
   }
+  clearInodeFlags(s.root, ".");
   int fd = openat(s.root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
-    removeChildren(fd);
+    removeChildren(fd, /*force=*/true);
     close(fd);
   }
   std::vector<char> names(1 << 17);
