@@ -34,6 +34,12 @@ struct ListRow {
   std::optional<PkramNodeInfo> pkram; // kmod: what pkram.ko says
 };
 
+// The row of an unmounted node inspect_node() could not read (`err`, `detail` from it).
+void mark_unreadable(ListRow &row, int err, const std::string &detail) {
+  row.state = err == EINVAL ? "invalid" : "unknown";
+  row.error = err == EINVAL ? detail : "cannot read: " + why(err);
+}
+
 // A mounted node's row, from its daemon.
 void ask_for_row(const Settings &s, ListRow &row) {
   std::string detail;
@@ -88,12 +94,8 @@ void list_shm(const Settings &s, std::vector<ListRow> &rows) {
           row.files = r->files;
         } else if (r.error() == ENOENT) {
           continue; // destroyed meanwhile
-        } else if (r.error() == EINVAL) {
-          row.state = "invalid";
-          row.error = detail;
         } else {
-          row.state = "unknown";
-          row.error = "cannot read: " + why(r.error());
+          mark_unreadable(row, r.error(), detail);
         }
       }
     } catch (const Failure &f) {
@@ -154,12 +156,8 @@ void list_kmod(const Settings &s, const PkramDevice &dev, std::vector<ListRow> &
           if (r) {
             row.state = kmod_state(r->state, *attached);
             row.files = r->files;
-          } else if (r.error() == EINVAL) {
-            row.state = "invalid";
-            row.error = detail;
           } else {
-            row.state = "unknown";
-            row.error = "cannot read: " + why(r.error());
+            mark_unreadable(row, r.error(), detail);
           }
         }
       }

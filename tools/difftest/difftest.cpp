@@ -1329,35 +1329,32 @@ void genChattr(Rng &r, Op &op) {
   if (r.chance(10))
     op.flags |= r.pick(kChattrFlags);
 }
-Result runChattr(Side &, const Op &op) {
+// FS_IOC_GETFLAGS or SETFLAGS (`cmd`) on `path`, opened as chattr(1) and lsattr(1) open it;
+// fifos and devices are skipped like their opens (kSkipOpenOfSpecialFiles).
+Result inodeFlagsIoctl(const std::string &path, unsigned long cmd, int &flags) {
   struct stat st;
-  if (kSkipOpenOfSpecialFiles && lstat(op.path.c_str(), &st) == 0 &&
+  if (kSkipOpenOfSpecialFiles && lstat(path.c_str(), &st) == 0 &&
       (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
     return skipped("fifo/device");
-  int fd = open(op.path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return sysResult(fd);
-  int flags = op.flags;
-  Result r = sysResult(ioctl(fd, FS_IOC_SETFLAGS, &flags));
+  Result r = sysResult(ioctl(fd, cmd, &flags));
   close(fd);
   return r;
+}
+Result runChattr(Side &, const Op &op) {
+  int flags = op.flags;
+  return inodeFlagsIoctl(op.path, FS_IOC_SETFLAGS, flags);
 }
 std::string showChattr(const Op &op) {
   return fmt("%s flags=%s", pretty(op.path).c_str(), chattrStr(op.flags).c_str());
 }
 // lsattr: FS_IOC_GETFLAGS.
 Result runLsattr(Side &, const Op &op) {
-  struct stat st;
-  if (kSkipOpenOfSpecialFiles && lstat(op.path.c_str(), &st) == 0 &&
-      (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
-    return skipped("fifo/device");
-  int fd = open(op.path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return sysResult(fd);
   int flags = 0;
-  Result r = sysResult(ioctl(fd, FS_IOC_GETFLAGS, &flags));
-  close(fd);
-  if (r.rc == 0)
+  Result r = inodeFlagsIoctl(op.path, FS_IOC_GETFLAGS, flags);
+  if (!r.skipped && r.rc == 0)
     r.text = chattrStr(flags);
   return r;
 }
