@@ -2,8 +2,8 @@
 // pkramfs-fuse's remount (fuse/remount.h).
 #pragma once
 
-#include "result.h"
-#include "unique_fd.h"
+#include "util/result.h"
+#include "util/unique_fd.h"
 
 #include "control_protocol.h"
 #include "json.h"

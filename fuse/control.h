@@ -3,9 +3,9 @@
 // (pkramfs-ctl is its client); this is what the daemon implements.
 #pragma once
 
-#include "filesystem.h" // AtimePolicy
-#include "result.h"
-#include "unique_fd.h"
+#include "fs/filesystem.h" // AtimePolicy
+#include "util/result.h"
+#include "util/unique_fd.h"
 
 #include <cstdint>
 #include <string>

@@ -3,8 +3,8 @@
 #pragma once
 
 #include "control.h"
-#include "result.h"
-#include "unique_fd.h"
+#include "util/result.h"
+#include "util/unique_fd.h"
 
 #include <memory>
 #include <string>

@@ -2,7 +2,7 @@
 // /proc/<tid>/status of the calling thread.
 #pragma once
 
-#include "filesystem.h"
+#include "fs/filesystem.h"
 
 #include <sys/types.h>
 

@@ -1,20 +1,20 @@
 // pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
-#include "arena.h"
+#include "storage/arena.h"
 #include "control_server.h"
 #include "device_io.h"
 #include "direct_write.h"
-#include "fault.h"
-#include "filesystem.h"
-#include "geometry.h"
+#include "util/fault.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
 #include "mount_sync.h"
-#include "node.h"
-#include "node_dirs.h"
-#include "node_locate.h"
+#include "node/node.h"
+#include "storage/node_dirs.h"
+#include "node/locate.h"
 #include "node_lock.h"
 #include "operations.h"
 #include "options.h"
-#include "parse.h"
-#include "pkram_device.h"
+#include "util/parse.h"
+#include "storage/pkram_device.h"
 #include "readahead.h"
 #include "mount_table.h"
 #include "remount.h"
@@ -220,7 +220,7 @@ void open_kmod_storage(const Options &opt, uint64_t limit_blocks, const Placemen
   start_node(opt, where, st);
 }
 
-// auto: the rule of node_locate.h. pkram.ko counts as usable when its device exists: should it
+// auto: the rule of node/locate.h. pkram.ko counts as usable when its device exists: should it
 // fail to open, the kmod path says why.
 BackendKind choose_backend(const Options &opt) {
   if (opt.node.empty())

@@ -1,6 +1,6 @@
 // The mounts of this process's namespace, as /proc/self/mountinfo lists them.
 #pragma once
-#include "filesystem.h" // AtimePolicy
+#include "fs/filesystem.h" // AtimePolicy
 
 #include <optional>
 #include <string>

@@ -2,9 +2,9 @@
 // for the daemon's life, holding its pid for the error message of the next one.
 #pragma once
 
-#include "node_dirs.h" // ensure_private_dir
-#include "result.h"
-#include "unique_fd.h"
+#include "storage/node_dirs.h" // ensure_private_dir
+#include "util/result.h"
+#include "util/unique_fd.h"
 
 #include <string>
 #include <sys/types.h>

@@ -6,8 +6,8 @@
 #include "credentials.h"
 #include "device_io.h"
 #include "direct_write.h"
-#include "filesystem.h"
-#include "inode_flags.h"
+#include "fs/filesystem.h"
+#include "fs/inode_flags.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,11 +1,11 @@
 #include "options.h"
 
-#include "fault.h"
+#include "util/fault.h"
 
 #include <algorithm>
 
 #include "mount_table.h"
-#include "parse.h"
+#include "util/parse.h"
 
 #include <CLI/CLI.hpp>
 #include <iostream>

@@ -2,8 +2,8 @@
 // "NAME MOUNTPOINT -o opts" form.
 #pragma once
 
-#include "filesystem.h" // AtimePolicy
-#include "numa_placement.h"
+#include "fs/filesystem.h" // AtimePolicy
+#include "storage/numa_placement.h"
 
 #include <cstdint>
 #include <string>

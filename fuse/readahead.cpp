@@ -1,7 +1,7 @@
 #include "readahead.h"
 
 #include "mount_table.h"
-#include "unique_fd.h"
+#include "util/unique_fd.h"
 
 #include <cerrno>
 #include <fcntl.h>

@@ -162,7 +162,7 @@ fi
 T_BASE=$(now)
 
 # ---------------------------------------------------------------- the package --
-# The package is built without the test-only fault injection switch (backend/fault.h). The
+# The package is built without the test-only fault injection switch (backend/util/fault.h). The
 # product build (tools/build) has it off and is packaged as it is; a build that has it on (an
 # older build directory, a hand-made one) is packaged from a release tree of its own, configured
 # and built next to it from the same sources.

@@ -10,10 +10,10 @@
 //
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes valid inputs of every kind into DIR
 // and exits (tests/fuzz/run.sh does that before fuzzing).
-#include "filesystem.h"
-#include "frame_source.h"
-#include "geometry.h"
-#include "journal.h"
+#include "fs/filesystem.h"
+#include "storage/frame_source.h"
+#include "util/geometry.h"
+#include "journal/journal.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -97,7 +97,7 @@ Seeds make_seeds() {
   std::string data(9000, 'x');
   (void)fs.write(f, 0, data.data(), data.size(), kRoot);
   (void)fs.setxattr(f, "user.k", "v", 0);
-  // POSIX ACLs (backend/posix_acl.h): user::rwx user:7:r-x group::r-x mask::rwx other::r-x
+  // POSIX ACLs (backend/fs/posix_acl.h): user::rwx user:7:r-x group::r-x mask::rwx other::r-x
   const std::string acl("\2\0\0\0"
                         "\1\0\7\0\377\377\377\377"
                         "\2\0\5\0\7\0\0\0"

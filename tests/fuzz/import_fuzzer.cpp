@@ -10,12 +10,12 @@
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes the export of a real node and
 // crafted images (next_ino 2^64-1, directories naming each other, a huge checkpoint claim).
 #include "../unit/crafted_checkpoint.h"
-#include "crc32c.h"
-#include "filesystem.h"
-#include "geometry.h"
-#include "node.h"
-#include "node_export.h"
-#include "node_inspect.h"
+#include "util/crc32c.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
+#include "node/node.h"
+#include "export/node_export.h"
+#include "node/node_inspect.h"
 
 #include <cstdint>
 #include <cstdio>

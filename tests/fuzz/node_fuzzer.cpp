@@ -20,13 +20,13 @@
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes real nodes (crashed: checkpoint
 // plus journal) and the crafted nodes of the security review (docs/security.md) and exits.
 #include "../unit/crafted_checkpoint.h"
-#include "crc32c.h"
-#include "filesystem.h"
-#include "geometry.h"
-#include "journal.h"
-#include "node.h"
-#include "node_inspect.h"
-#include "records.h"
+#include "util/crc32c.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
+#include "journal/journal.h"
+#include "node/node.h"
+#include "node/node_inspect.h"
+#include "journal/records.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -294,7 +294,7 @@ void run_ops(Node &node, Filesystem &fs, Reader &r) {
         (void)fs.setxattr(i, "user." + name(), name(), 0);
         break;
       }
-      // A POSIX ACL of up to 7 entries with tags of the six kinds (backend/posix_acl.h):
+      // A POSIX ACL of up to 7 entries with tags of the six kinds (backend/fs/posix_acl.h):
       // mostly refused, sometimes valid, which sets the mode or is inherited by creates.
       std::string acl("\2\0\0\0", 4);
       for (unsigned e = 0, count = r.u8() % 8; e < count; ++e) {

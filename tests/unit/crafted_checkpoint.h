@@ -2,7 +2,7 @@
 // "Damaged and foreign nodes and images"): directories only, with the parents and entries given,
 // whatever the tree they make. Header-only: the fuzzers (tests/fuzz) build without Catch2.
 #pragma once
-#include "codec.h"
+#include "journal/codec.h"
 
 #include <pkramfs/format.h>
 

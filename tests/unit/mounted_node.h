@@ -1,9 +1,9 @@
 // What the backend's unit tests share: a node mounted without FUSE, wired as pkramfs-fuse wires
 // it (Node + Arena + journaled Filesystem, restored when the node holds a tree), and a read sink.
 #pragma once
-#include "filesystem.h"
-#include "geometry.h"
-#include "node.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
+#include "node/node.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // BlockAllocator: which 4 KiB blocks are in use, frame by frame; and the Arena on top of it,
 // which acquires a frame's memory with its first block and releases it with its last.
-#include "arena.h"
-#include "block_allocator.h"
+#include "storage/arena.h"
+#include "storage/block_allocator.h"
 
 #include <catch2/catch.hpp>
 

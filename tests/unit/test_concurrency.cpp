@@ -2,10 +2,10 @@
 // thread (status, preserve's checkpoint) and the journal-full checkpoint use it. Meant for the
 // ThreadSanitizer build (tools/run-sanitized tsan), where a race is a report; in every build the
 // tree must stay consistent and restore to the same tree.
-#include "filesystem.h"
-#include "geometry.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
 #include "mounted_node.h"
-#include "node.h"
+#include "node/node.h"
 
 #include <catch2/catch.hpp>
 

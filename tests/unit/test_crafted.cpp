@@ -3,15 +3,15 @@
 // with one line naming the problem and the node's bytes unchanged, or gives a tree that is
 // consistent; never a crash, an endless loop or memory that is not there.
 #include "crafted_checkpoint.h"
-#include "crc32c.h"
-#include "filesystem.h"
-#include "frame_source.h"
-#include "geometry.h"
+#include "util/crc32c.h"
+#include "fs/filesystem.h"
+#include "storage/frame_source.h"
+#include "util/geometry.h"
 #include "mounted_node.h"
-#include "node.h"
-#include "node_export.h"
-#include "node_inspect.h"
-#include "records.h"
+#include "node/node.h"
+#include "export/node_export.h"
+#include "node/node_inspect.h"
+#include "journal/records.h"
 
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -1,5 +1,5 @@
 // Directory: name index plus cookie-ordered entries for readdir.
-#include "directory.h"
+#include "fs/directory.h"
 
 #include <catch2/catch.hpp>
 

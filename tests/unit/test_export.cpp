@@ -1,12 +1,12 @@
 // Export images: the format's encode/decode helpers, and a round trip node -> image -> node
 // in-process (a node file in a temporary directory, built through the Filesystem API).
-#include "crc32c.h"
-#include "filesystem.h"
-#include "geometry.h"
+#include "util/crc32c.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
 #include "mounted_node.h"
-#include "node.h"
-#include "node_export.h"
-#include "node_inspect.h"
+#include "node/node.h"
+#include "export/node_export.h"
+#include "node/node_inspect.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>

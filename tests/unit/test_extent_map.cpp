@@ -1,5 +1,5 @@
 // ExtentMap: file blocks to arena blocks, with holes and unwritten (fallocated) extents.
-#include "extent_map.h"
+#include "storage/extent_map.h"
 
 #include <catch2/catch.hpp>
 

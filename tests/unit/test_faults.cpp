@@ -1,4 +1,4 @@
-// Allocation failures injected into the backend (backend/fault.h): for every kind of mutating
+// Allocation failures injected into the backend (backend/util/fault.h): for every kind of mutating
 // operation and every allocation it makes, the Nth one fails. The operation must then fail with
 // ENOMEM/ENOSPC (or, for a write, come back short) or succeed, and leave a consistent tree: no
 // half-built inode (Filesystem::verify: names, link counts, parents, directory sizes), nothing
@@ -7,11 +7,11 @@
 // without the fault then succeeds: nothing half-done blocks it.
 #ifdef PKRAMFS_FAULT_INJECTION
 
-#include "fault.h"
-#include "filesystem.h"
-#include "geometry.h"
+#include "util/fault.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
 #include "mounted_node.h"
-#include "node.h"
+#include "node/node.h"
 
 #include <catch2/catch.hpp>
 #include <cerrno>

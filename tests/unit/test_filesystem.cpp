@@ -1,6 +1,6 @@
 // Filesystem: the tmpfs-semantics model, driven directly (no FUSE) over a real anonymous arena.
-#include "filesystem.h"
-#include "frame_source.h"
+#include "fs/filesystem.h"
+#include "storage/frame_source.h"
 
 #include <catch2/catch.hpp>
 

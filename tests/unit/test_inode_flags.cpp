@@ -2,14 +2,14 @@
 // the VFS applies to tmpfs and leaves to us for FUSE inodes, their journal records and
 // checkpoint field, and version-1 images and nodes (format version 2 added all of this).
 #include "crafted_checkpoint.h"
-#include "crc32c.h"
-#include "filesystem.h"
-#include "frame_source.h"
-#include "inode_flags.h"
+#include "util/crc32c.h"
+#include "fs/filesystem.h"
+#include "storage/frame_source.h"
+#include "fs/inode_flags.h"
 #include "mounted_node.h"
-#include "node.h"
-#include "node_inspect.h"
-#include "records.h"
+#include "node/node.h"
+#include "node/node_inspect.h"
+#include "journal/records.h"
 
 #include <catch2/catch.hpp>
 

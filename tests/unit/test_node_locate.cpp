@@ -1,5 +1,5 @@
-// backend/node_locate.h: the --backend=auto rule pkramfs-fuse and pkramfs-ctl share.
-#include "node_locate.h"
+// backend/node/locate.h: the --backend=auto rule pkramfs-fuse and pkramfs-ctl share.
+#include "node/locate.h"
 
 #include <catch2/catch.hpp>
 

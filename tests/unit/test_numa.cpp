@@ -1,7 +1,7 @@
 // --numa: parsing, how placements print (as numa_maps does), and the choices for a pkram.ko
 // region from its per-node frame counts. Real placement is tested through mounts
 // (tests/integration/numa.sh) and with two NUMA nodes in QEMU (tests/vm/scenarios/m-numa.sh).
-#include "numa_placement.h"
+#include "storage/numa_placement.h"
 
 #include <catch2/catch.hpp>
 #include <numa.h>

@@ -1,5 +1,5 @@
 // Parsing of sizes, counts and node names as operators type them.
-#include "parse.h"
+#include "util/parse.h"
 
 #include <catch2/catch.hpp>
 

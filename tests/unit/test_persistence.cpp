@@ -1,12 +1,12 @@
 // Journal records, checkpoints and restore, in-process: a node file in a temporary directory,
 // a tree built through the Filesystem API, then a second Node + Filesystem restoring it.
-#include "crc32c.h"
-#include "filesystem.h"
-#include "geometry.h"
-#include "journal.h"
+#include "util/crc32c.h"
+#include "fs/filesystem.h"
+#include "util/geometry.h"
+#include "journal/journal.h"
 #include "mounted_node.h"
-#include "node.h"
-#include "node_inspect.h"
+#include "node/node.h"
+#include "node/node_inspect.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>

@@ -1,11 +1,11 @@
-// POSIX ACLs (backend/posix_acl.h) and the Filesystem rules built on them, as tmpfs with
+// POSIX ACLs (backend/fs/posix_acl.h) and the Filesystem rules built on them, as tmpfs with
 // CONFIG_TMPFS_POSIX_ACL has them: validation (posix_acl_from_xattr, posix_acl_valid), mode and
 // access ACL in step both ways (posix_acl_update_mode, posix_acl_chmod), inheritance
 // (posix_acl_create), and all of it through the journal and a checkpoint.
-#include "filesystem.h"
-#include "frame_source.h"
+#include "fs/filesystem.h"
+#include "storage/frame_source.h"
 #include "mounted_node.h"
-#include "posix_acl.h"
+#include "fs/posix_acl.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,13 +1,13 @@
 // Space accounting: what statfs and pkramfs-ctl status report, and that it is what writes get.
 // The checkpoint slots of a node are charged against size= next to the data (docs/semantics.md,
 // "Space: df, du and st_blocks").
-#include "arena.h"
-#include "filesystem.h"
-#include "frame_source.h"
-#include "geometry.h"
+#include "storage/arena.h"
+#include "fs/filesystem.h"
+#include "storage/frame_source.h"
+#include "util/geometry.h"
 #include "mounted_node.h"
-#include "node.h"
-#include "node_inspect.h"
+#include "node/node.h"
+#include "node/node_inspect.h"
 
 #include <catch2/catch.hpp>
 #include <cerrno>

@@ -1,5 +1,5 @@
 // Xattrs: one inode's extended attributes, with setxattr's create/replace flags.
-#include "xattrs.h"
+#include "fs/xattrs.h"
 
 #include <catch2/catch.hpp>
 

@@ -8,7 +8,7 @@
 #include "text.h"
 
 #include "json.h"
-#include "node_inspect.h"
+#include "node/node_inspect.h"
 
 #include <iostream>
 

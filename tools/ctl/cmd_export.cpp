@@ -9,7 +9,7 @@
 #include "transfer_text.h"
 
 #include "json.h"
-#include "node_export.h"
+#include "export/node_export.h"
 
 #include <chrono>
 #include <fcntl.h>

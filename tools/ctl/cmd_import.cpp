@@ -9,14 +9,14 @@
 #include "transfer_text.h"
 
 #include "control_protocol.h"
-#include "geometry.h"
+#include "util/geometry.h"
 #include "json.h"
-#include "node.h"
-#include "node_dirs.h"
-#include "node_export.h"
-#include "node_inspect.h"
-#include "node_locate.h"
-#include "parse.h"
+#include "node/node.h"
+#include "storage/node_dirs.h"
+#include "export/node_export.h"
+#include "node/node_inspect.h"
+#include "node/locate.h"
+#include "util/parse.h"
 
 #include <cstdio>
 #include <fcntl.h>

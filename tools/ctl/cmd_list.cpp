@@ -7,9 +7,9 @@
 #include "text.h"
 
 #include "json.h"
-#include "node_dirs.h"
-#include "node_inspect.h"
-#include "parse.h"
+#include "storage/node_dirs.h"
+#include "node/node_inspect.h"
+#include "util/parse.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -7,7 +7,7 @@
 
 #include "control_client.h"
 #include "json.h"
-#include "unique_fd.h"
+#include "util/unique_fd.h"
 
 #include <string>
 #include <string_view>

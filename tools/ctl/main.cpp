@@ -8,9 +8,9 @@
 #include "text.h"
 
 #include "node_access.h"
-#include "node_dirs.h"
-#include "parse.h"
-#include "pkram_device.h"
+#include "storage/node_dirs.h"
+#include "util/parse.h"
+#include "storage/pkram_device.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

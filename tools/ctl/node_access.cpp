@@ -5,7 +5,7 @@
 #include "failure.h"
 #include "text.h"
 
-#include "node_locate.h"
+#include "node/locate.h"
 
 #include <cerrno>
 

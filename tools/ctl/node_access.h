@@ -1,13 +1,13 @@
 // Nodes as pkramfs-ctl finds and reads them: where node NAME is (--backend, the rule of
-// backend/node_locate.h), shm node files, pkram.ko nodes attached for reading, summaries of
+// backend/node/locate.h), shm node files, pkram.ko nodes attached for reading, summaries of
 // unmounted nodes. Every function fails with a one-line Failure (failure.h).
 #pragma once
 
 #include "settings.h"
 
 #include "control_client.h"
-#include "node_inspect.h"
-#include "pkram_device.h"
+#include "node/node_inspect.h"
+#include "storage/pkram_device.h"
 
 #include <optional>
 #include <string>

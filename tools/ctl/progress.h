@@ -4,7 +4,7 @@
 
 #include "settings.h"
 
-#include "node_export.h"
+#include "export/node_export.h"
 
 #include <chrono>
 #include <csignal>

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "json.h"
-#include "node_inspect.h"
+#include "node/node_inspect.h"
 
 #include <cstdint>
 #include <string>

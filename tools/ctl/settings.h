@@ -12,7 +12,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
 // Where nodes live: pkram.ko nodes (/dev/pkram) or files in the shm dir. auto: the rule
-// pkramfs-fuse follows too (backend/node_locate.h).
+// pkramfs-fuse follows too (backend/node/locate.h).
 enum class Backend { kAuto, kKmod, kShm };
 
 struct Settings {

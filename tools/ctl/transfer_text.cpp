@@ -3,7 +3,7 @@
 
 #include "text.h"
 
-#include "geometry.h"
+#include "util/geometry.h"
 
 #include <cstdio>
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "json.h"
-#include "node_export.h"
+#include "export/node_export.h"
 
 #include <pkramfs/export_format.h>
 
