@@ -1,6 +1,12 @@
 // Little-endian encoding of journal records and checkpoint images. The Decoder never reads out
 // of bounds: a short or bad input makes it fail, and every read after a failure returns zero.
+//
+// Byte order: integers are copied in the host's order, which is the format's little-endian order
+// because pkramfs builds only for little-endian machines (asserted below and in
+// pkramfs/format.h): the one place a big-endian port would have to convert.
 #pragma once
+
+#include <bit>
 
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +15,9 @@
 #include <string_view>
 
 namespace pkramfs {
+
+static_assert(std::endian::native == std::endian::little,
+              "the node and export formats are little-endian; see pkramfs/format.h");
 
 class Encoder {
 public:

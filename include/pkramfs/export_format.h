@@ -13,6 +13,11 @@
  *     struct pkramfs_export_extent_end      CRC32C of the data
  *   struct pkramfs_export_trailer           counts, CRC32C of every byte before it; CRC
  *
+ * Versioning: any change to a struct here, or to what follows what, bumps
+ * PKRAMFS_EXPORT_VERSION and docs/format.md says what changed; an import refuses a version it
+ * does not know with one line. The node format inside (the checkpoint image) has its own
+ * version, node_format_version, under format.h's rule.
+ *
  * Extents are the written data blocks of the tree (regular files and long symlinks), holes and
  * unwritten (fallocated) blocks skipped, cut into records of at most
  * PKRAMFS_EXPORT_MAX_EXTENT_BLOCKS blocks, in ascending block order. Block numbers are the
@@ -23,6 +28,8 @@
 #define PKRAMFS_EXPORT_FORMAT_H
 
 #include <stdint.h>
+
+#include "format.h" /* byte order check, PKRAMFS_FORMAT_AT/SIZE */
 
 #define PKRAMFS_EXPORT_MAGIC 0x3154525058524b50ULL         /* "PKRXPRT1" as little-endian bytes */
 #define PKRAMFS_EXPORT_EXTENT_MAGIC 0x54584552U            /* "REXT" */
@@ -89,5 +96,57 @@ struct pkramfs_export_trailer {
   uint32_t stream_crc32c; /* over every byte before the trailer */
   uint32_t crc32c;        /* over every byte of the trailer before this field */
 };
+
+/* The layout, pinned (format.h explains the macros). */
+PKRAMFS_FORMAT_SIZE(pkramfs_export_header, 240);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, magic, 0);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, version, 8);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, header_bytes, 12);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, node_format_version, 16);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, block_size, 20);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, frame_size, 24);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, flags, 28);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, uuid, 32);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, created_sec, 48);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, data_first_frame, 56);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, limit_blocks, 64);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, max_inodes, 72);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, checkpoint_generation, 80);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, checkpoint_bytes, 88);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, checkpoint_crc32c, 96);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, reserved0, 100);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, nr_inodes, 104);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, files, 112);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, directories, 120);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, other_inodes, 128);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, allocated_blocks, 136);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, nr_extents, 144);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, data_blocks, 152);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, image_bytes, 160);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, reserved, 168);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, reserved32, 232);
+PKRAMFS_FORMAT_AT(pkramfs_export_header, crc32c, 236);
+
+PKRAMFS_FORMAT_SIZE(pkramfs_export_extent, 40);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, magic, 0);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, count, 4);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, ino, 8);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, file_block, 16);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, block, 24);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, reserved, 32);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent, crc32c, 36);
+
+PKRAMFS_FORMAT_SIZE(pkramfs_export_extent_end, 8);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent_end, data_crc32c, 0);
+PKRAMFS_FORMAT_AT(pkramfs_export_extent_end, reserved, 4);
+
+PKRAMFS_FORMAT_SIZE(pkramfs_export_trailer, 64);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, magic, 0);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, nr_extents, 8);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, data_blocks, 16);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, stream_bytes, 24);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, reserved, 32);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, stream_crc32c, 56);
+PKRAMFS_FORMAT_AT(pkramfs_export_trailer, crc32c, 60);
 
 #endif

@@ -23,7 +23,22 @@
 #ifndef PKRAMFS_FORMAT_H
 #define PKRAMFS_FORMAT_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* Byte order: every field is stored little-endian. The code reads and writes these structs (and
+ * the journal's and images' integers, backend/journal/codec.h) in the host's order, so a build
+ * for a big-endian machine is refused here rather than writing nodes no other machine can read
+ * (export images travel between machines). */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pkramfs stores its format little-endian and builds only for little-endian machines"
+#endif
+
+#ifdef __cplusplus
+#define PKRAMFS_FORMAT_ASSERT(cond, what) static_assert(cond, what)
+#else
+#define PKRAMFS_FORMAT_ASSERT(cond, what) _Static_assert(cond, what)
+#endif
 
 #define PKRAMFS_SB_MAGIC 0x3153464d41524b50ULL   /* "PKRAMFS1" as little-endian bytes */
 #define PKRAMFS_CKPT_MAGIC 0x3154504b43524b50ULL /* "PKRCKPT1" */
@@ -142,5 +157,85 @@ enum pkramfs_jrec_type {
   PKRAMFS_JREC_TMPFILE = 12, /* ino, parent, mode, uid, gid, time: a regular file with no
                                 name (O_TMPFILE), made in directory parent */
 };
+
+/* The layout is the contract: every persistent struct's size and field offsets, pinned. A failing
+ * assert means the format changed: follow the versioning rule at the top of this file (and of
+ * export_format.h, which pins its structs with the same two macros). */
+#define PKRAMFS_FORMAT_AT(type, field, off)                                                         \
+  PKRAMFS_FORMAT_ASSERT(offsetof(struct type, field) == (off), #type "." #field " moved")
+#define PKRAMFS_FORMAT_SIZE(type, n)                                                                \
+  PKRAMFS_FORMAT_ASSERT(sizeof(struct type) == (n), "struct " #type " changed size")
+
+PKRAMFS_FORMAT_SIZE(pkramfs_ckpt_slot, 40);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_slot, generation, 0);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_slot, first_frame, 8);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_slot, nr_frames, 16);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_slot, bytes, 24);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_slot, crc32c, 32);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_slot, reserved, 36);
+
+PKRAMFS_FORMAT_SIZE(pkramfs_superblock, 272);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, magic, 0);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, version, 8);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, sb_bytes, 12);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, sequence, 16);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, uuid, 24);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, frame_size, 40);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, block_size, 44);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, journal_first_frame, 48);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, journal_frames, 56);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, data_first_frame, 64);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, data_frames, 72);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, data_limit_blocks, 80);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, ckpt_first_frame, 88);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, max_inodes, 96);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, state, 104);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, current_slot, 108);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, slots, 112);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, journal_epoch, 192);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, reserved, 200);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, reserved32, 264);
+PKRAMFS_FORMAT_AT(pkramfs_superblock, crc32c, 268);
+/* The second copy must not overlap the first. */
+PKRAMFS_FORMAT_ASSERT(sizeof(struct pkramfs_superblock) <= PKRAMFS_SB_COPY_OFFSET,
+                      "superblock larger than its slot");
+
+PKRAMFS_FORMAT_SIZE(pkramfs_ckpt_header, 80);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, magic, 0);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, version, 8);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, header_bytes, 12);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, generation, 16);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, bytes, 24);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, nr_inodes, 32);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, next_ino, 40);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, reserved, 48);
+
+PKRAMFS_FORMAT_SIZE(pkramfs_ckpt_inode, 104);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, ino, 0);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, parent, 8);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, size, 16);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, rdev, 24);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, atime_sec, 32);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, mtime_sec, 40);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, ctime_sec, 48);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, atime_nsec, 56);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, mtime_nsec, 60);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, ctime_nsec, 64);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, mode, 68);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, uid, 72);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, gid, 76);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, nlink, 80);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, nr_xattrs, 84);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, nr_items, 88);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, target_bytes, 96);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, flags, 100);
+
+PKRAMFS_FORMAT_SIZE(pkramfs_jrec_header, 32);
+PKRAMFS_FORMAT_AT(pkramfs_jrec_header, magic, 0);
+PKRAMFS_FORMAT_AT(pkramfs_jrec_header, crc32c, 4);
+PKRAMFS_FORMAT_AT(pkramfs_jrec_header, sequence, 8);
+PKRAMFS_FORMAT_AT(pkramfs_jrec_header, epoch, 16);
+PKRAMFS_FORMAT_AT(pkramfs_jrec_header, type, 24);
+PKRAMFS_FORMAT_AT(pkramfs_jrec_header, payload_bytes, 28);
 
 #endif
