@@ -65,6 +65,7 @@ TOP=$(mktemp -d /tmp/pkit-run.XXXXXX)
 chmod 755 "$TOP"        # user nobody must reach the test mounts below it
 trap 'rm -rf --one-file-system "$TOP"' EXIT
 passed=0 failed=0 skipped=0 xfailed=0
+failures=()   # "script: FAIL line" of every failure that is not a known one, repeated at the end
 start_all=$(date +%s)
 for s in "${scripts[@]}"; do
     name=$(basename "$s" .sh)
@@ -104,11 +105,24 @@ for s in "${scripts[@]}"; do
         done < <(grep '^PASS ' "$log")
         f=$((f - x))
     fi
+    if [ "$f" != 0 ]; then
+        while IFS= read -r line; do
+            check=${line#FAIL }; check=${check%%: *}
+            is_xfail "$name:$check" || failures+=("$name: $line")
+        done < <(grep '^FAIL ' "$log")
+        [ "$rc" != 0 ] && ! grep -q '^FAIL ' "$log" && failures+=("$name: exited with status $rc")
+    fi
     echo "=== $name: $p pass, $f fail, $x xfail, $k skip, $((t1 - t0))s"
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k)); xfailed=$((xfailed + x))
     # the namespace is gone; remove whatever the script could not clean up
     rm -rf --one-file-system "${TOP:?}"/pkit-"$name".* 2>/dev/null
 done
+# CI shows the head and the tail of this output: name every failure again here, with the end of
+# its script's output.
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "=== failures"
+    printf '%s\n' "${failures[@]}"
+fi
 echo "=== total $(( $(date +%s) - start_all ))s, $skipped skipped, $xfailed known failures (xfail)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
