@@ -14,13 +14,14 @@ nothing depends on inode numbers or absolute times, so inode_flags.sh compares t
 by line.
 """
 import ctypes
-import errno
 import fcntl
 import os
 import stat
 import struct
 import sys
 import time
+
+from probe_lib import RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, check, libc, prober, renameat2
 
 D, MODE = sys.argv[1], sys.argv[2]
 os.chdir(D)
@@ -30,31 +31,11 @@ FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
 FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR = 0x801C581F, 0x401C5820
 IMM, APP, NODUMP, NOATIME, SYNC = 0x10, 0x20, 0x40, 0x80, 0x08
 XF_IMM, XF_APP, XF_SYNC, XF_NODUMP, XF_NOATIME, XF_REALTIME = 0x8, 0x10, 0x20, 0x80, 0x40, 0x1
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 FALLOC_KEEP, FALLOC_PUNCH, FALLOC_ZERO = 1, 2, 0x10
-libc = ctypes.CDLL(None, use_errno=True)
 
 
-def check(r):
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
-def en(e):
-    return errno.errorcode.get(e.errno, str(e.errno))
-
-
-def probe(name, fn):
-    try:
-        r = fn()
-    except OSError as e:
-        print(f"{name}: {en(e)}")
-    except Exception as e:  # noqa: BLE001 -- report, never crash the transcript
-        print(f"{name}: EXC {type(e).__name__} {e}")
-    else:
-        print(f"{name}: ok" if r is None else f"{name}: ok {r}")
+probe = prober(print)
 
 
 def with_fd(path, flags, fn):

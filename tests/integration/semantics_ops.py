@@ -18,25 +18,16 @@ import stat
 import sys
 import time
 
+from probe_lib import (AT_FDCWD, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, check, en,
+                        libc, prober, renameat2)
+
 D = sys.argv[1]
 os.chdir(D)
 os.umask(0o022)
 OUT = []
 
 
-def en(e):
-    return errno.errorcode.get(e.errno, str(e.errno))
-
-
-def probe(name, fn):
-    try:
-        r = fn()
-    except OSError as e:
-        OUT.append(f"{name}: {en(e)}")
-    except Exception as e:  # noqa: BLE001 -- report, never crash the transcript
-        OUT.append(f"{name}: EXC {type(e).__name__} {e}")
-    else:
-        OUT.append(f"{name}: ok" if r is None else f"{name}: ok {r}")
+probe = prober(OUT.append)
 
 
 def write(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode=0o644):
@@ -59,18 +50,6 @@ def mode(path):
 def tick():
     # timestamps must be able to move: coarse clocks tick every few ms
     time.sleep(0.02)
-
-
-libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD = -100
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
-
-
-def renameat2(a, b, flags):
-    r = libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), ctypes.c_uint(flags))
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
 
 
 # ------------------------------------------------------------- open flags --

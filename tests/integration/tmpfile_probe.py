@@ -16,41 +16,21 @@ numbers, device numbers or absolute times, so two correct runs give identical tr
 with ENODEV; the mmap probe then reads through a private mapping (run the tmpfs oracle with the
 same flag).
 """
-import ctypes
-import errno
 import mmap
 import os
 import stat
 import sys
 import time
 
-libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD = -100
+from probe_lib import AT_FDCWD, check, libc, prober
+
 AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
 TMP_RW = os.O_TMPFILE | os.O_RDWR
 OUT = []
 
 
-def en(e):
-    return errno.errorcode.get(e.errno, str(e.errno))
-
-
-def probe(name, fn):
-    try:
-        r = fn()
-    except OSError as e:
-        OUT.append(f"{name}: {en(e)}")
-    except Exception as e:  # noqa: BLE001 -- report, never crash the transcript
-        OUT.append(f"{name}: EXC {type(e).__name__} {e}")
-    else:
-        OUT.append(f"{name}: ok" if r is None else f"{name}: ok {r}")
-
-
-def check(rc):
-    if rc != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+probe = prober(OUT.append)
 
 
 def link_fd(fd, name):
