@@ -80,18 +80,13 @@ Result<control::JsonObject> ask_daemon(const std::string &socket_path, const std
     received->reset();
   why.clear();
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!sock.valid())
-    return Errno{errno};
-  sockaddr_un addr{};
-  socklen_t len = 0;
-  int dir_fd = -1;
-  if (const int err = control::unix_address(socket_path, addr, len, dir_fd))
-    return Errno{err};
-  UniqueFd dir(dir_fd);
+  auto endpoint = control::unix_endpoint(socket_path);
+  if (!endpoint)
+    return Errno{endpoint.error()};
+  UniqueFd sock = std::move(endpoint->sock);
   // A unix socket connects at once or says EAGAIN when the daemon's backlog is full (it is
   // busy with another request): retry until the deadline.
-  while (::connect(sock.get(), reinterpret_cast<const sockaddr *>(&addr), len) != 0) {
+  while (::connect(sock.get(), endpoint->sockaddr_ptr(), endpoint->len) != 0) {
     if (errno == EINTR)
       continue;
     if (errno != EAGAIN)
@@ -100,7 +95,7 @@ Result<control::JsonObject> ask_daemon(const std::string &socket_path, const std
       return Errno{ETIMEDOUT};
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  dir.reset();
+  endpoint->dir.reset();
 
   const std::string request = command + "\n";
   size_t off = 0;

@@ -26,33 +26,30 @@ std::string socket_path(const std::string &run_dir, const std::string &node) {
   return run_dir + "/" + socket_file_name(node);
 }
 
-// The address of a socket at `path` for bind() or connect(). A path too long for sun_path is
-// reached through its directory: `dir_fd` gets an O_PATH descriptor of it (the caller closes it
-// after bind/connect) and the address becomes /proc/self/fd/N/FILE. Returns 0 or an errno.
-int unix_address(const std::string &path, sockaddr_un &addr, socklen_t &len, int &dir_fd) {
-  dir_fd = -1;
-  addr = {};
-  addr.sun_family = AF_UNIX;
+Result<UnixEndpoint> unix_endpoint(const std::string &path) {
+  UnixEndpoint ep;
+  ep.sock.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!ep.sock.valid())
+    return Errno{errno};
+  ep.addr.sun_family = AF_UNIX;
   std::string target = path;
-  if (target.size() >= sizeof addr.sun_path) {
+  if (target.size() >= sizeof ep.addr.sun_path) {
     const size_t slash = path.rfind('/');
     if (slash == std::string::npos)
-      return ENAMETOOLONG;
+      return Errno{ENAMETOOLONG};
     const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
-    dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0)
-      return errno;
-    target = "/proc/self/fd/" + std::to_string(dir_fd) + path.substr(slash);
-    if (target.size() >= sizeof addr.sun_path) {
-      ::close(dir_fd);
-      dir_fd = -1;
-      return ENAMETOOLONG;
-    }
+    ep.dir.reset(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!ep.dir.valid())
+      return Errno{errno};
+    target = "/proc/self/fd/" + std::to_string(ep.dir.get()) + path.substr(slash);
+    if (target.size() >= sizeof ep.addr.sun_path)
+      return Errno{ENAMETOOLONG};
   }
-  target.copy(addr.sun_path, target.size());
-  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + target.size() + 1);
-  return 0;
+  target.copy(ep.addr.sun_path, target.size());
+  ep.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + target.size() + 1);
+  return ep;
 }
+
 std::string lock_path(const std::string &run_dir, const std::string &node) {
   return run_dir + "/" + node + ".lock";
 }

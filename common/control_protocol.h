@@ -36,6 +36,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "util/result.h"
+#include "util/unique_fd.h"
+
 namespace pkramfs::control {
 
 inline constexpr size_t kMaxRequestBytes = 256;
@@ -52,10 +55,18 @@ inline constexpr size_t kMaxPlainSocketName = 80;
 std::string socket_file_name(std::string_view node);
 std::string socket_path(const std::string &run_dir, const std::string &node);
 
-// The address of a socket at `path` for bind() or connect(). A path too long for sun_path is
-// reached through its directory: `dir_fd` gets an O_PATH descriptor of it (the caller closes it
-// after bind/connect) and the address becomes /proc/self/fd/N/FILE. Returns 0 or an errno.
-int unix_address(const std::string &path, sockaddr_un &addr, socklen_t &len, int &dir_fd);
+// A new socket (AF_UNIX, SOCK_STREAM, nonblocking, close-on-exec) and the address of `path` for
+// its bind() or connect(). A path too long for sun_path is reached through its directory: `dir`
+// holds an O_PATH descriptor of it, to be kept until bind/connect is done, and the address is
+// /proc/self/fd/N/FILE.
+struct UnixEndpoint {
+  UniqueFd sock;
+  UniqueFd dir;
+  sockaddr_un addr{};
+  socklen_t len = 0;
+  const sockaddr *sockaddr_ptr() const { return reinterpret_cast<const sockaddr *>(&addr); }
+};
+Result<UnixEndpoint> unix_endpoint(const std::string &path);
 
 // <run-dir>/NAME.lock, the node lock its daemon holds.
 std::string lock_path(const std::string &run_dir, const std::string &node);

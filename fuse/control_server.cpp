@@ -1,6 +1,7 @@
 #include "control_server.h"
 
 #include "control_protocol.h"
+#include "printable.h"
 #include "json.h"
 
 #include <cerrno>
@@ -38,23 +39,8 @@ std::string error_reply(const std::string &message, int err = 0) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-// Printable, with anything odd escaped, for error messages about what a client sent.
-std::string printable(std::string_view s, size_t max = 40) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > max)
-    out += "...";
-  return out;
-}
+// What a client sent, in error replies and logs: at most this many bytes of it (printable.h).
+constexpr size_t kShownRequestBytes = 40;
 
 // Reads one request line: true with the line in `line`, or false with the error reply to send
 // in `error` (empty: nothing to answer, the client went away).
@@ -174,17 +160,13 @@ ControlServer::start(const std::string &run_dir, const std::string &node, Contro
     return Errno{errno};
   }
 
-  UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!sock.valid())
+  auto endpoint = control::unix_endpoint(path);
+  if (!endpoint)
+    return Errno{endpoint.error()};
+  if (::bind(endpoint->sock.get(), endpoint->sockaddr_ptr(), endpoint->len) != 0)
     return Errno{errno};
-  sockaddr_un addr{};
-  socklen_t len = 0;
-  int dir_fd = -1;
-  if (const int err = control::unix_address(path, addr, len, dir_fd))
-    return Errno{err};
-  UniqueFd dir(dir_fd);
-  if (::bind(sock.get(), reinterpret_cast<const sockaddr *>(&addr), len) != 0)
-    return Errno{errno};
+  endpoint->dir.reset();
+  UniqueFd sock = std::move(endpoint->sock);
   // The run dir is 0700 already; the mode says the same on the socket itself.
   if (::chmod(path.c_str(), 0600) != 0 || ::listen(sock.get(), 16) != 0) {
     const int err = errno;
@@ -310,7 +292,7 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
     request.pop_back();
   for (const char c : request)
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
-      return error_reply("malformed request '" + printable(request) +
+      return error_reply("malformed request '" + printable(request, kShownRequestBytes) +
                              "'; send one word: status, preserve, unpreserve, node-fd or atime=MODE",
                          EINVAL);
   spdlog::debug("control socket: {}", request);
@@ -408,19 +390,19 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
     else if (mode == "strictatime")
       p.mode = AtimePolicy::Mode::kStrictatime;
     else if (mode != "relatime")
-      return error_reply("unknown atime mode '" + printable(std::string(mode)) +
+      return error_reply("unknown atime mode '" + printable(mode, kShownRequestBytes) +
                              "'; use relatime, strictatime or noatime",
                          EINVAL);
     if (!extra.empty() && extra != "nodiratime")
-      return error_reply("unknown atime option '" + printable(std::string(extra)) +
+      return error_reply("unknown atime option '" + printable(extra, kShownRequestBytes) +
                              "'; only nodiratime may follow the mode",
                          EINVAL);
     p.nodiratime = !extra.empty();
     handler_.set_atime(p);
-    spdlog::info("node {}: atime {}", node_, printable(std::string(arg)));
+    spdlog::info("node {}: atime {}", node_, printable(arg, kShownRequestBytes));
     return w.begin_object().field("ok", true).end_object().str();
   }
-  return error_reply("unknown request '" + printable(request) +
+  return error_reply("unknown request '" + printable(request, kShownRequestBytes) +
                          "'; send one word: status, preserve, unpreserve, node-fd or atime=MODE",
                      EINVAL);
 }

@@ -12,7 +12,7 @@
 # pkramfs-ctl export/import, `pkramfs-ctl check` clean, and the kernel still enforcing them.
 . "$(dirname "$0")/lib.sh"
 need_pk
-CTL=$PKRAMFS_BIN/pkramfs-ctl
+need_ctl
 M=$T/mnt
 M2=$T/mnt2
 TM=$T/tmpfs

@@ -5,8 +5,8 @@
 # shellcheck disable=SC2154  # NI_* variables come from node_info (eval)
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 NI="$PY $PKIT_LIBDIR/node_image.py"
 mnt=$T/mnt
 tree_of() { (cd "$1" && find . -printf '%P %y %m %u %g %s %n %l %T@\n' | sort && find . -type f -exec sha256sum {} + | sort && getfattr -R -d -m - . 2>/dev/null); }

@@ -9,11 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 need_pk
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
-if [ ! -x "$CTL" ]; then
-    fail "ctl:binary" "$CTL not found or not executable (build target pkramfs-ctl)"
-    finish
-fi
+need_ctl
 M=$T/mnt
 mkdir -p "$M"
 

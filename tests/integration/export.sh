@@ -14,11 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 need_pk
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
-if [ ! -x "$CTL" ]; then
-    fail "export:binary" "$CTL not found or not executable (build target pkramfs-ctl)"
-    finish
-fi
+need_ctl
 M=$T/mnt
 M2=$T/mnt2
 IMG=$T/images           # on the disk of $T (tmpfs or not, it does not matter here)

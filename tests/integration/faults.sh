@@ -20,8 +20,8 @@
 # shellcheck disable=SC2154  # NI_* variables come from node_info (eval)
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 FP="$PY $PKIT_LIBDIR/faults.py"
 NI="$PY $PKIT_LIBDIR/node_image.py"
 SEED=${PKIT_FAULT_SEED:-1}

@@ -12,9 +12,9 @@
 # PKIT_SEED     the seed (default random; printed, and in every FAIL line)
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 
 FSX=$PKRAMFS_BIN/pkramfs-fsx
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 if [ ! -x "$FSX" ]; then
     fail "fsx:binary" "$FSX not found (build the pkramfs-fsx target)"
     finish

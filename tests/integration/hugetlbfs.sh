@@ -4,7 +4,7 @@
 # it on exit; skipped when the pool cannot grow.
 . "$(dirname "$0")/lib.sh"
 need_pk
-CTL=$PKRAMFS_BIN/pkramfs-ctl
+need_ctl
 pool=/proc/sys/vm/nr_hugepages
 old_pool=$(cat "$pool")
 restore_pool() { echo "$old_pool" > "$pool"; pkit_cleanup; }

@@ -9,11 +9,11 @@
 # pkit-timeout: 300
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 [ -n "$PY" ] || { skip "flags" "python3 not available"; finish; }
 
 FP=$PKIT_LIBDIR/inode_flags.py
 NI="$PY $PKIT_LIBDIR/node_image.py"
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 ctl() { "$CTL" --shm-dir="$SHM" --run-dir="$RUN" "$@"; }
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 # run_probe DIR OUT: the root, setup-nobody, nobody and clear parts into OUT

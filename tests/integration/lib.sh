@@ -36,6 +36,7 @@ PKRAMFS_BIN=${PKRAMFS_BIN:-$PKIT_REPO/build/bin}
 PKRAMFS_BIN=$(cd "$PKRAMFS_BIN" 2>/dev/null && pwd || echo "$PKRAMFS_BIN")
 export PKRAMFS_BIN
 PK=$PKRAMFS_BIN/pkramfs-fuse
+CTL=$PKRAMFS_BIN/pkramfs-ctl
 # Always the system python: it must also be runnable by user nobody.
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3
 elif command -v python3 >/dev/null; then PY=$(command -v python3)
@@ -260,6 +261,15 @@ unuse_mount_helpers() {
 need_pk() {
     if [ ! -x "$PK" ]; then
         fail "$PKIT_NAME:binary" "$PK not found or not executable (build it, or set PKRAMFS_BIN)"
+        summary
+        exit 1
+    fi
+}
+
+# need_ctl: the same for pkramfs-ctl
+need_ctl() {
+    if [ ! -x "$CTL" ]; then
+        fail "$PKIT_NAME:ctl-binary" "$CTL not found or not executable (build it, or set PKRAMFS_BIN)"
         summary
         exit 1
     fi

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 
 MAN=${PKIT_MAN_DIR:-$PKIT_REPO/docs/man}   # (another directory: to test this test)
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 
 if ! command -v groff >/dev/null; then
     fail groff "groff is not installed: apt-get install groff-base (tools/install-deps)"

@@ -3,6 +3,7 @@
 # daemon at random moments loses no acknowledged operation (crash.py).
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 
 mnt=$T/mnt
 tree_of() { (cd "$1" && find . -printf '%P %y %m %u %g %s %n %l %T@\n' | sort && find . -type f -exec sha256sum {} + | sort && getfattr -R -d -m - . 2>/dev/null); }
@@ -54,7 +55,6 @@ assert_contains "persist:truncated-node-says-why" "$(cat "$T/err")" "shorter"
 # started is in the next mount, whichever step of the preserve the kill hit; the node is then
 # writable and passes pkramfs-ctl check. A preserve of this tree takes ~5-7 ms in the daemon, so
 # the delays land before, during and after it (the info lines say what pkramfs-ctl saw).
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 if pk_start "$mnt" --pkram=pres --size=256m; then
     "$PY" - "$mnt" <<'PYEOF'
 import os, sys

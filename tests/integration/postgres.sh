@@ -11,8 +11,8 @@
 #              PKIT_PG_RESULTS (file to append "key=value" results to, optional).
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 SECS=${PKIT_PG_SECONDS:-10}
 SCALE=${PKIT_PG_SCALE:-5}
 RESULTS=${PKIT_PG_RESULTS:-}

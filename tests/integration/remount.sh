@@ -14,7 +14,7 @@
 #    an anonymous mount (one line, non-zero exit).
 . "$(dirname "$0")/lib.sh"
 need_pk
-CTL=$PKRAMFS_BIN/pkramfs-ctl
+need_ctl
 export PATH=$PKRAMFS_BIN:$PATH
 if ! use_mount_helpers; then
     fail "remount:setup" "could not put pkramfs-fuse in the default PATH of mount helpers"

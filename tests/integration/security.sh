@@ -18,7 +18,7 @@
 # raw:*, nobody:*), damaged node files (corruption.sh, persistence.sh, tests/fuzz).
 . "$(dirname "$0")/lib.sh"
 need_pk
-CTL=$PKRAMFS_BIN/pkramfs-ctl
+need_ctl
 if [ -z "$PY" ]; then
     fail "security:python3" "python3 is needed for the probes"
     finish

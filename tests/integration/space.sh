@@ -7,11 +7,11 @@
 # docs/semantics.md "Space: df, du and st_blocks", docs/operations.md "Space".
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 [ -n "$PY" ] || { skip "space" "python3 not available"; finish; }
 
 M=$T/pk
 TM=$T/tmpfs
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 ctl() { "$CTL" --backend=shm --shm-dir="$SHM" --run-dir="$RUN" "$@"; }
 MiB=1048576
 FRAME=2097152

@@ -12,8 +12,8 @@
 # PKIT_STRESS_PROCS, PKIT_STRESS_THREADS  (8, 3)   PKIT_SEED  stress.py seed (default random)
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 total=${PKIT_STRESS_SECONDS:-60}
 stall=${PKIT_STRESS_STALL:-20}
 procs=${PKIT_STRESS_PROCS:-8}

@@ -11,13 +11,9 @@
 . "$(dirname "$0")/lib.sh"
 need_pk
 
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 SRC=$PKIT_REPO/tools/systemd
 HELPER=$SRC/pkramfs-unit-helper
-if [ ! -x "$CTL" ]; then
-    fail "systemd:ctl-binary" "$CTL not found or not executable (build target pkramfs-ctl)"
-    finish
-fi
+need_ctl
 NAME=t1
 UNITS=$T/units
 ETC=$T/etc

@@ -15,8 +15,8 @@
 #    and `pkramfs-ctl check` clean.
 . "$(dirname "$0")/lib.sh"
 need_pk
+need_ctl
 PROBE="$PKIT_LIBDIR/tmpfile_probe.py"
-CTL=$PKRAMFS_BIN/pkramfs-ctl
 ctl() { "$CTL" --backend=shm --shm-dir="$SHM" --run-dir="$RUN" "$@"; }
 M=$T/mnt
 TM=$T/tmpfs

@@ -8,21 +8,6 @@ namespace pkramfs::ctl {
 
 std::string why(int err) { return std::strerror(err); }
 
-// Anything a user typed, safe to print on one line.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (const unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 std::string in_quotes(std::string_view name) { return "'" + printable(name) + "'"; }
 
 std::string human_bytes(uint64_t n) {

@@ -5,12 +5,14 @@
 #include <string>
 #include <string_view>
 
+#include "printable.h"
+
 namespace pkramfs::ctl {
 
 // strerror(err).
 std::string why(int err);
-// Anything a user typed, safe to print on one line: bytes outside printable ASCII as \xNN.
-std::string printable(std::string_view s);
+// Anything a user typed, safe to print on one line (common/printable.h).
+using pkramfs::printable;
 // 'name', printable.
 std::string in_quotes(std::string_view name);
 // "512 B", "1.5 KiB", ... "2.0 PiB".
