@@ -569,8 +569,9 @@ int main(int argc, char **argv) {
     generation = storage.node->handle_generation();
   else if (getrandom(&generation, sizeof generation, 0) == sizeof generation)
     generation |= 1; // an anonymous tree is new at every mount: so are its handles
-  const fuse_lowlevel_ops ops = make_operations(opt.cache, generation);
-  fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+  const fuse_lowlevel_ops ops = make_operations(opt.cache);
+  ServeContext serve{fs, opt.cache, generation};
+  fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &serve);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
   fs.on_attributes_changed(

@@ -23,10 +23,10 @@ namespace {
 // The daemon is the only writer, so the kernel may cache names and attributes for long.
 constexpr double kTimeout = 86400.0;
 
-CacheMode cache_mode = CacheMode::kAuto;
-uint32_t handle_generation = 1;
-
-Filesystem &fs_of(fuse_req_t req) { return *static_cast<Filesystem *>(fuse_req_userdata(req)); }
+const ServeContext &context_of(fuse_req_t req) {
+  return *static_cast<const ServeContext *>(fuse_req_userdata(req));
+}
+Filesystem &fs_of(fuse_req_t req) { return context_of(req).fs; }
 
 // The request's uid and gid, and the rest from /proc when a rule needs it; CAP_FSETID as the
 // kernel judged it wherever the request says (kernel_fsetid_verdict).
@@ -44,17 +44,22 @@ Caller caller_of(fuse_req_t req) {
           ctx->umask}; // MKNOD, MKDIR and CREATE carry it; 0 in every other request
 }
 
+// The entry of an inode the kernel may keep (and look up by handle): its attributes, for kTimeout.
+fuse_entry_param entry_of(fuse_req_t req, const struct stat &st) {
+  fuse_entry_param e{};
+  e.ino = st.st_ino;
+  e.generation = context_of(req).handle_generation;
+  e.attr = st;
+  e.attr_timeout = e.entry_timeout = kTimeout;
+  return e;
+}
+
 void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
   if (!r) {
     fuse_reply_err(req, r.error());
     return;
   }
-  fuse_entry_param e{};
-  e.ino = r->st_ino;
-  e.generation = handle_generation;
-  e.attr = *r;
-  e.attr_timeout = kTimeout;
-  e.entry_timeout = kTimeout;
+  const fuse_entry_param e = entry_of(req, *r);
   fuse_reply_entry(req, &e);
 }
 
@@ -66,7 +71,8 @@ void op_init(void *userdata, fuse_conn_info *conn) {
   // (GETXATTR system.posix_acl_access) and leaves the rest to us (posix_acl.h). DONT_MASK: the
   // kernel sends the umask instead of applying it, as posix_acl_create applies it only where
   // the parent has no default ACL. Without them, ACL names are EOPNOTSUPP.
-  auto &fs = *static_cast<Filesystem *>(userdata);
+  const auto &ctx = *static_cast<const ServeContext *>(userdata);
+  Filesystem &fs = ctx.fs;
   const unsigned acl_caps = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
   if ((conn->capable & acl_caps) == acl_caps)
     conn->want |= acl_caps;
@@ -96,7 +102,7 @@ void op_init(void *userdata, fuse_conn_info *conn) {
     conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
   // The kernel keeps written data, mtime, ctime and size in its page cache and inode and hands
   // them to us later (writeback, setattr); see docs/performance.md for what that changes.
-  if (cache_mode == CacheMode::kWriteback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+  if (ctx.cache == CacheMode::kWriteback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   spdlog::debug("init: proto {}.{}, max_write {}, want {:#x}", conn->proto_major, conn->proto_minor,
                 conn->max_write, conn->want);
@@ -202,8 +208,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
   reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags, caller_of(req)));
 }
 
-void set_caching(fuse_file_info *fi) {
-  if (cache_mode == CacheMode::kDirect)
+void set_caching(fuse_req_t req, fuse_file_info *fi) {
+  if (context_of(req).cache == CacheMode::kDirect)
     fi->direct_io = 1;
   else
     fi->keep_cache = 1; // nobody changes the data behind the kernel's back
@@ -214,7 +220,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
     fuse_reply_err(req, r.error());
     return;
   }
-  set_caching(fi);
+  set_caching(req, fi);
   fuse_reply_open(req, fi);
 }
 
@@ -225,12 +231,8 @@ void reply_created(fuse_req_t req, const Result<struct stat> &r, fuse_file_info 
     fuse_reply_err(req, r.error());
     return;
   }
-  fuse_entry_param e{};
-  e.ino = r->st_ino;
-  e.generation = handle_generation;
-  e.attr = *r;
-  e.attr_timeout = e.entry_timeout = kTimeout;
-  set_caching(fi);
+  const fuse_entry_param e = entry_of(req, *r);
+  set_caching(req, fi);
   fuse_reply_create(req, &e, fi);
 }
 
@@ -311,13 +313,12 @@ public:
     const off_t off = static_cast<off_t>(next_offset);
     size_t need;
     if (plus_) {
-      fuse_entry_param e{};
+      fuse_entry_param e = entry_of(req_, st);
       // "." and ".." take no lookup reference in the kernel, so they must not carry an ino.
-      const bool dot = name == "." || name == "..";
-      e.ino = dot ? 0 : st.st_ino;
-      e.generation = handle_generation;
-      e.attr = st;
-      e.attr_timeout = e.entry_timeout = dot ? 0 : kTimeout;
+      if (name == "." || name == "..") {
+        e.ino = 0;
+        e.attr_timeout = e.entry_timeout = 0;
+      }
       need = fuse_add_direntry_plus(req_, buf_ + used_, size_ - used_, n.c_str(), &e, off);
     } else {
       need = fuse_add_direntry(req_, buf_ + used_, size_ - used_, n.c_str(), &st, off);
@@ -489,9 +490,7 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *, fuse_fil
 
 } // namespace
 
-fuse_lowlevel_ops make_operations(CacheMode cache, uint32_t generation) {
-  cache_mode = cache;
-  handle_generation = generation;
+fuse_lowlevel_ops make_operations(CacheMode cache) {
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   ops.lookup = op_lookup;

@@ -1,4 +1,4 @@
-// The table of FUSE low-level handlers; the session's userdata is the Filesystem.
+// The table of FUSE low-level handlers; the session's userdata is a ServeContext.
 #pragma once
 
 #define FUSE_USE_VERSION 314
@@ -8,10 +8,20 @@
 
 namespace pkramfs {
 
-// `cache` decides how the kernel caches file data; `handle_generation` is the generation every
-// entry reply carries (file handles: Node::handle_generation). Set once, before the session
-// starts.
-fuse_lowlevel_ops make_operations(CacheMode cache = CacheMode::kAuto,
-                                  uint32_t handle_generation = 1);
+class Filesystem;
+
+// What the handlers serve and how, one per mount: the session's userdata (no globals).
+struct ServeContext {
+  Filesystem &fs;
+  // How the kernel caches file data.
+  CacheMode cache = CacheMode::kAuto;
+  // The generation every entry reply carries (file handles: Node::handle_generation).
+  uint32_t handle_generation = 1;
+};
+
+// The handlers for `cache` (the table differs in writeback mode).
+// REQUIRES: the session is made with a ServeContext that outlives it as its userdata, with the
+// same `cache`.
+fuse_lowlevel_ops make_operations(CacheMode cache);
 
 } // namespace pkramfs
