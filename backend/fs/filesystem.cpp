@@ -113,6 +113,7 @@ Filesystem::Filesystem(std::unique_ptr<Arena> arena, const FsConfig &config)
   root->nlink = 2;
   root->size = 2 * kBogoDirentSize;
   root->atime = root->mtime = root->ctime = now();
+  root->btime = root->ctime;
   root->parent = kRootIno;
   root->dir = std::make_unique<Directory>();
   inodes_.emplace(kRootIno, std::move(root));
@@ -454,6 +455,8 @@ Filesystem::PreparedCreate Filesystem::prepare_create(const CreateRecord &r) {
   inode.gid = r.gid;
   inode.rdev = r.rdev;
   inode.atime = inode.mtime = inode.ctime = r.time;
+  // shmem_get_inode: i_crtime is the new inode's mtime. Replay gives it again from the record.
+  inode.btime = r.time;
   // The directory it is made in; none only for an O_TMPFILE inode replayed after its directory
   // went (then it inherits nothing: docs/format.md, TMPFILE).
   const Inode *dir = r.parent ? find(r.parent) : nullptr;
@@ -919,6 +922,15 @@ Result<struct stat> Filesystem::getattr(uint64_t ino) {
     return Errno{ENOENT};
   std::shared_lock ilock(inode->lock);
   return stat_of(*inode);
+}
+
+Result<StatxAttr> Filesystem::statx(uint64_t ino) {
+  std::shared_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode)
+    return Errno{ENOENT};
+  std::shared_lock ilock(inode->lock);
+  return StatxAttr{stat_of(*inode), inode->btime, inode->flags};
 }
 
 Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Caller &who) {

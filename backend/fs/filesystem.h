@@ -111,6 +111,15 @@ protected:
   ~DirSink() = default;
 };
 
+// What statx(2) shows besides getattr's stat: the birth time (none where it is not known,
+// pkramfs/format.h) and the chattr flags (PKRAMFS_INODE_*), as tmpfs's shmem_getattr reports
+// them.
+struct StatxAttr {
+  struct stat st {};
+  std::optional<timespec> btime;
+  uint32_t flags = 0;
+};
+
 class Filesystem {
 public:
   Filesystem(std::unique_ptr<Arena> arena, const FsConfig &config);
@@ -137,6 +146,7 @@ public:
 
   // Attributes.
   Result<struct stat> getattr(uint64_t ino);
+  Result<StatxAttr> statx(uint64_t ino);
   Result<struct stat> setattr(uint64_t ino, const SetAttr &attr, const Caller &who);
   // `who` matters only for an access ACL, which drops sgid for a caller outside the file's
   // group without CAP_FSETID (posix_acl_update_mode).

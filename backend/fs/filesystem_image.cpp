@@ -4,6 +4,7 @@
 #include "fs/filesystem.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <linux/fs.h>
@@ -49,6 +50,13 @@ bool within_max_file(uint64_t fblock, uint64_t count) {
 
 // What an inode costs against nr_inodes: itself, and every extra link (as on tmpfs).
 uint64_t inode_charge(const Inode &i) { return i.is_dir() || i.nlink <= 1 ? 1 : i.nlink; }
+
+// Versions 1 and 2 end the inode record before the birth time (pkramfs/format.h).
+static_assert(offsetof(pkramfs_ckpt_inode, btime_sec) == PKRAMFS_CKPT_INODE_V2_BYTES);
+static_assert(sizeof(pkramfs_ckpt_inode) == PKRAMFS_CKPT_INODE_V2_BYTES + 16);
+size_t ckpt_inode_bytes(uint32_t version) {
+  return version >= 3 ? sizeof(pkramfs_ckpt_inode) : PKRAMFS_CKPT_INODE_V2_BYTES;
+}
 
 Errno corrupt(std::string &why, std::string what) {
   why = std::move(what);
@@ -220,6 +228,8 @@ Filesystem::checkpoint(uint64_t generation,
     c.nr_items = i.is_dir() ? i.dir->size() : i.extents.extents().size();
     c.target_bytes = static_cast<uint32_t>(i.target.size());
     c.flags = i.flags;
+    c.btime_sec = i.btime ? i.btime->tv_sec : 0;
+    c.btime_nsec = i.btime ? static_cast<uint32_t>(i.btime->tv_nsec) : PKRAMFS_BTIME_UNKNOWN;
     e.raw(&c, sizeof c);
     e.bytes(i.target);
     for (auto &[name, value] : i.xattrs.items()) {
@@ -259,20 +269,24 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   pkramfs_ckpt_header h{};
   if (!d.raw(&h, sizeof h) || h.magic != PKRAMFS_CKPT_MAGIC)
     return corrupt(why, "checkpoint image has no valid header");
-  // Every version this build reads: version 1 has no inode flags (the field was reserved, 0).
+  // Every version this build reads: version 1 has no inode flags (the field was reserved, 0),
+  // versions 1 and 2 no birth time (a shorter inode record).
   if (h.version < PKRAMFS_FORMAT_VERSION_OLDEST || h.version > PKRAMFS_FORMAT_VERSION ||
       h.header_bytes != sizeof h || h.bytes != image.size())
     return corrupt(why, "checkpoint header does not match its image (version " +
                             std::to_string(h.version) + ", " + std::to_string(h.bytes) + " bytes)");
-  if (h.nr_inodes > image.size() / sizeof(pkramfs_ckpt_inode))
+  const size_t inode_bytes = ckpt_inode_bytes(h.version);
+  if (h.nr_inodes > image.size() / inode_bytes)
     return corrupt(why, "checkpoint claims more inodes than it can hold");
   inodes_.clear();
   used_inodes_ = 0;
   arena_->hold_empty_frames();
   uint64_t max_ino = kRootIno;
   for (uint64_t n = 0; n < h.nr_inodes; ++n) {
-    pkramfs_ckpt_inode c{};
-    if (!d.raw(&c, sizeof c))
+    pkramfs_ckpt_inode c{}; // versions 1 and 2: the birth time stays unknown
+    if (h.version < 3)
+      c.btime_nsec = PKRAMFS_BTIME_UNKNOWN;
+    if (!d.raw(&c, inode_bytes))
       return corrupt(why, "checkpoint ends inside inode record " + std::to_string(n));
     const std::string where = "inode " + std::to_string(c.ino);
     // A removed directory is given back at once (no open handles keep one), so no checkpoint
@@ -280,7 +294,10 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
         (S_ISDIR(c.mode) && c.nlink == 0) || c.atime_nsec >= 1000000000u ||
         c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u || c.target_bytes >= PATH_MAX ||
-        c.size > kMaxFileBytes || (c.flags & ~(h.version >= 2 ? PKRAMFS_INODE_FLAGS : 0u)))
+        c.size > kMaxFileBytes || (c.flags & ~(h.version >= 2 ? PKRAMFS_INODE_FLAGS : 0u)) ||
+        c.reserved != 0 ||
+        (c.btime_nsec >= 1000000000u &&
+         (c.btime_nsec != PKRAMFS_BTIME_UNKNOWN || c.btime_sec != 0)))
       return corrupt(why, where + " in the checkpoint is invalid or repeated");
     auto inode = std::make_unique<Inode>();
     Inode &i = *inode;
@@ -291,6 +308,8 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     i.atime = {c.atime_sec, c.atime_nsec};
     i.mtime = {c.mtime_sec, c.mtime_nsec};
     i.ctime = {c.ctime_sec, c.ctime_nsec};
+    if (c.btime_nsec != PKRAMFS_BTIME_UNKNOWN)
+      i.btime = timespec{c.btime_sec, c.btime_nsec};
     i.mode = c.mode;
     i.uid = c.uid;
     i.gid = c.gid;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <sys/stat.h>
@@ -26,6 +27,10 @@ struct Inode {
   uint64_t size = 0;
   uint64_t rdev = 0;
   timespec atime{}, mtime{}, ctime{};
+  // Birth time (statx btime, tmpfs's i_crtime): the time the inode was made, which no
+  // operation changes afterwards. None for an inode from a checkpoint of format version 1 or 2,
+  // which did not keep it (pkramfs/format.h).
+  std::optional<timespec> btime;
   // chattr flags, PKRAMFS_INODE_* (pkramfs/format.h). Changed only with the tree lock held
   // exclusively (Filesystem::set_flags), so any holder of the tree lock may read them.
   uint32_t flags = 0;

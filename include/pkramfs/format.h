@@ -10,6 +10,10 @@
  *              pkramfs_ckpt_inode.flags (reserved, always 0, in version 1), journal records
  *              FLAGS (10) and RENAME_WHITEOUT (11); O_TMPFILE files, journal record
  *              TMPFILE (12).
+ *   version 3: birth time (statx btime) in pkramfs_ckpt_inode.btime_sec/btime_nsec, appended
+ *              to the inode record (120 bytes; 104 in versions 1 and 2, whose inodes have
+ *              no known birth time). No journal change: every record that makes an inode
+ *              (CREATE, TMPFILE, RENAME_WHITEOUT) carries its time, which is its birth time.
  *
  * A node is an ordered list of 2 MiB frames (a file on /dev/shm or hugetlbfs, or a pkram.ko
  * node). All fields are little-endian and fixed width; everything refers to other things by
@@ -43,7 +47,7 @@
 #define PKRAMFS_SB_MAGIC 0x3153464d41524b50ULL   /* "PKRAMFS1" as little-endian bytes */
 #define PKRAMFS_CKPT_MAGIC 0x3154504b43524b50ULL /* "PKRCKPT1" */
 #define PKRAMFS_JREC_MAGIC 0x4a524b50U           /* "PKRJ" */
-#define PKRAMFS_FORMAT_VERSION 2u
+#define PKRAMFS_FORMAT_VERSION 3u
 #define PKRAMFS_FORMAT_VERSION_OLDEST 1u /* the oldest version this build still reads */
 #define PKRAMFS_SB_COPY_OFFSET 4096u /* second superblock copy */
 
@@ -114,10 +118,19 @@ struct pkramfs_ckpt_inode {
   uint64_t nr_items; /* directories: entries; regular files and long symlinks: extents */
   uint32_t target_bytes; /* symlinks */
   uint32_t flags;        /* PKRAMFS_INODE_* (version 2; 0 in version 1) */
+  /* Version 3; versions 1 and 2 end the record here (PKRAMFS_CKPT_INODE_V2_BYTES). */
+  int64_t btime_sec;   /* birth time: when the inode was made, the clock of its first ctime */
+  uint32_t btime_nsec; /* PKRAMFS_BTIME_UNKNOWN: not known (an inode from a version-1/2 image) */
+  uint32_t reserved;   /* 0 */
   /* then: target bytes; xattrs: {u32 name_len, u32 value_len, name, value}; items:
    * extents {u64 file_block, u64 block, u64 count, u32 flags (1 = unwritten), u32 0} or
    * entries {u64 ino, u32 name_len, name} */
 };
+
+/* The inode record's length in versions 1 and 2, which have no birth time. */
+#define PKRAMFS_CKPT_INODE_V2_BYTES 104u
+/* btime_nsec of an inode whose birth time is not known; btime_sec is 0 then. */
+#define PKRAMFS_BTIME_UNKNOWN 0xffffffffu
 
 /* Inode flags: the kernel's FS_*_FL values (linux/fs.h, a stable interface), the ones tmpfs
  * lets chattr change (SHMEM_FL_USER_MODIFIABLE). No other bit is ever stored. */

@@ -158,16 +158,16 @@ printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=0 conv=notrunc 2>/dev/null
 printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=4096 conv=notrunc 2>/dev/null
 expect_refused sb-both-magic sbmagic "unknown magic"
 
-# ------------------------------------------------------------------------- (c) version 3 --
-# A version this build does not know yet (format.h: it reads 1 and 2).
-from_template v3
-$NI set-version "$SHM/v3" 0 3
-$NI set-version "$SHM/v3" 1 3
-expect_refused version-3 v3 "format version 3 is newer than this build reads (version 2)"
-# Only one copy at version 3 (a half-finished upgrade): the other copy is used.
-from_template v3one
-$NI set-version "$SHM/v3one" "$NI_copy" 3
-expect_mounts version-3-one-copy v3one "$T/tree.full"
+# ------------------------------------------------------------------------- (c) version 4 --
+# A version this build does not know yet (format.h: it reads 1 to 3).
+from_template v4
+$NI set-version "$SHM/v4" 0 4
+$NI set-version "$SHM/v4" 1 4
+expect_refused version-4 v4 "format version 4 is newer than this build reads (version 3)"
+# Only one copy at version 4 (a half-finished upgrade): the other copy is used.
+from_template v4one
+$NI set-version "$SHM/v4one" "$NI_copy" 4
+expect_mounts version-4-one-copy v4one "$T/tree.full"
 # Version 0 never existed.
 from_template v0
 $NI set-version "$SHM/v0" 0 0

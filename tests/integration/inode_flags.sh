@@ -111,7 +111,8 @@ fi
 
 # ---------------------------------------------------------- format version 1 --
 # A node that uses nothing of version 2 made into what version 1 wrote; it mounts, checks
-# clean, keeps its tree and becomes version 2 at the mount; one with flags cannot be made v1.
+# clean, keeps its tree and becomes this build's version (3) at the mount; one with flags
+# cannot be made v1.
 if pk_start "$M" --pkram=old --size=64m; then
     mkdir "$M/d"; echo old >"$M/d/f"; ln -s d/f "$M/sl"
     pk_stop "$M"
@@ -122,7 +123,7 @@ if pk_start "$M" --pkram=old --size=64m; then
         if pk_start "$M" --pkram=old; then
             assert_eq "v1:tree" "old" "$(cat "$M/sl")"
             eval "$($NI info "$SHM/old")"
-            assert_eq "v1:upgraded-at-mount" 2 "$version"
+            assert_eq "v1:upgraded-at-mount" 3 "$version"
             # chattr(1) and lsattr(1) themselves, on the upgraded node
             check "v1:chattr" "chattr +i failed" quietly chattr +i "$M/d/f"
             case $(lsattr "$M/d/f" 2>&1) in "----i-"*" $M/d/f") pass "v1:lsattr" ;;
@@ -138,8 +139,9 @@ else
 fi
 # --------------------------------------------- a build of format version 1 (optional) --
 # PKIT_OLD_BIN: the bin directory of a build that knows only version 1 (e.g. the main branch
-# before this change). It refuses a version-2 node on one line, leaving every byte, and an export
-# image of one; a node it made (with journal records after a kill -9) mounts here.
+# before format version 2). It refuses a node of this build's version (3) on one line, leaving
+# every byte, and an export image of one; a node it made (with journal records after a kill -9)
+# mounts here.
 OLD=${PKIT_OLD_BIN:-}
 if [ -z "$OLD" ] || [ ! -x "$OLD/pkramfs-fuse" ]; then
     skip "old-build" "PKIT_OLD_BIN not set"
@@ -149,13 +151,13 @@ else
     "$OLD/pkramfs-fuse" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=keep "$M" 2>"$T/old.err"
     assert_eq "old-build:refuses-v2-exit" 1 "$?"
     assert_one_line_err "old-build:refuses-v2-one-line" "$T/old.err"
-    assert_contains "old-build:refuses-v2-why" "$(cat "$T/old.err")" "format version 2 is newer than this build reads (version 1)"
+    assert_contains "old-build:refuses-v2-why" "$(cat "$T/old.err")" "format version 3 is newer than this build reads (version 1)"
     "${OLDCTL[@]}" check keep >/dev/null 2>&1
     assert_eq "old-build:check-exit" 1 "$?"
     assert_eq "old-build:v2-untouched" "$sum" "$(sha256sum <"$SHM/keep")"
     "${OLDCTL[@]}" import "$T/keep.img" oldcopy >/dev/null 2>"$T/oldimport.err"
     assert_eq "old-build:import-v2-exit" 1 "$?"
-    assert_contains "old-build:import-v2-why" "$(cat "$T/oldimport.err")" "holds a node of format version 2"
+    assert_contains "old-build:import-v2-why" "$(cat "$T/oldimport.err")" "holds a node of format version 3"
     "$OLD/pkramfs-fuse" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=made-old --size=64m "$M" &
     OLD_PID=$!
     PKIT_PIDS+=("$OLD_PID")

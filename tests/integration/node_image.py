@@ -13,10 +13,15 @@ Usage: node_image.py COMMAND FILE [ARGS]
                           recompute the slot's and both superblocks' CRC32Cs
   inode-flags FILE        print "ino flags" for every inode of the current checkpoint image
                           with nonzero flags (format version 2)
-  make-v1 FILE            turn a node that uses nothing of format version 2 (no inode flags in
-                          the current checkpoint, no journal record of type 10 or 11) into the
-                          version-1 node the older build wrote: version 1 in both superblock
-                          copies and the checkpoint header, CRC32Cs recomputed
+  btimes FILE             print "ino sec nsec" for every inode of the current checkpoint image
+                          ("ino unknown" where its birth time is not known; format version 3)
+  make-v2 FILE            turn a node into what format version 2 wrote: the current checkpoint
+                          image written again without birth times (its inode records 104 bytes
+                          instead of 120), version 2 in it and in both superblock copies, the
+                          slot's length and every CRC32C recomputed
+  make-v1 FILE            the same for version 1, for a node that uses nothing of format
+                          version 2 (no inode flags in the current checkpoint, no journal record
+                          of type 10 to 12)
   selftest                CRC32C of "123456789" must be 0xe3069283
 """
 import struct
@@ -189,25 +194,42 @@ def set_next_ino(path, value):
     rewrite_sbs(path, lambda raw: struct.pack_into("<I", raw, at, crc))
 
 
-# struct pkramfs_ckpt_header (80 bytes) and struct pkramfs_ckpt_inode (104 bytes)
+# struct pkramfs_ckpt_header (80 bytes) and struct pkramfs_ckpt_inode (120 bytes; 104 in format
+# versions 1 and 2, which end it before the birth time)
 CKPT_HEADER_FMT = "<QIIQQQQ4Q"
+CKPT_HEADER_SIZE = struct.calcsize(CKPT_HEADER_FMT)
 CKPT_VERSION_OFF = 8
-CKPT_INODE_FMT = "<QQQQqqqIIIIIIIIQII"
-CKPT_INODE_SIZE = struct.calcsize(CKPT_INODE_FMT)
+CKPT_BYTES_OFF = 24
+CKPT_INODE_V2_FMT = "<QQQQqqqIIIIIIIIQII"
+CKPT_INODE_V2_SIZE = struct.calcsize(CKPT_INODE_V2_FMT)
+CKPT_BTIME_FMT = "<qII"  # btime_sec, btime_nsec, reserved (version 3)
+CKPT_INODE_SIZE = CKPT_INODE_V2_SIZE + struct.calcsize(CKPT_BTIME_FMT)
+BTIME_UNKNOWN = 0xFFFFFFFF
 S_IFMT, S_IFDIR = 0o170000, 0o040000
 
 
-def checkpoint_inodes(path):
-    """(ino, mode, flags) of every inode in the current checkpoint image."""
+def checkpoint_image(path):
     sb = newest_sb(path)
     s = sb["slots"][sb["current_slot"]]
-    img = read(path, s["first_frame"] * FRAME, s["bytes"])
+    return sb, read(path, s["first_frame"] * FRAME, s["bytes"])
+
+
+def walk_inodes(img):
+    """(fields, btime or None, start, fixed end, end) of every inode record of an image."""
+    version = struct.unpack_from("<I", img, CKPT_VERSION_OFF)[0]
     nr_inodes = struct.unpack_from(CKPT_HEADER_FMT, img)[5]
-    off, out = struct.calcsize(CKPT_HEADER_FMT), []
+    off = CKPT_HEADER_SIZE
     for _ in range(nr_inodes):
-        v = struct.unpack_from(CKPT_INODE_FMT, img, off)
-        ino, mode, nr_xattrs, nr_items, target_bytes, flags = v[0], v[10], v[14], v[15], v[16], v[17]
-        off += CKPT_INODE_SIZE + target_bytes
+        start = off
+        v = struct.unpack_from(CKPT_INODE_V2_FMT, img, off)
+        off += CKPT_INODE_V2_SIZE
+        btime = None
+        if version >= 3:
+            btime = struct.unpack_from(CKPT_BTIME_FMT, img, off)[:2]
+            off += struct.calcsize(CKPT_BTIME_FMT)
+        fixed = off
+        mode, nr_xattrs, nr_items, target_bytes = v[10], v[14], v[15], v[16]
+        off += target_bytes
         for _ in range(nr_xattrs):
             nl, vl = struct.unpack_from("<II", img, off)
             off += 8 + nl + vl
@@ -216,28 +238,50 @@ def checkpoint_inodes(path):
                 off += 8 + 4 + struct.unpack_from("<I", img, off + 8)[0]
             else:
                 off += 32
-        out.append((ino, mode, flags))
-    return out
+        yield v, btime, start, fixed, off
 
 
-def make_v1(path):
-    sb = newest_sb(path)
-    if any(flags for _, _, flags in checkpoint_inodes(path)):
-        sys.exit("the checkpoint holds inode flags: version 1 cannot describe this node")
-    if any(typ >= 10 for _, typ, _ in journal_records(path, sb)):
-        sys.exit("the journal holds version-2 records: version 1 cannot describe this node")
-    slot = sb["current_slot"]
-    s = sb["slots"][slot]
-    base = s["first_frame"] * FRAME
+def checkpoint_inodes(path):
+    """(ino, mode, flags) of every inode in the current checkpoint image."""
+    _, img = checkpoint_image(path)
+    return [(v[0], v[10], v[17]) for v, _, _, _, _ in walk_inodes(img)]
+
+
+def checkpoint_btimes(path):
+    """(ino, (sec, nsec) or None) of every inode in the current checkpoint image."""
+    _, img = checkpoint_image(path)
+    return [(v[0], None if b is None or b[1] == BTIME_UNKNOWN else b)
+            for v, b, _, _, _ in walk_inodes(img)]
+
+
+def make_old(path, version):
+    sb, img = checkpoint_image(path)
+    if version < 2:
+        if any(flags for _, _, flags in checkpoint_inodes(path)):
+            sys.exit("the checkpoint holds inode flags: version 1 cannot describe this node")
+        if any(typ >= 10 for _, typ, _ in journal_records(path, sb)):
+            sys.exit("the journal holds version-2 records: version 1 cannot describe this node")
+    # The records without their birth time; nothing else changes (no journal record is new in
+    # version 3).
+    out = bytearray(img[:CKPT_HEADER_SIZE])
+    for _, _, start, fixed, end in walk_inodes(img):
+        out += img[start:start + CKPT_INODE_V2_SIZE] + img[fixed:end]
+    struct.pack_into("<I", out, CKPT_VERSION_OFF, version)
+    struct.pack_into("<Q", out, CKPT_BYTES_OFF, len(out))
+    s = sb["slots"][sb["current_slot"]]
     with open(path, "r+b") as f:
-        f.seek(base + CKPT_VERSION_OFF)
-        f.write(struct.pack("<I", 1))
-    crc = crc32c(read(path, base, s["bytes"]))
-    at = SLOT_OFF + slot * SLOT_SIZE + 32
+        f.seek(s["first_frame"] * FRAME)
+        f.write(out)
+    crc = crc32c(bytes(out))
 
     def edit(raw):
-        struct.pack_into("<I", raw, at, crc)
-        struct.pack_into("<I", raw, SB_VERSION_OFF, 1)
+        # both copies: the current slot's image changed under whichever copy names it
+        for i in (0, 1):
+            sa = SLOT_OFF + i * SLOT_SIZE
+            if struct.unpack_from("<Q", raw, sa + 8)[0] == s["first_frame"]:
+                struct.pack_into("<Q", raw, sa + 24, len(out))
+                struct.pack_into("<I", raw, sa + 32, crc)
+        struct.pack_into("<I", raw, SB_VERSION_OFF, version)
     rewrite_sbs(path, edit)
 
 
@@ -245,7 +289,7 @@ def main():
     cmd = sys.argv[1]
     if cmd == "selftest":
         ok = (crc32c(b"123456789") == 0xE3069283 and SB_SIZE == 272 and JREC_SIZE == 32 and
-              CKPT_INODE_SIZE == 104 and struct.calcsize(CKPT_HEADER_FMT) == 80)
+              CKPT_INODE_V2_SIZE == 104 and CKPT_INODE_SIZE == 120 and CKPT_HEADER_SIZE == 80)
         print("ok" if ok else "bad")
         sys.exit(0 if ok else 1)
     if cmd == "info":
@@ -260,8 +304,13 @@ def main():
         for ino, _, flags in checkpoint_inodes(sys.argv[2]):
             if flags:
                 print(ino, flags)
+    elif cmd == "btimes":
+        for ino, b in checkpoint_btimes(sys.argv[2]):
+            print(ino, "unknown" if b is None else f"{b[0]} {b[1]}")
     elif cmd == "make-v1":
-        make_v1(sys.argv[2])
+        make_old(sys.argv[2], 1)
+    elif cmd == "make-v2":
+        make_old(sys.argv[2], 2)
     elif cmd == "set-version":
         set_version(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:

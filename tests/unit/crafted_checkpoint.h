@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <sys/stat.h>
 #include <utility>
 #include <vector>
@@ -44,7 +45,8 @@ inline std::string crafted_dirs_image(const std::vector<CraftedDir> &dirs, uint6
     c.nlink = 2 + d.subdirs;
     c.nr_items = d.entries.size();
     c.flags = inode_flags; // "reserved" in version 1
-    e.raw(&c, sizeof c);
+    c.btime_sec = 1000;    // version 3
+    e.raw(&c, version >= 3 ? sizeof c : PKRAMFS_CKPT_INODE_V2_BYTES);
     for (const auto &[name, ino] : d.entries) {
       e.u64(ino);
       e.str(name);
@@ -53,6 +55,43 @@ inline std::string crafted_dirs_image(const std::vector<CraftedDir> &dirs, uint6
   h.bytes = image.size();
   std::memcpy(image.data(), &h, sizeof h);
   return image;
+}
+
+// A checkpoint image of this build's version written again as version 1 or 2 wrote it: the
+// inode records without the birth time (format.h), everything else as it was. No check beyond
+// what walking it needs: the images are this build's own.
+inline std::string older_image(std::string_view image, uint32_t version) {
+  std::string out;
+  Encoder e(out);
+  Decoder d(image.data(), image.size());
+  pkramfs_ckpt_header h{};
+  d.raw(&h, sizeof h);
+  h.version = version;
+  e.raw(&h, sizeof h);
+  for (uint64_t n = 0; n < h.nr_inodes && d.ok(); ++n) {
+    pkramfs_ckpt_inode c{};
+    d.raw(&c, sizeof c);
+    e.raw(&c, PKRAMFS_CKPT_INODE_V2_BYTES);
+    e.bytes(d.bytes(c.target_bytes));
+    for (uint32_t x = 0; x < c.nr_xattrs; ++x) {
+      const uint32_t name_len = d.u32(), value_len = d.u32();
+      e.u32(name_len);
+      e.u32(value_len);
+      e.bytes(d.bytes(name_len));
+      e.bytes(d.bytes(value_len));
+    }
+    for (uint64_t k = 0; k < c.nr_items; ++k) {
+      if (S_ISDIR(c.mode)) {
+        e.u64(d.u64());
+        e.str(d.str(UINT32_MAX));
+      } else {
+        e.bytes(d.bytes(32));
+      }
+    }
+  }
+  h.bytes = out.size();
+  std::memcpy(out.data(), &h, sizeof h);
+  return out;
 }
 
 } // namespace pkramfs::test
