@@ -1,5 +1,6 @@
 #include "device_io.h"
 #include "operations.h" // FUSE_USE_VERSION and fuse_lowlevel.h
+#include "statx_wire.h"
 
 #include <atomic>
 #include <cerrno>
@@ -32,6 +33,8 @@ DeviceIo device_io;
 thread_local std::optional<bool> request_fsetid;
 // That request arrived as FUSE_TMPFILE and goes to libfuse as FUSE_CREATE (serving_tmpfile).
 thread_local bool request_tmpfile = false;
+// That request arrived as FUSE_STATX and goes to libfuse as FUSE_GETATTR (serving_statx).
+thread_local std::optional<StatxRequest> request_statx;
 
 // FUSE_TMPFILE (protocol 7.37, sent by Linux 6.1+ for O_TMPFILE whatever minor version the
 // INIT reply names: fuse_tmpfile checks nothing but fc->no_tmpfile). libfuse 3.14 answers an
@@ -48,6 +51,22 @@ void hand_tmpfile_over_as_create(void *buf, ssize_t n) {
     return;
   in->opcode = FUSE_CREATE;
   request_tmpfile = true;
+}
+
+// FUSE_STATX (statx_wire.h): libfuse 3.14 would answer ENOSYS, after which the kernel never
+// sends it again and statx(2) shows no birth time. Its request begins with a GETATTR's
+// (getattr_flags, a padding word, fh), so libfuse serves it as a GETATTR; the getattr handler
+// asks serving_statx() and replies with a fuse_statx_out of its own.
+void hand_statx_over_as_getattr(void *buf, ssize_t n) {
+  request_statx.reset();
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(FuseStatxIn)))
+    return;
+  auto *in = static_cast<fuse_in_header *>(buf);
+  if (in->opcode != kFuseStatx)
+    return;
+  const auto *sx = reinterpret_cast<const FuseStatxIn *>(in + 1);
+  request_statx = StatxRequest{sx->sx_flags, sx->sx_mask};
+  in->opcode = FUSE_GETATTR;
 }
 
 // The CAP_FSETID verdict a raw request carries (kernel_fsetid_verdict in device_io.h).
@@ -124,6 +143,7 @@ ssize_t read_spinning(int fd, void *buf, size_t len) {
 ssize_t read_request(int fd, void *buf, size_t len, void *) {
   const ssize_t n = device_io.amendments.spin_us ? read_spinning(fd, buf, len) : read(fd, buf, len);
   hand_tmpfile_over_as_create(buf, n);
+  hand_statx_over_as_getattr(buf, n);
   request_fsetid = fsetid_verdict_of(buf, n);
   if (device_io.init_done.load(std::memory_order_relaxed) ||
       n < static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
@@ -174,6 +194,8 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
 std::optional<bool> kernel_fsetid_verdict() { return request_fsetid; }
 
 bool serving_tmpfile() { return request_tmpfile; }
+
+std::optional<StatxRequest> serving_statx() { return request_statx; }
 
 int install_device_io(fuse_session *se, InitAmendments amendments) {
   device_io.amendments = std::move(amendments);

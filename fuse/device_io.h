@@ -11,7 +11,11 @@
 //   being served, read from the raw request (libfuse 3.14 drops these bits).
 // - FUSE_TMPFILE (O_TMPFILE), which libfuse 3.14 does not know: read off the device and handed
 //   to libfuse as the FUSE_CREATE it resembles; serving_tmpfile() tells the create handler.
+// - FUSE_STATX (statx(2) asking for the birth time, Linux 6.6+), which libfuse 3.14 does not
+//   know either: handed to libfuse as the FUSE_GETATTR it begins with; serving_statx() tells
+//   the getattr handler, which answers with the statx reply (statx_wire.h).
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <optional>
 
@@ -46,5 +50,15 @@ std::optional<bool> kernel_fsetid_verdict();
 // create path serves it, and the open file's handle is like any other.
 // REQUIRES: as kernel_fsetid_verdict.
 bool serving_tmpfile();
+
+// The FUSE_GETATTR this thread is serving is a FUSE_STATX: what its caller asked for. The
+// request is a GETATTR's (fuse_statx_in begins with fuse_getattr_in: flags, padding, fh), so
+// libfuse's getattr path serves it; the reply must be a fuse_statx_out (statx_wire.h).
+// REQUIRES: as kernel_fsetid_verdict.
+struct StatxRequest {
+  uint32_t sx_flags = 0;
+  uint32_t sx_mask = 0;
+};
+std::optional<StatxRequest> serving_statx();
 
 } // namespace pkramfs

@@ -8,6 +8,7 @@
 #include "direct_write.h"
 #include "fs/filesystem.h"
 #include "fs/inode_flags.h"
+#include "statx_wire.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +16,8 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <vector>
 
 namespace pkramfs {
@@ -131,7 +134,57 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data *forgets) {
   fuse_reply_none(req);
 }
 
+FuseSxTime sx_time(const timespec &t) {
+  return {t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0};
+}
+
+// FUSE_STATX, served by op_getattr (device_io.h): what tmpfs's shmem_getattr reports, the basic
+// stats, the birth time where the caller asks for it (not where it is unknown: an inode from a
+// version-1/2 checkpoint) and the chattr flags as STATX_ATTR_*, cached by the kernel as long as
+// a GETATTR's answer. The checks are GETATTR's: none beyond the inode's existence.
+void reply_statx(fuse_req_t req, fuse_ino_t ino, const StatxRequest &want) {
+  auto r = fs_of(req).statx(ino);
+  if (!r) {
+    fuse_reply_err(req, r.error());
+    return;
+  }
+  const struct stat &st = r->st;
+  FuseStatxOut out{};
+  out.attr_valid = static_cast<uint64_t>(kTimeout);
+  FuseStatx &sx = out.stat;
+  sx.mask = STATX_BASIC_STATS;
+  sx.blksize = static_cast<uint32_t>(st.st_blksize);
+  sx.nlink = static_cast<uint32_t>(st.st_nlink);
+  sx.uid = st.st_uid;
+  sx.gid = st.st_gid;
+  sx.mode = static_cast<uint16_t>(st.st_mode);
+  sx.ino = st.st_ino;
+  sx.size = static_cast<uint64_t>(st.st_size);
+  sx.blocks = static_cast<uint64_t>(st.st_blocks);
+  sx.atime = sx_time(st.st_atim);
+  sx.mtime = sx_time(st.st_mtim);
+  sx.ctime = sx_time(st.st_ctim);
+  sx.rdev_major = major(st.st_rdev);
+  sx.rdev_minor = minor(st.st_rdev);
+  if ((want.sx_mask & STATX_BTIME) && r->btime) {
+    sx.mask |= STATX_BTIME;
+    sx.btime = sx_time(*r->btime);
+  }
+  if (r->flags & PKRAMFS_INODE_APPEND)
+    sx.attributes |= STATX_ATTR_APPEND;
+  if (r->flags & PKRAMFS_INODE_IMMUTABLE)
+    sx.attributes |= STATX_ATTR_IMMUTABLE;
+  if (r->flags & PKRAMFS_INODE_NODUMP)
+    sx.attributes |= STATX_ATTR_NODUMP;
+  sx.attributes_mask = STATX_ATTR_APPEND | STATX_ATTR_IMMUTABLE | STATX_ATTR_NODUMP;
+  fuse_reply_buf(req, reinterpret_cast<const char *>(&out), sizeof out);
+}
+
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
+  if (const std::optional<StatxRequest> statx = serving_statx()) {
+    reply_statx(req, ino, *statx);
+    return;
+  }
   auto r = fs_of(req).getattr(ino);
   if (!r)
     fuse_reply_err(req, r.error());
