@@ -134,9 +134,7 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data *forgets) {
   fuse_reply_none(req);
 }
 
-FuseSxTime sx_time(const timespec &t) {
-  return {t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0};
-}
+FuseSxTime sx_time(const timespec &t) { return {t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0}; }
 
 // FUSE_STATX, served by op_getattr (device_io.h): what tmpfs's shmem_getattr reports, the basic
 // stats, the birth time where the caller asks for it (not where it is unknown: an inode from a

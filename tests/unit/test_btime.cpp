@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
-#include <filesystem>
 #include <fcntl.h>
+#include <filesystem>
 #include <linux/fs.h>
 #include <optional>
 #include <string>
@@ -75,15 +75,19 @@ Tree make_tree(Filesystem &fs) {
   REQUIRE(fs.link(tmp->st_ino, kRootIno, "t").ok());
   REQUIRE(fs.mknod(d->st_ino, "moved", S_IFREG | 0644, 0, kRoot).ok());
   REQUIRE(fs.rename(d->st_ino, "moved", kRootIno, "moved", RENAME_WHITEOUT, kRoot).ok());
-  t = {f->st_ino, d->st_ino, l->st_ino, p->st_ino, c->st_ino, tmp->st_ino,
+  t = {f->st_ino,
+       d->st_ino,
+       l->st_ino,
+       p->st_ino,
+       c->st_ino,
+       tmp->st_ino,
        lookup(fs, d->st_ino, "moved")};
   return t;
 }
 
 } // namespace
 
-TEST_CASE("btime: every new inode is born at its first ctime, which no change moves",
-          "[btime]") {
+TEST_CASE("btime: every new inode is born at its first ctime, which no change moves", "[btime]") {
   const std::string path = temp_node();
   Mounted m(path);
   Filesystem &fs = *m.fs;
@@ -189,9 +193,9 @@ TEST_CASE("btime: unknown for the inodes of a version-1 or version-2 image, and 
     CHECK(btime_of(fs, f->st_ino));
     std::string image;
     REQUIRE(fs.checkpoint(4, [&](std::string_view i) -> Result<void> {
-                  image = i;
-                  return {};
-                }).ok());
+                image = i;
+                return {};
+              }).ok());
     pkramfs_ckpt_header h{};
     std::memcpy(&h, image.data(), sizeof h);
     CHECK(h.version == PKRAMFS_FORMAT_VERSION);
