@@ -223,7 +223,7 @@ PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, nr_inodes, 32);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, next_ino, 40);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_header, reserved, 48);
 
-PKRAMFS_FORMAT_SIZE(pkramfs_ckpt_inode, 104);
+PKRAMFS_FORMAT_SIZE(pkramfs_ckpt_inode, 120);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, ino, 0);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, parent, 8);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, size, 16);
@@ -242,6 +242,9 @@ PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, nr_xattrs, 84);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, nr_items, 88);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, target_bytes, 96);
 PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, flags, 100);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, btime_sec, 104);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, btime_nsec, 112);
+PKRAMFS_FORMAT_AT(pkramfs_ckpt_inode, reserved, 116);
 
 PKRAMFS_FORMAT_SIZE(pkramfs_jrec_header, 32);
 PKRAMFS_FORMAT_AT(pkramfs_jrec_header, magic, 0);
