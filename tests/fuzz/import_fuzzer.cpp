@@ -9,7 +9,7 @@
 //
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes the export of a real node and
 // crafted images (next_ino 2^64-1, directories naming each other, a huge checkpoint claim).
-#include "../unit/crafted_checkpoint.h"
+#include "../unit/support/crafted_checkpoint.h"
 #include "util/crc32c.h"
 #include "fs/filesystem.h"
 #include "util/geometry.h"

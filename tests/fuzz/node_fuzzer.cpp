@@ -19,7 +19,7 @@
 // The file is as long as the superblock and its slots say, at most kMaxFileFrames (sparse).
 // Seeds: with PKRAMFS_FUZZ_WRITE_SEEDS=DIR the binary writes real nodes (crashed: checkpoint
 // plus journal) and the crafted nodes of the security review (docs/security.md) and exits.
-#include "../unit/crafted_checkpoint.h"
+#include "../unit/support/crafted_checkpoint.h"
 #include "util/crc32c.h"
 #include "fs/filesystem.h"
 #include "util/geometry.h"
@@ -482,12 +482,7 @@ std::string journal_of(uint64_t epoch, uint32_t type, const std::string &payload
   return region;
 }
 
-template <class R> std::string payload_of(const R &record) {
-  std::string out;
-  Encoder e(out);
-  encode(e, record);
-  return out;
-}
+using test::payload_of;
 
 // A checkpoint image of directories only (inode, parent, entries, subdirectories).
 std::string dirs_image(const std::vector<test::CraftedDir> &dirs, uint64_t generation,

@@ -4,8 +4,9 @@
 // tree must stay consistent and restore to the same tree.
 #include "fs/filesystem.h"
 #include "util/geometry.h"
-#include "mounted_node.h"
 #include "node/node.h"
+#include "support/callers.h"
+#include "support/mounted_node.h"
 
 #include <catch2/catch.hpp>
 
@@ -22,13 +23,9 @@
 #include <vector>
 
 using namespace pkramfs;
-using pkramfs::test::Collect;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
+using namespace pkramfs::test;
 
 namespace {
-
-const Caller kRoot{0, 0};
 
 struct Names final : DirSink {
   std::vector<std::pair<std::string, struct stat>> entries;

@@ -2,16 +2,19 @@
 // M1-M3 and L6): values that pass every CRC but describe something impossible. Each is refused
 // with one line naming the problem and the node's bytes unchanged, or gives a tree that is
 // consistent; never a crash, an endless loop or memory that is not there.
-#include "crafted_checkpoint.h"
 #include "util/crc32c.h"
 #include "fs/filesystem.h"
 #include "storage/frame_source.h"
 #include "util/geometry.h"
-#include "mounted_node.h"
 #include "node/node.h"
 #include "export/node_export.h"
 #include "node/node_inspect.h"
 #include "journal/records.h"
+#include "support/anon_fs.h"
+#include "support/callers.h"
+#include "support/crafted_checkpoint.h"
+#include "support/mounted_node.h"
+#include "support/temp_dir.h"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -25,31 +28,13 @@
 #include <unistd.h>
 
 using namespace pkramfs;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
-using pkramfs::test::crafted_dirs_image;
+using namespace pkramfs::test;
 
 namespace {
 
-const Caller kRoot{0, 0};
-
-std::string temp_dir() {
-  char dir[] = "/tmp/pkramfs-unit.XXXXXX";
-  REQUIRE(mkdtemp(dir));
-  return dir;
-}
-
-// A Filesystem over a small anonymous arena, as a restore builds one.
-struct SmallFs {
-  std::unique_ptr<FrameSource> source;
-  std::unique_ptr<Filesystem> fs;
-  SmallFs() {
-    auto made = make_anon_frame_source(1);
-    REQUIRE(made.ok());
-    source = std::move(made).value();
-    fs = std::make_unique<Filesystem>(std::make_unique<Arena>(*source, 0, kBlocksPerFrame),
-                                      FsConfig{4096});
-  }
+// A Filesystem over a small anonymous arena (one frame, 4096 inodes), as a restore builds one.
+struct SmallFs : pkramfs::test::AnonFs {
+  SmallFs() : AnonFs(kFrameSize, 4096) {}
 };
 
 std::string checkpoint_of(Filesystem &fs) {
@@ -119,13 +104,6 @@ void expect_node_refused(const std::string &path, const std::string &needle) {
   REQUIRE_FALSE(report->problems.empty());
   CHECK(report->problems.front().find(needle) != std::string::npos);
   CHECK(file_crc(path) == before);
-}
-
-template <class R> std::string payload_of(const R &record) {
-  std::string out;
-  Encoder e(out);
-  encode(e, record);
-  return out;
 }
 
 } // namespace

@@ -3,10 +3,11 @@
 #include "util/crc32c.h"
 #include "fs/filesystem.h"
 #include "util/geometry.h"
-#include "mounted_node.h"
 #include "node/node.h"
 #include "export/node_export.h"
 #include "node/node_inspect.h"
+#include "support/fs_calls.h"
+#include "support/mounted_node.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -19,23 +20,9 @@
 #include <unistd.h>
 
 using namespace pkramfs;
-using pkramfs::test::Collect;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
+using namespace pkramfs::test;
 
 namespace {
-
-uint64_t lookup(Filesystem &fs, uint64_t parent, const char *name) {
-  auto r = fs.lookup(parent, name);
-  REQUIRE(r.ok());
-  return r->st_ino;
-}
-
-std::string read_all(Filesystem &fs, uint64_t ino) {
-  Collect c;
-  REQUIRE(fs.read(ino, 0, 1 << 30, c).ok());
-  return c.bytes;
-}
 
 std::string random_bytes(size_t n, unsigned seed) {
   std::mt19937 g(seed);

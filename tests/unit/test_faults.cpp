@@ -10,8 +10,10 @@
 #include "util/fault.h"
 #include "fs/filesystem.h"
 #include "util/geometry.h"
-#include "mounted_node.h"
 #include "node/node.h"
+#include "support/callers.h"
+#include "support/mounted_node.h"
+#include "support/temp_dir.h"
 
 #include <catch2/catch.hpp>
 #include <cerrno>
@@ -27,13 +29,9 @@
 #include <vector>
 
 using namespace pkramfs;
-using pkramfs::test::Collect;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
+using namespace pkramfs::test;
 
 namespace {
-
-const Caller kRoot{0, 0};
 
 struct Names final : DirSink {
   std::vector<std::pair<std::string, uint64_t>> entries;
@@ -72,11 +70,7 @@ std::string dump(Filesystem &fs, bool times) {
         REQUIRE(fs.read(ino, 0, 1 << 30, c).ok());
         line << " data=" << std::hash<std::string>{}(c.bytes);
       }
-      auto list = fs.listxattr(ino, Caller{0, 0, [] {
-                                             Credentials c;
-                                             c.cap_sys_admin = true;
-                                             return c;
-                                           }});
+      auto list = fs.listxattr(ino, kAdmin);
       REQUIRE(list.ok());
       for (size_t at = 0; at < list->size(); at = list->find('\0', at) + 1) {
         const std::string name(list->c_str() + at);
@@ -254,12 +248,6 @@ std::vector<Op> operations() {
   };
 }
 
-std::string temp_dir() {
-  char dir[] = "/tmp/pkramfs-faults.XXXXXX";
-  REQUIRE(mkdtemp(dir));
-  return dir;
-}
-
 // Restores a copy of the node (its journal as the operation left it) and returns its tree.
 struct Restored {
   std::string tree, usage;
@@ -346,7 +334,7 @@ void sweep(fault::Point point, const char *point_name, const Op &op, const std::
 
 TEST_CASE("faults: an operation whose Nth heap allocation fails leaves a consistent tree",
           "[faults]") {
-  const std::string dir = temp_dir();
+  const std::string dir = temp_dir("/tmp/pkramfs-faults");
   for (const Op &op : operations()) {
     DYNAMIC_SECTION(op.name) { sweep(fault::Point::kHeap, "heap", op, dir); }
   }
@@ -355,7 +343,7 @@ TEST_CASE("faults: an operation whose Nth heap allocation fails leaves a consist
 
 TEST_CASE("faults: an operation whose Nth block or frame allocation fails leaves a consistent tree",
           "[faults]") {
-  const std::string dir = temp_dir();
+  const std::string dir = temp_dir("/tmp/pkramfs-faults");
   for (const Op &op : operations()) {
     DYNAMIC_SECTION(op.name << " arena") { sweep(fault::Point::kArena, "arena", op, dir); }
     DYNAMIC_SECTION(op.name << " frame") { sweep(fault::Point::kFrame, "frame", op, dir); }
@@ -365,7 +353,7 @@ TEST_CASE("faults: an operation whose Nth block or frame allocation fails leaves
 
 TEST_CASE("faults: the heap sweep reaches every allocation site", "[faults]") {
   // Without this the sweeps above could pass by never failing anything.
-  const std::string dir = temp_dir();
+  const std::string dir = temp_dir("/tmp/pkramfs-faults");
   Mounted m(dir + "/node", 16 * kMiB, 1000);
   const Setup s = build(*m.fs);
   std::map<std::string, uint64_t> passes;

@@ -1,15 +1,17 @@
 // Inode flags (chattr: immutable, append-only, nodump, noatime) and RENAME_WHITEOUT: the rules
 // the VFS applies to tmpfs and leaves to us for FUSE inodes, their journal records and
 // checkpoint field, and version-1 images and nodes (format version 2 added all of this).
-#include "crafted_checkpoint.h"
 #include "util/crc32c.h"
 #include "fs/filesystem.h"
-#include "storage/frame_source.h"
 #include "fs/inode_flags.h"
-#include "mounted_node.h"
 #include "node/node.h"
 #include "node/node_inspect.h"
 #include "journal/records.h"
+#include "support/anon_fs.h"
+#include "support/callers.h"
+#include "support/crafted_checkpoint.h"
+#include "support/mounted_node.h"
+#include "support/temp_dir.h"
 
 #include <catch2/catch.hpp>
 
@@ -26,28 +28,17 @@
 #include <unistd.h>
 
 using namespace pkramfs;
-using pkramfs::test::crafted_dirs_image;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
+using namespace pkramfs::test;
 
 namespace {
 
-const Caller kRoot{0, 0};
 const Caller kUser{1000, 2000};
 constexpr uint32_t kImmutable = FS_IMMUTABLE_FL, kAppend = FS_APPEND_FL, kNodump = FS_NODUMP_FL,
                    kNoatime = FS_NOATIME_FL;
 
-struct SmallFs {
-  std::unique_ptr<FrameSource> source;
-  std::unique_ptr<Filesystem> fs;
-  explicit SmallFs(uint64_t max_inodes = UINT64_MAX) {
-    auto made = make_anon_frame_source(4);
-    REQUIRE(made.ok());
-    source = std::move(made).value();
-    fs = std::make_unique<Filesystem>(std::make_unique<Arena>(*source, 0, 4 * kBlocksPerFrame),
-                                      FsConfig{max_inodes});
-  }
-  Filesystem *operator->() { return fs.get(); }
+// A Filesystem over a small anonymous arena (four frames).
+struct SmallFs : pkramfs::test::AnonFs {
+  explicit SmallFs(uint64_t max_inodes = UINT64_MAX) : AnonFs(4 * kFrameSize, max_inodes) {}
 };
 
 uint64_t mkfile(Filesystem &fs, uint64_t dir, const char *name, uint32_t mode = 0666) {
@@ -76,19 +67,6 @@ SetAttr attr_with(uint32_t valid) {
   a.mode = 0600;
   a.atime = a.mtime = a.ctime = {12345, 0};
   return a;
-}
-
-std::string temp_node() {
-  char dir[] = "/tmp/pkramfs-unit.XXXXXX";
-  REQUIRE(mkdtemp(dir));
-  return std::string(dir) + "/node";
-}
-
-template <class R> std::string payload_of(const R &record) {
-  std::string out;
-  Encoder e(out);
-  encode(e, record);
-  return out;
 }
 
 } // namespace

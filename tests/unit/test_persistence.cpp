@@ -4,9 +4,11 @@
 #include "fs/filesystem.h"
 #include "util/geometry.h"
 #include "journal/journal.h"
-#include "mounted_node.h"
 #include "node/node.h"
 #include "node/node_inspect.h"
+#include "support/fs_calls.h"
+#include "support/mounted_node.h"
+#include "support/temp_dir.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -18,31 +20,7 @@
 #include <vector>
 
 using namespace pkramfs;
-using pkramfs::test::Collect;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
-
-namespace {
-
-std::string temp_node() {
-  char dir[] = "/tmp/pkramfs-unit.XXXXXX";
-  REQUIRE(mkdtemp(dir));
-  return std::string(dir) + "/node";
-}
-
-uint64_t lookup(Filesystem &fs, uint64_t parent, const char *name) {
-  auto r = fs.lookup(parent, name);
-  REQUIRE(r.ok());
-  return r->st_ino;
-}
-
-std::string read_all(Filesystem &fs, uint64_t ino) {
-  Collect c;
-  REQUIRE(fs.read(ino, 0, 1 << 30, c).ok());
-  return c.bytes;
-}
-
-} // namespace
+using namespace pkramfs::test;
 
 TEST_CASE("crc32c matches the Castagnoli check value", "[persistence]") {
   CHECK(crc32c("123456789", 9) == 0xe3069283u);

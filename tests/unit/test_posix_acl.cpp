@@ -3,9 +3,10 @@
 // access ACL in step both ways (posix_acl_update_mode, posix_acl_chmod), inheritance
 // (posix_acl_create), and all of it through the journal and a checkpoint.
 #include "fs/filesystem.h"
-#include "storage/frame_source.h"
-#include "mounted_node.h"
 #include "fs/posix_acl.h"
+#include "support/anon_fs.h"
+#include "support/callers.h"
+#include "support/mounted_node.h"
 
 #include <catch2/catch.hpp>
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 using namespace pkramfs;
+using namespace pkramfs::test;
 
 namespace {
 
@@ -56,18 +58,9 @@ int acl_errno(std::string_view value) {
   return r ? 0 : r.error();
 }
 
-const Caller kRoot{0, 0};
-
-struct TestFs {
-  TestFs() {
-    auto made = make_anon_frame_source(4);
-    REQUIRE(made.ok());
-    source = std::move(made).value();
-    fs = std::make_unique<Filesystem>(std::make_unique<Arena>(*source, 0, 4 * kBlocksPerFrame),
-                                      FsConfig{UINT64_MAX});
-  }
-  std::unique_ptr<FrameSource> source;
-  std::unique_ptr<Filesystem> fs;
+// A Filesystem over a small anonymous arena (four frames).
+struct TestFs : pkramfs::test::AnonFs {
+  TestFs() : AnonFs(4 * kFrameSize) {}
 };
 
 uint32_t mode_of(Filesystem &fs, uint64_t ino) {

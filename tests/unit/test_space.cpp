@@ -5,9 +5,11 @@
 #include "fs/filesystem.h"
 #include "storage/frame_source.h"
 #include "util/geometry.h"
-#include "mounted_node.h"
 #include "node/node.h"
 #include "node/node_inspect.h"
+#include "support/callers.h"
+#include "support/mounted_node.h"
+#include "support/temp_dir.h"
 
 #include <catch2/catch.hpp>
 #include <cerrno>
@@ -17,12 +19,9 @@
 #include <vector>
 
 using namespace pkramfs;
-using pkramfs::test::kMiB;
-using pkramfs::test::Mounted;
+using namespace pkramfs::test;
 
 namespace {
-
-const Caller kRoot{0, 0};
 
 std::unique_ptr<FrameSource> anon_frames(uint64_t frames) {
   auto made = make_anon_frame_source(frames);
@@ -48,12 +47,6 @@ uint64_t fill(Filesystem &fs, const std::string &name, uint64_t bytes) {
 }
 
 uint64_t used_blocks(const struct statvfs &st) { return st.f_blocks - st.f_bfree; }
-
-std::string temp_node() {
-  char dir[] = "/dev/shm/pkramfs-unit-space.XXXXXX";
-  REQUIRE(mkdtemp(dir));
-  return std::string(dir) + "/node";
-}
 
 uint64_t file_held_bytes(const std::string &path) {
   struct stat st {};
@@ -134,7 +127,7 @@ TEST_CASE("Filesystem: statfs counts metadata as used, and free is exactly what 
 
 TEST_CASE("Node: the checkpoint slots are charged against size=, stale slot frames released",
           "[space][persistence]") {
-  const std::string path = temp_node();
+  const std::string path = temp_node("/dev/shm/pkramfs-unit-space");
   const uint64_t limit = 64 * kMiB;
   {
     Mounted m(path, limit);

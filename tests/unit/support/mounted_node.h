@@ -1,28 +1,19 @@
-// What the backend's unit tests share: a node mounted without FUSE, wired as pkramfs-fuse wires
-// it (Node + Arena + journaled Filesystem, restored when the node holds a tree), and a read sink.
+// A node mounted without FUSE, wired as pkramfs-fuse wires it (Node + Arena + journaled
+// Filesystem, restored when the node holds a tree). The read sink Collect is in sinks.h.
 #pragma once
 #include "fs/filesystem.h"
 #include "util/geometry.h"
 #include "node/node.h"
+#include "support/sinks.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 
 namespace pkramfs::test {
 
 constexpr uint64_t kMiB = 1 << 20;
-
-// The bytes of a read, concatenated.
-struct Collect final : ReadSink {
-  std::string bytes;
-  void deliver(std::span<const iovec> iov) override {
-    for (const iovec &v : iov)
-      bytes.append(static_cast<const char *>(v.iov_base), v.iov_len);
-  }
-};
 
 struct Mounted {
   std::unique_ptr<Node> node;

@@ -1,8 +1,10 @@
 // Checkpoint images written by hand, for the tests and fuzzers of crafted nodes (docs/security.md,
 // "Damaged and foreign nodes and images"): directories only, with the parents and entries given,
-// whatever the tree they make. Header-only: the fuzzers (tests/fuzz) build without Catch2.
+// whatever the tree they make; and the payload of a journal record, to replay crafted ones.
+// Header-only: the fuzzers (tests/fuzz) build without Catch2.
 #pragma once
 #include "journal/codec.h"
+#include "journal/records.h"
 
 #include <pkramfs/format.h>
 
@@ -91,6 +93,14 @@ inline std::string older_image(std::string_view image, uint32_t version) {
   }
   h.bytes = out.size();
   std::memcpy(out.data(), &h, sizeof h);
+  return out;
+}
+
+// A journal record's payload, as Filesystem::replay takes it.
+template <class R> std::string payload_of(const R &record) {
+  std::string out;
+  Encoder e(out);
+  encode(e, record);
   return out;
 }
 
