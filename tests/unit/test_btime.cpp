@@ -2,9 +2,10 @@
 // first ctime, never changed afterwards, kept by checkpoints and rebuilt by journal replay from
 // the creating record's time; unknown for inodes of a version-1/2 image, and still unknown
 // after such a node is checkpointed again.
-#include "crafted_checkpoint.h"
+#include "support/crafted_checkpoint.h"
 #include "fs/filesystem.h"
-#include "mounted_node.h"
+#include "support/mounted_node.h"
+#include "support/temp_dir.h"
 #include "storage/frame_source.h"
 
 #include <catch2/catch.hpp>
@@ -24,6 +25,7 @@
 using namespace pkramfs;
 using pkramfs::test::crafted_dirs_image;
 using pkramfs::test::Mounted;
+using pkramfs::test::temp_node;
 
 namespace {
 
@@ -43,12 +45,6 @@ timespec ctime_of(Filesystem &fs, uint64_t ino) {
   auto r = fs.getattr(ino);
   REQUIRE(r.ok());
   return r->st_ctim;
-}
-
-std::string temp_node() {
-  char dir[] = "/tmp/pkramfs-unit.XXXXXX";
-  REQUIRE(mkdtemp(dir));
-  return std::string(dir) + "/node";
 }
 
 uint64_t lookup(Filesystem &fs, uint64_t dir, const char *name) {
