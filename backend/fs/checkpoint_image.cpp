@@ -136,7 +136,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     // holds a directory without links.
     if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
         (S_ISDIR(c.mode) && c.nlink == 0) || c.atime_nsec >= 1000000000u ||
-        c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u || c.target_bytes >= PATH_MAX ||
+        c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u || c.target_bytes > PKRAMFS_SYMLINK_MAX ||
         c.size > kMaxFileBytes || (c.flags & ~(h.version >= 2 ? PKRAMFS_INODE_FLAGS : 0u)) ||
         c.reserved != 0 ||
         (c.btime_nsec >= 1000000000u &&
@@ -163,7 +163,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
       return corrupt(why, where + " claims more xattrs than the checkpoint holds");
     for (uint32_t x = 0; x < c.nr_xattrs; ++x) {
       const uint32_t name_len = d.u32(), value_len = d.u32();
-      if (name_len > XATTR_NAME_MAX || value_len > XATTR_SIZE_MAX)
+      if (name_len > PKRAMFS_XATTR_NAME_MAX || value_len > PKRAMFS_XATTR_VALUE_MAX)
         return corrupt(why, where + " has an xattr of impossible size");
       const std::string_view name = d.bytes(name_len), value = d.bytes(value_len);
       if (!d.ok())

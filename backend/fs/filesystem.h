@@ -32,7 +32,7 @@ inline constexpr uint64_t kRootIno = 1;
 // journal record names none at or above it, and once next_ino reaches it creating a file fails
 // with ENOSPC. Far beyond what any node holds; it keeps ino + 1 from wrapping.
 inline constexpr uint64_t kInoLimit = 1ull << 63;
-inline constexpr size_t kNameMax = 255;
+inline constexpr size_t kNameMax = PKRAMFS_NAME_MAX;
 
 struct FsConfig {
   uint64_t max_inodes = 0;

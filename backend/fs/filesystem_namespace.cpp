@@ -288,7 +288,7 @@ Result<struct stat> Filesystem::mkdir(uint64_t parent, std::string_view name, ui
 
 Result<struct stat> Filesystem::symlink(uint64_t parent, std::string_view name,
                                         std::string_view target, const Caller &who) {
-  if (target.size() >= PATH_MAX)
+  if (target.size() > PKRAMFS_SYMLINK_MAX)
     return Errno{ENAMETOOLONG};
   return make_node(parent, name, S_IFLNK | 0777, 0, target, who, NewInode::kNamed);
 }

@@ -149,7 +149,7 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     XattrRecord r;
     if (!decode(d, r) || !find(r.ino))
       return corrupt(why, "journal XATTR record names a missing inode");
-    if (!check_xattr_name(r.name) || r.name.size() > XATTR_NAME_MAX)
+    if (!check_xattr_name(r.name) || r.name.size() > PKRAMFS_XATTR_NAME_MAX)
       return corrupt(why, "journal XATTR record has an invalid xattr name");
     if (type == PKRAMFS_JREC_XATTR_SET && is_acl_name(r.name) &&
         !acl_fits(r.name, r.value, find(r.ino)->mode))

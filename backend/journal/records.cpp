@@ -1,12 +1,15 @@
 #include "journal/records.h"
 
-#include <climits>
+#include <linux/limits.h>
 
 namespace pkramfs {
 namespace {
-constexpr size_t kNameLimit = 255;
-constexpr size_t kTargetLimit = PATH_MAX;
-constexpr size_t kValueLimit = 65536;
+// The format's limits are the kernel's (pkramfs/format.h).
+static_assert(PKRAMFS_NAME_MAX == NAME_MAX && PKRAMFS_SYMLINK_MAX == PATH_MAX - 1 &&
+              PKRAMFS_XATTR_NAME_MAX == XATTR_NAME_MAX && PKRAMFS_XATTR_VALUE_MAX == XATTR_SIZE_MAX);
+constexpr size_t kNameLimit = PKRAMFS_NAME_MAX;
+constexpr size_t kTargetLimit = PKRAMFS_SYMLINK_MAX;
+constexpr size_t kValueLimit = PKRAMFS_XATTR_VALUE_MAX;
 constexpr uint64_t kMaxChanges = 1 << 20;
 } // namespace
 

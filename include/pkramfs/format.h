@@ -51,6 +51,13 @@
 #define PKRAMFS_FORMAT_VERSION_OLDEST 1u /* the oldest version this build still reads */
 #define PKRAMFS_SB_COPY_OFFSET 4096u /* second superblock copy */
 
+/* Limits, the kernel's (linux/limits.h), which tmpfs has too: the filesystem refuses more, and
+ * the decoder and the checks refuse a record or an image that holds more. */
+#define PKRAMFS_NAME_MAX 255u          /* bytes of a directory entry's name (NAME_MAX) */
+#define PKRAMFS_SYMLINK_MAX 4095u      /* bytes of a symlink's target (PATH_MAX less its NUL) */
+#define PKRAMFS_XATTR_NAME_MAX 255u    /* bytes of an xattr's name (XATTR_NAME_MAX) */
+#define PKRAMFS_XATTR_VALUE_MAX 65536u /* bytes of an xattr's value (XATTR_SIZE_MAX) */
+
 enum pkramfs_node_state {
   PKRAMFS_STATE_CLEAN = 1,     /* unmounted cleanly: the current checkpoint is the whole tree */
   PKRAMFS_STATE_DIRTY = 2,     /* mounted, or the daemon died: replay the journal */
