@@ -16,30 +16,9 @@
 namespace pkramfs::ctl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int remaining_ms(Clock::time_point deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
-
-// Waits for `events` on `fd` until `deadline`: 0 ready, ETIMEDOUT, or an errno.
-int wait_for(int fd, short events, Clock::time_point deadline) {
-  for (;;) {
-    pollfd p{fd, events, 0};
-    const int left = remaining_ms(deadline);
-    if (left == 0)
-      return ETIMEDOUT;
-    const int n = ::poll(&p, 1, left);
-    if (n > 0)
-      return 0;
-    if (n == 0)
-      return ETIMEDOUT;
-    if (errno != EINTR)
-      return errno;
-  }
-}
+using control::Clock;
+using control::remaining_ms;
+using control::wait_for;
 
 // recv() that also takes the descriptors sent with the bytes (SCM_RIGHTS): the first goes to
 // `received` when it is empty, every other one is closed at once.

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 namespace pkramfs::control {
@@ -48,6 +49,28 @@ Result<UnixEndpoint> unix_endpoint(const std::string &path) {
   target.copy(ep.addr.sun_path, target.size());
   ep.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + target.size() + 1);
   return ep;
+}
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+int wait_for(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int left = remaining_ms(deadline);
+    if (left == 0)
+      return ETIMEDOUT;
+    const int n = ::poll(&p, 1, left);
+    if (n > 0)
+      return 0;
+    if (n == 0)
+      return ETIMEDOUT;
+    if (errno != EINTR)
+      return errno;
+  }
 }
 
 std::string lock_path(const std::string &run_dir, const std::string &node) {

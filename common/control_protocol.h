@@ -29,6 +29,7 @@
 //               change to the node; EPROTO from an older module); pread() reads the node's bytes,
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -67,6 +68,12 @@ struct UnixEndpoint {
   const sockaddr *sockaddr_ptr() const { return reinterpret_cast<const sockaddr *>(&addr); }
 };
 Result<UnixEndpoint> unix_endpoint(const std::string &path);
+
+// Deadlines of both sides: milliseconds left until `deadline`, 0 once it has passed (a poll()
+// timeout); and poll() for `events` on `fd` until `deadline` (0, ETIMEDOUT or an errno).
+using Clock = std::chrono::steady_clock;
+int remaining_ms(Clock::time_point deadline);
+int wait_for(int fd, short events, Clock::time_point deadline);
 
 // <run-dir>/NAME.lock, the node lock its daemon holds.
 std::string lock_path(const std::string &run_dir, const std::string &node);

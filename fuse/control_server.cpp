@@ -20,13 +20,8 @@
 namespace pkramfs {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int remaining_ms(Clock::time_point deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
+using control::Clock;
+using control::remaining_ms;
 
 std::string error_reply(const std::string &message, int err = 0) {
   control::JsonWriter w;
