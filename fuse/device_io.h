@@ -6,7 +6,7 @@
 //   SB_NOSEC and the daemon clears suid/sgid itself on write, truncate and chown, which
 //   Filesystem does for every caller already (drop_privileges_locked, kill_on_chown_locked).
 // - after_init: runs once the kernel has processed the INIT reply, which sets the bdi's
-//   readahead window to the smaller of its own and the reply's (see readahead.h).
+//   readahead window to the smaller of its own and the reply's; bdi.h tunes the bdi there.
 // - kernel_fsetid_verdict: what the kernel decided about the caller's CAP_FSETID for the request
 //   being served, read from the raw request (libfuse 3.14 drops these bits).
 // - FUSE_TMPFILE (O_TMPFILE), which libfuse 3.14 does not know: read off the device and handed

@@ -1,5 +1,6 @@
 // pkramfs-fuse: checks everything it can before touching anything, mounts, then serves.
 #include "storage/arena.h"
+#include "bdi.h"
 #include "control_server.h"
 #include "device_io.h"
 #include "direct_write.h"
@@ -15,7 +16,6 @@
 #include "options.h"
 #include "util/parse.h"
 #include "storage/pkram_device.h"
-#include "readahead.h"
 #include "mount_table.h"
 #include "remount.h"
 #include "signal_stop.h"
@@ -584,11 +584,10 @@ int main(int argc, char **argv) {
   InitAmendments amendments;
   amendments.handle_killpriv_v2 = tuning.killpriv_v2;
   amendments.spin_us = tuning.spin_us;
-  if (tuning.readahead_kb)
-    amendments.after_init = [mountpoint = opt.mountpoint, kib = tuning.readahead_kb] {
-      if (const int err = set_mount_readahead(mountpoint, kib))
-        spdlog::debug("readahead of {} left at the kernel's: {}", mountpoint, std::strerror(err));
-    };
+  const BdiSettings bdi{.readahead_kb = tuning.readahead_kb,
+                        .max_ratio = tuning.bdi_max_ratio,
+                        .clear_strict_limit = !tuning.bdi_strict_limit};
+  amendments.after_init = [mountpoint = opt.mountpoint, bdi] { tune_mount_bdi(mountpoint, bdi); };
   if (const int err = install_device_io(se, std::move(amendments)))
     die("cannot install the FUSE device hooks: " + std::string(std::strerror(-err)));
   spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);

@@ -22,6 +22,8 @@ struct Key {
 };
 constexpr Key kKeys[] = {
     {"readahead_kb", 1u << 20, [](Tuning &t, size_t n) { t.readahead_kb = unsigned(n); }},
+    {"bdi_max_ratio", 100, [](Tuning &t, size_t n) { t.bdi_max_ratio = unsigned(n); }},
+    {"bdi_strict_limit", 1, [](Tuning &t, size_t n) { t.bdi_strict_limit = n == 1; }},
     {"killpriv_v2", 1, [](Tuning &t, size_t n) { t.killpriv_v2 = n == 1; }},
     {"spin_us", 100000, [](Tuning &t, size_t n) { t.spin_us = unsigned(n); }},
     {"threads", 64, [](Tuning &t, size_t n) { t.threads = unsigned(n); }},

@@ -11,6 +11,13 @@ struct Tuning {
   // the 128 KiB it offered in INIT, so without this a sequential read reaches the daemon as
   // 128 KiB requests however large max_pages is. 0 leaves the kernel's value.
   unsigned readahead_kb = 1024;
+  // The mount's dirty page cap once INIT is done: bdi max_ratio, percent of the system's dirty
+  // threshold; FUSE gives every mount 1 (bdi.h). Shared writable mappings dirty pages that the
+  // kernel must write back through the daemon; 0 leaves the kernel's 1.
+  unsigned bdi_max_ratio = 0;
+  // Whether that cap holds while the system is below its own dirty limits (bdi strict_limit,
+  // Linux 6.2+; FUSE sets it). 1 leaves the kernel's setting, 0 clears it.
+  bool bdi_strict_limit = true;
   // FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (device_io.h): one round trip per write(2).
   bool killpriv_v2 = true;
   // Microseconds a worker polls /dev/fuse before it sleeps (device_io.cpp: read_spinning):

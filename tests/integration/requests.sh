@@ -5,7 +5,7 @@
 # 1 MiB READs (the readahead window raised after INIT), and the kernel still removes
 # security.capability on a write, and fsync costs no round trip. With PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 the old
 # counts come back, which shows the counting sees the difference. fuse/device_io.h,
-# fuse/readahead.h, docs/performance.md "Levers".
+# fuse/bdi.h, docs/performance.md "Levers".
 . "$(dirname "$0")/lib.sh"
 need_pk
 [ -n "$PY" ] || { skip "requests" "python3 not available"; finish; }
