@@ -1,7 +1,9 @@
 /* mmap-worker -- the timed part of tools/bench/mmap-workloads, which compiles it with cc.
  *
- *   mmap-worker shm-cache FILE PROCS SECONDS   PROCS processes map FILE MAP_SHARED and do
- *       read-modify-write of random 8 KiB blocks for SECONDS; prints "ops_per_s N".
+ *   mmap-worker shm-cache FILE PROCS SECONDS [warm]   PROCS processes map FILE MAP_SHARED and
+ *       do read-modify-write of random 8 KiB blocks for SECONDS; prints "ops_per_s N". With
+ *       "warm", each process first writes every page of its mapping once, before the clock
+ *       starts (a cache that has run for a while: no first-touch faults in the timed part).
  *   mmap-worker first-touch FILE MIB           creates FILE, ftruncate to MIB, maps it shared
  *       and writes one byte per 4 KiB page; prints "touch_s T" and "msync_s T" (the msync(MS_SYNC)
  *       after it, which on FUSE writes every page back through the daemon).
@@ -63,7 +65,8 @@ static uint64_t xorshift(uint64_t *s) {
 
 /* One process of shm-cache: read a random block into a private buffer, change it, write it
  * back (a buffer pool's page update); ops per second written to `out`. */
-static void shm_cache_process(const char *path, double seconds, int out, int go) {
+static void shm_cache_process(const char *path, double seconds, int warm, int out, int ready,
+                              int go) {
   size_t size;
   unsigned char *p = map_file(path, O_RDWR, &size, 0);
   const uint64_t blocks = size / BLOCK;
@@ -73,8 +76,11 @@ static void shm_cache_process(const char *path, double seconds, int out, int go)
   }
   uint64_t seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
   unsigned char buf[BLOCK];
-  char c;
-  if (read(go, &c, 1) != 1) /* all processes start together */
+  if (warm)
+    for (size_t off = 0; off < size; off += PAGE)
+      ((volatile unsigned char *)p)[off] = p[off];
+  char c = 'r';
+  if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1) /* all processes start together */
     exit(1);
   const double start = now(), end = start + seconds;
   double t = start;
@@ -96,9 +102,9 @@ static void shm_cache_process(const char *path, double seconds, int out, int go)
   exit(0);
 }
 
-static int shm_cache(const char *path, int procs, double seconds) {
-  int res[2], go[2];
-  if (pipe(res) != 0 || pipe(go) != 0)
+static int shm_cache(const char *path, int procs, double seconds, int warm) {
+  int res[2], ready[2], go[2];
+  if (pipe(res) != 0 || pipe(ready) != 0 || pipe(go) != 0)
     die("cannot create a pipe for", path);
   for (int i = 0; i < procs; i++) {
     pid_t pid = fork();
@@ -106,16 +112,21 @@ static int shm_cache(const char *path, int procs, double seconds) {
       die("cannot fork for", path);
     if (pid == 0) {
       close(res[0]);
+      close(ready[0]);
       close(go[1]);
-      shm_cache_process(path, seconds, res[1], go[0]);
+      shm_cache_process(path, seconds, warm, res[1], ready[1], go[0]);
     }
   }
   close(res[1]);
+  close(ready[1]);
   close(go[0]);
-  usleep(100000); /* let every process map the file */
+  char c;
+  for (int i = 0; i < procs; i++) /* every process has mapped the file (and warmed it) */
+    if (read(ready[0], &c, 1) != 1)
+      break;
   for (int i = 0; i < procs; i++)
     if (write(go[1], "g", 1) != 1)
-      die("cannot start the processes on", path);
+      break; /* a process failed: reported below */
   double total = 0, rate;
   int got = 0;
   while (read(res[0], &rate, sizeof rate) == sizeof rate) {
@@ -173,13 +184,13 @@ static int mem(const char *path, size_t mib) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 5 && strcmp(argv[1], "shm-cache") == 0)
-    return shm_cache(argv[2], atoi(argv[3]), atof(argv[4]));
+  if ((argc == 5 || (argc == 6 && strcmp(argv[5], "warm") == 0)) && strcmp(argv[1], "shm-cache") == 0)
+    return shm_cache(argv[2], atoi(argv[3]), atof(argv[4]), argc == 6);
   if (argc == 4 && strcmp(argv[1], "first-touch") == 0)
     return first_touch(argv[2], strtoull(argv[3], NULL, 10));
   if (argc == 4 && strcmp(argv[1], "mem") == 0)
     return mem(argv[2], strtoull(argv[3], NULL, 10));
-  fprintf(stderr, "usage: mmap-worker shm-cache FILE PROCS SECONDS | first-touch FILE MIB | "
+  fprintf(stderr, "usage: mmap-worker shm-cache FILE PROCS SECONDS [warm] | first-touch FILE MIB | "
                   "mem FILE MIB\n");
   return 2;
 }
