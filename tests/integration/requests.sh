@@ -4,8 +4,8 @@
 # kernel's security.capability GETXATTR before each write), a cold sequential read arrives in
 # 1 MiB READs (the readahead window raised after INIT), and the kernel still removes
 # security.capability on a write, and fsync costs no round trip. With PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 the old
-# counts come back, which shows the counting sees the difference. fuse/device_io.h,
-# fuse/bdi.h, docs/performance.md "Levers".
+# counts come back, which shows the counting sees the difference; the bdi's max_ratio is 100
+# (bdi_max_ratio=0: FUSE's 1). fuse/device_io.h, fuse/bdi.h, docs/performance.md "Levers".
 . "$(dirname "$0")/lib.sh"
 need_pk
 [ -n "$PY" ] || { skip "requests" "python3 not available"; finish; }
@@ -67,10 +67,15 @@ os.close(f)'"
 }
 
 bdi_readahead() { cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
+bdi_max_ratio() { cat "/sys/class/bdi/$(mountpoint -d "$1")/max_ratio"; }
 
 # ------------------------------------------------------------ as shipped --
 pk_start "$M" --pkram=rq --size=64m || { fail "mount" "did not mount"; finish; }
 assert_eq "readahead:bdi-read_ahead_kb" 1024 "$(bdi_readahead "$M")"
+# the dirty page cap raised from FUSE's 1% (fuse/bdi.h), the strict limit left as FUSE set it
+assert_eq "writeback:bdi-max_ratio" 100 "$(bdi_max_ratio "$M")"
+[ -e "/sys/class/bdi/$(mountpoint -d "$M")/strict_limit" ] &&
+    assert_eq "writeback:bdi-strict_limit" 1 "$(cat "/sys/class/bdi/$(mountpoint -d "$M")/strict_limit")"
 run_workloads default
 assert_eq "write:one-WRITE-per-write" "$WRITES" "$(count "$T/default-write.ops" WRITE)"
 assert_eq "write:no-GETXATTR" 0 "$(count "$T/default-write.ops" GETXATTR)"
@@ -129,9 +134,10 @@ is_mounted "$T/bad" && fail "tune:bad-key-nothing-mounted" "mounted" || pass "tu
 assert_eq "tune:bad-key-no-node-created" "" "$(ls "$SHM" | grep rq3)"
 
 # ------------------------------------------------ levers off: the old counts --
-PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0 pk_start "$M" --pkram=rq2 --size=64m ||
+PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0,bdi_max_ratio=0 pk_start "$M" --pkram=rq2 --size=64m ||
     { fail "mount:levers-off" "did not mount"; finish; }
 assert_eq "levers-off:bdi-read_ahead_kb" 128 "$(bdi_readahead "$M")"
+assert_eq "levers-off:bdi-max_ratio" 1 "$(bdi_max_ratio "$M")"
 run_workloads off
 assert_eq "levers-off:GETXATTR-per-write" "$WRITES" "$(count "$T/off-write.ops" GETXATTR)"
 reads=$(count "$T/off-read.ops" READ)
