@@ -10,6 +10,7 @@
 #include "export/node_export.h"
 #include "node/node_inspect.h"
 #include "journal/records.h"
+#include "support/export_header.h"
 #include "support/anon_fs.h"
 #include "support/callers.h"
 #include "support/crafted_checkpoint.h"
@@ -341,20 +342,8 @@ TEST_CASE("a FIFO where an image or a node file should be is refused without wai
 TEST_CASE("an export image claiming a huge checkpoint over a sparse file is refused at once (L6)",
           "[crafted]") {
   const std::string dir = temp_dir(), path = dir + "/image";
-  pkramfs_export_header h{};
-  h.magic = PKRAMFS_EXPORT_MAGIC;
-  h.version = PKRAMFS_EXPORT_VERSION;
-  h.header_bytes = sizeof h;
-  h.node_format_version = PKRAMFS_FORMAT_VERSION;
-  h.block_size = kBlockSize;
-  h.frame_size = kFrameSize;
-  h.data_first_frame = 1 + Node::kJournalFrames;
-  h.limit_blocks = 1000;
-  h.max_inodes = UINT64_MAX;
   for (uint64_t bytes : {1ull << 40, 1ull << 30}) {
-    h.checkpoint_bytes = bytes;
-    h.image_bytes = export_image_bytes(h.checkpoint_bytes, 0, 0);
-    seal(h);
+    const pkramfs_export_header h = export_header(bytes, 0, 0);
     REQUIRE(check_export_header(h).empty());
     std::filesystem::remove(path);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);

@@ -6,6 +6,7 @@
 #include "node/node.h"
 #include "export/node_export.h"
 #include "node/node_inspect.h"
+#include "support/export_header.h"
 #include "support/fs_calls.h"
 #include "support/mounted_node.h"
 
@@ -52,24 +53,7 @@ void put_bytes(const std::string &path, const std::string &s) {
   ::close(fd);
 }
 
-pkramfs_export_header sample_header() {
-  pkramfs_export_header h{};
-  h.magic = PKRAMFS_EXPORT_MAGIC;
-  h.version = PKRAMFS_EXPORT_VERSION;
-  h.header_bytes = sizeof h;
-  h.node_format_version = PKRAMFS_FORMAT_VERSION;
-  h.block_size = kBlockSize;
-  h.frame_size = kFrameSize;
-  h.data_first_frame = 1 + Node::kJournalFrames;
-  h.limit_blocks = 1000;
-  h.max_inodes = UINT64_MAX;
-  h.checkpoint_bytes = 4096;
-  h.nr_extents = 2;
-  h.data_blocks = 300;
-  h.image_bytes = export_image_bytes(h.checkpoint_bytes, h.nr_extents, h.data_blocks);
-  seal(h);
-  return h;
-}
+pkramfs_export_header sample_header() { return export_header(4096, 2, 300); }
 
 } // namespace
 
