@@ -238,19 +238,17 @@ void Filesystem::zero_range_locked(Inode &inode, uint64_t offset, uint64_t lengt
 }
 
 Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
-  // At the same size tmpfs still runs its page truncation, which stamps the times when the
-  // file holds any blocks (ftruncate and O_TRUNC stamp them anyway, see their callers).
-  if (size == inode.size) {
-    if (inode.extents.allocated_blocks())
-      touch_mc(inode);
+  // At the same size tmpfs still runs its page truncation when the file holds any blocks
+  // (shmem_setattr: newsize <= oldsize and info->alloced -> shmem_truncate_range(newsize, -1)):
+  // it gives back what a KEEP_SIZE fallocate left past EOF and stamps the times (ftruncate and
+  // O_TRUNC stamp them anyway, see their callers).
+  if (size == inode.size && !inode.extents.allocated_blocks())
     return {};
-  }
-  if (size < inode.size) {
+  if (size <= inode.size)
     free_data(inode, blocks_for(size), UINT64_MAX >> kBlockShift);
-    // Bytes past EOF in the last block must read as zero if the file grows again.
-    if (size & (kBlockSize - 1))
-      zero_range_locked(inode, size, kBlockSize - (size & (kBlockSize - 1)));
-  }
+  // Bytes past EOF in the last block must read as zero if the file grows again.
+  if (size < inode.size && (size & (kBlockSize - 1)))
+    zero_range_locked(inode, size, kBlockSize - (size & (kBlockSize - 1)));
   inode.size = size;
   touch_mc(inode);
   return {};

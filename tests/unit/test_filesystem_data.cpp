@@ -273,6 +273,27 @@ TEST_CASE("Filesystem: fallocate", "[fs][data]") {
     CHECK(read(fs, f, 100, 500000 - 100) == zeros(500000 - 100));
     CHECK(used_blocks(fs) == MiB / kBlk);
   }
+  SECTION("truncate to the same size gives back what KEEP_SIZE left past EOF") {
+    // shmem_setattr: newsize <= oldsize with blocks allocated -> shmem_truncate_range(newsize,
+    // -1), which frees the preallocation and stamps the times; once nothing is left, a second
+    // truncate to the same size stamps nothing.
+    REQUIRE(write(fs, f, 0, std::string(100, 'a')) == 100);
+    REQUIRE(fs.fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 4 * kBlk, kRootCaller).ok());
+    CHECK(alloc_blocks(fs, f) == 4);
+    REQUIRE(fs.setattr(f, size_attr(100), kRootCaller).ok());
+    CHECK(attr(fs, f).st_size == 100);
+    CHECK(alloc_blocks(fs, f) == 1);
+    CHECK(used_blocks(fs) == 1);
+    CHECK(read(fs, f, 0, 100) == std::string(100, 'a'));
+    REQUIRE(fs.setattr(f, size_attr(0), kRootCaller).ok());
+    REQUIRE(fs.fallocate(f, FALLOC_FL_KEEP_SIZE, 0, kBlk, kRootCaller).ok());
+    REQUIRE(fs.setattr(f, size_attr(0), kRootCaller).ok());
+    CHECK(alloc_blocks(fs, f) == 0);
+    const auto before = attr(fs, f);
+    tick();
+    REQUIRE(fs.setattr(f, size_attr(0), kRootCaller).ok());
+    CHECK(same(attr(fs, f).st_mtim, before.st_mtim));
+  }
   SECTION("a write across preallocated and unallocated blocks") {
     REQUIRE(fs.fallocate(f, FALLOC_FL_KEEP_SIZE, 2 * kBlk, 2 * kBlk, kRootCaller).ok());
     const std::string data = pattern(5 * kBlk - 10);
