@@ -93,7 +93,7 @@ constexpr Exclusion kExclusions[] = {
                                                        "the daemon opts in"},
     {"ioctls other than FS_IOC_GETFLAGS/SETFLAGS, statx btime", "not part of the observable "
                                                                 "tmpfs contract pkramfs mirrors"},
-    {"chown(f, -1, -1) of a setgid file by a non-owner",
+    {"chown(f, -1, -1) of a setuid or setgid file by a non-owner",
      "the VFS makes it a mode change that tmpfs refuses (EPERM); kernel FUSE strips that change "
      "before its permission check (skipped at run time, kSkipChownNoopOfSetgidByNonOwner)"},
     {"immutable and append-only inode flags",
@@ -965,16 +965,18 @@ void genChown(Rng &r, Op &op) {
   op.flags = r.chance(30) ? AT_SYMLINK_NOFOLLOW : 0;
 }
 Result runChown(Side &, const Op &op) {
-  // chown(f, -1, -1) by someone who may not drop f's setgid bit (setattr_should_drop_sgid): the
-  // VFS turns the kill into a mode change, which tmpfs refuses to a non-owner (EPERM); kernel
+  // chown(f, -1, -1) of a setuid file (notify_change: ATTR_KILL_SUID), or of a setgid one by
+  // someone who may not drop the bit (setattr_should_drop_sgid), by a non-owner: the VFS turns
+  // the kill into a mode change, which tmpfs refuses to a non-owner (EPERM); kernel
   // FUSE strips the mode change before its permission check and asks the daemon only to kill
   // the bit (docs/semantics.md). Skipped on both sides.
   struct stat st;
   if (kSkipChownNoopOfSetgidByNonOwner && op.nobody && op.uid == static_cast<uint32_t>(-1) &&
       op.gid == static_cast<uint32_t>(-1) &&
       fstatat(AT_FDCWD, op.path.c_str(), &st, op.flags) == 0 && !S_ISDIR(st.st_mode) &&
-      (st.st_mode & S_ISGID) && st.st_uid != kNobody && st.st_gid != kNobody)
-    return skipped("chown -1 -1 of a setgid file by a non-owner");
+      st.st_uid != kNobody &&
+      ((st.st_mode & S_ISUID) || ((st.st_mode & S_ISGID) && st.st_gid != kNobody)))
+    return skipped("chown -1 -1 of a setuid/setgid file by a non-owner");
   return sysResult(fchownat(AT_FDCWD, op.path.c_str(), op.uid, op.gid, op.flags));
 }
 std::string showChown(const Op &op) {
