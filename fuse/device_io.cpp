@@ -36,6 +36,13 @@ thread_local bool request_tmpfile = false;
 // That request arrived as FUSE_STATX and goes to libfuse as FUSE_GETATTR (serving_statx).
 thread_local std::optional<StatxRequest> request_statx;
 
+// A raw request's body as `In`, or null when the request is too short to hold one.
+template <class In> const In *body(const void *buf, ssize_t n) {
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(In)))
+    return nullptr;
+  return reinterpret_cast<const In *>(static_cast<const fuse_in_header *>(buf) + 1);
+}
+
 // FUSE_TMPFILE (protocol 7.37, sent by Linux 6.1+ for O_TMPFILE whatever minor version the
 // INIT reply names: fuse_tmpfile checks nothing but fc->no_tmpfile). libfuse 3.14 answers an
 // opcode it does not know with ENOSYS, which turns O_TMPFILE off for the connection
@@ -44,10 +51,8 @@ thread_local std::optional<StatxRequest> request_statx;
 // fuse_open_out), so libfuse serves it as a CREATE; the create handler asks which it is.
 void hand_tmpfile_over_as_create(void *buf, ssize_t n) {
   request_tmpfile = false;
-  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(fuse_create_in)))
-    return;
   auto *in = static_cast<fuse_in_header *>(buf);
-  if (in->opcode != FUSE_TMPFILE)
+  if (!body<fuse_create_in>(buf, n) || in->opcode != FUSE_TMPFILE)
     return;
   in->opcode = FUSE_CREATE;
   request_tmpfile = true;
@@ -59,23 +64,15 @@ void hand_tmpfile_over_as_create(void *buf, ssize_t n) {
 // asks serving_statx() and replies with a fuse_statx_out of its own.
 void hand_statx_over_as_getattr(void *buf, ssize_t n) {
   request_statx.reset();
-  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(FuseStatxIn)))
-    return;
   auto *in = static_cast<fuse_in_header *>(buf);
-  if (in->opcode != kFuseStatx)
+  const auto *sx = body<FuseStatxIn>(buf, n);
+  if (!sx || in->opcode != kFuseStatx)
     return;
-  const auto *sx = reinterpret_cast<const FuseStatxIn *>(in + 1);
   request_statx = StatxRequest{sx->sx_flags, sx->sx_mask};
   in->opcode = FUSE_GETATTR;
 }
 
 // The CAP_FSETID verdict a raw request carries (kernel_fsetid_verdict in device_io.h).
-template <class In> const In *body(const void *buf, ssize_t n) {
-  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(In)))
-    return nullptr;
-  return reinterpret_cast<const In *>(static_cast<const fuse_in_header *>(buf) + 1);
-}
-
 std::optional<bool> fsetid_verdict_of(const void *buf, ssize_t n) {
   if (n < static_cast<ssize_t>(sizeof(fuse_in_header)))
     return std::nullopt;
