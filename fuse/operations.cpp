@@ -168,13 +168,9 @@ void reply_statx(fuse_req_t req, fuse_ino_t ino, const StatxRequest &want) {
     sx.mask |= STATX_BTIME;
     sx.btime = sx_time(*r->btime);
   }
-  if (r->flags & PKRAMFS_INODE_APPEND)
-    sx.attributes |= STATX_ATTR_APPEND;
-  if (r->flags & PKRAMFS_INODE_IMMUTABLE)
-    sx.attributes |= STATX_ATTR_IMMUTABLE;
-  if (r->flags & PKRAMFS_INODE_NODUMP)
-    sx.attributes |= STATX_ATTR_NODUMP;
-  sx.attributes_mask = STATX_ATTR_APPEND | STATX_ATTR_IMMUTABLE | STATX_ATTR_NODUMP;
+  const StatxAttributes attributes = statx_attributes_of_flags(r->flags);
+  sx.attributes = attributes.attributes;
+  sx.attributes_mask = attributes.mask;
   fuse_reply_buf(req, reinterpret_cast<const char *>(&out), sizeof out);
 }
 

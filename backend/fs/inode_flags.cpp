@@ -1,6 +1,7 @@
 #include "fs/inode_flags.h"
 
 #include <cerrno>
+#include <linux/stat.h>
 #include <utility>
 
 namespace pkramfs {
@@ -33,6 +34,21 @@ struct fsxattr fsxattr_of_flags(uint32_t flags) {
     if (flags & flag)
       fa.fsx_xflags |= xflag;
   return fa;
+}
+
+StatxAttributes statx_attributes_of_flags(uint32_t flags) {
+  // shmem_getattr: FS_*_FL -> STATX_ATTR_* for these three, which it also puts in the mask.
+  constexpr std::pair<uint32_t, uint64_t> kFlagToStatx[] = {
+      {FS_APPEND_FL, STATX_ATTR_APPEND},
+      {FS_IMMUTABLE_FL, STATX_ATTR_IMMUTABLE},
+      {FS_NODUMP_FL, STATX_ATTR_NODUMP}};
+  StatxAttributes a;
+  for (auto [flag, attribute] : kFlagToStatx) {
+    a.mask |= attribute;
+    if (flags & flag)
+      a.attributes |= attribute;
+  }
+  return a;
 }
 
 Result<uint32_t> flags_of_fsxattr(const struct fsxattr &fa) {

@@ -21,6 +21,14 @@ inline constexpr uint32_t kInheritedFlags = PKRAMFS_INODE_NODUMP | PKRAMFS_INODE
 // FS_IOC_FSGETXATTR's answer: the flags as xflags, every other field 0.
 struct fsxattr fsxattr_of_flags(uint32_t flags);
 
+// statx(2)'s attributes and attributes_mask as tmpfs's shmem_getattr reports them: the
+// append-only, immutable and nodump flags as STATX_ATTR_*, the mask saying those three are known.
+struct StatxAttributes {
+  uint64_t attributes = 0;
+  uint64_t mask = 0;
+};
+StatxAttributes statx_attributes_of_flags(uint32_t flags);
+
 // FS_IOC_FSSETXATTR's request as flags. EOPNOTSUPP where tmpfs refuses it: an extent size,
 // project id or xflag outside the common ones (fileattr_has_fsx), or a common xflag tmpfs does
 // not keep (FS_XFLAG_SYNC, DAX, PROJINHERIT).
