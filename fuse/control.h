@@ -40,7 +40,15 @@ struct NodeStatus {
   std::string backend; // "shm", "kmod", "anon"
   std::string state;   // "active", "preserved"
   std::string mountpoint;
-  int64_t pid = 0;
+  int64_t pid = 0; // the daemon: the holder, or the serving process where there is none
+  // With a holder (holder.h): who serves now, how often a serving process was replaced after
+  // dying, why the last one was replaced, and how long that takeover took (from the holder
+  // seeing the death to the first request served; -1 before any).
+  int64_t holder_pid = 0;
+  int64_t serving_pid = 0;
+  uint64_t restarts = 0;
+  std::string last_restart_cause;
+  double last_takeover_ms = -1;
   NodeUsage usage;
 };
 

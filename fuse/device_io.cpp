@@ -1,17 +1,21 @@
 #include "device_io.h"
 #include "operations.h" // FUSE_USE_VERSION and fuse_lowlevel.h
+#include "session_state.h"
 #include "statx_wire.h"
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <vector>
 
 namespace pkramfs {
 namespace {
@@ -24,7 +28,33 @@ struct DeviceIo {
   std::atomic<bool> init_done{false};
   // FUSE_HANDLE_KILLPRIV_V2 was offered by the kernel and put in the INIT reply.
   std::atomic<bool> killpriv_v2{false};
+  // The kernel's protocol minor version (from the INIT request).
+  std::atomic<uint32_t> kernel_minor{0};
+  // Takeover: the next read returns the saved INIT request.
+  std::atomic<bool> replay_init{false};
+  // Takeover: a reply went out (the takeover time ends there, session_state.h).
+  std::atomic<bool> served_since_takeover{false};
+  int fd = -1;
 };
+
+// FUSE_NOTIFY_RESEND (include/uapi/linux/fuse.h, 7.40): the kernel puts every request it sent
+// and has no reply for back in its queue, marked with FUSE_UNIQUE_RESEND. Debian 12's headers
+// stop at 7.38.
+constexpr int32_t kFuseNotifyResend = 7;
+constexpr uint32_t kFuseResendMinor = 40;
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Requests that get no reply (fuse_lowlevel.c: do_forget, do_batch_forget, do_interrupt), so
+// nothing waits on them.
+bool expects_reply(uint32_t opcode) {
+  return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET && opcode != FUSE_INTERRUPT &&
+         opcode != FUSE_NOTIFY_REPLY;
+}
 
 DeviceIo device_io;
 
@@ -137,8 +167,36 @@ ssize_t read_spinning(int fd, void *buf, size_t len) {
   }
 }
 
+// Takeover: the INIT request the connection began with, as if the kernel sent it now.
+ssize_t replay_init_request(void *buf, size_t len) {
+  const auto init = device_io.amendments.session->init_request();
+  if (init.size() > len || init.size() < sizeof(fuse_in_header) + sizeof(fuse_init_in)) {
+    errno = EPROTO;
+    return -1;
+  }
+  std::memcpy(buf, init.data(), init.size());
+  return static_cast<ssize_t>(init.size());
+}
+
+// What a process taking over must keep of a request it reads: the INIT request (the first
+// process), and every request that waits for a reply until the reply is written.
+void note_request(const void *buf, ssize_t n, bool replayed) {
+  SessionState *session = device_io.amendments.session;
+  if (!session || replayed || n < static_cast<ssize_t>(sizeof(fuse_in_header)))
+    return;
+  const auto *in = static_cast<const fuse_in_header *>(buf);
+  if (in->opcode == FUSE_INIT)
+    session->save_init({static_cast<const unsigned char *>(buf), static_cast<size_t>(n)});
+  else if (expects_reply(in->opcode))
+    session->track(in->unique);
+}
+
 ssize_t read_request(int fd, void *buf, size_t len, void *) {
-  const ssize_t n = device_io.amendments.spin_us ? read_spinning(fd, buf, len) : read(fd, buf, len);
+  const bool replayed = device_io.replay_init.exchange(false);
+  const ssize_t n = replayed                        ? replay_init_request(buf, len)
+                    : device_io.amendments.spin_us ? read_spinning(fd, buf, len)
+                                                   : read(fd, buf, len);
+  note_request(buf, n, replayed);
   hand_tmpfile_over_as_create(buf, n);
   hand_statx_over_as_getattr(buf, n);
   request_fsetid = fsetid_verdict_of(buf, n);
@@ -150,6 +208,7 @@ ssize_t read_request(int fd, void *buf, size_t len, void *) {
   if (in->opcode == FUSE_INIT) {
     const auto *init = reinterpret_cast<const fuse_init_in *>(in + 1);
     device_io.kernel_flags = init->flags;
+    device_io.kernel_minor = init->minor;
     device_io.init_unique = in->unique;
   }
   return n;
@@ -165,9 +224,47 @@ bool is_init_reply(const iovec *iov, int count) {
   return out->error == 0 && out->unique != 0 && out->unique == device_io.init_unique;
 }
 
+// Takeover, once the replayed INIT is answered: the requests the last process read and did not
+// answer. Their callers still wait, since the holder kept the connection open.
+void recover_inflight(int fd) {
+  const std::vector<uint64_t> inflight = device_io.amendments.session->take_inflight();
+  if (device_io.kernel_minor >= kFuseResendMinor) {
+    const fuse_out_header resend{sizeof(fuse_out_header), kFuseNotifyResend, 0};
+    if (write(fd, &resend, sizeof resend) != sizeof resend)
+      spdlog::error("takeover: the kernel refused FUSE_NOTIFY_RESEND ({}); {} requests in "
+                    "flight stay unanswered",
+                    std::strerror(errno), inflight.size());
+    else
+      spdlog::debug("takeover: asked the kernel to resend what was in flight ({} known)",
+                    inflight.size());
+    return;
+  }
+  // Protocol 7.39 and older (Linux 6.1): the kernel cannot send them again. EIO ends each one;
+  // a reply to a request that had been answered already is refused by the kernel (ENOENT).
+  for (const uint64_t unique : inflight) {
+    const fuse_out_header failed{sizeof(fuse_out_header), -EIO, unique};
+    [[maybe_unused]] const ssize_t w = write(fd, &failed, sizeof failed);
+  }
+  if (!inflight.empty())
+    spdlog::warn("takeover: {} requests in flight failed with EIO (this kernel cannot resend "
+                 "them: FUSE protocol 7.{}, resending needs 7.40)",
+                 inflight.size(), device_io.kernel_minor.load());
+}
+
 ssize_t write_reply(int fd, iovec *iov, int count, void *) {
-  if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count))
-    return writev(fd, iov, count);
+  if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count)) {
+    const ssize_t n = writev(fd, iov, count);
+    if (SessionState *session = device_io.amendments.session;
+        session && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+      const int err = errno;
+      if (const uint64_t unique = static_cast<const fuse_out_header *>(iov[0].iov_base)->unique)
+        session->untrack(unique);
+      if (device_io.amendments.takeover && !device_io.served_since_takeover.exchange(true))
+        session->layout().takeover_served_ns = monotonic_ns();
+      errno = err;
+    }
+    return n;
+  }
   auto *init = static_cast<fuse_init_out *>(iov[1].iov_base);
   spdlog::debug("init reply: proto {}.{}", init->major, init->minor);
   const bool v2 =
@@ -176,9 +273,19 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
     init->flags |= FUSE_HANDLE_KILLPRIV_V2;
   // Before the reply: the kernel lets other workers read requests as soon as it has it.
   device_io.killpriv_v2 = v2;
-  const ssize_t n = writev(fd, iov, count);
+  ssize_t n;
+  if (device_io.amendments.takeover) {
+    // The kernel has this reply already, from the process that mounted.
+    n = 0;
+    for (int i = 0; i < count; ++i)
+      n += static_cast<ssize_t>(iov[i].iov_len);
+  } else {
+    n = writev(fd, iov, count);
+  }
   const int err = errno;
   device_io.init_done = true;
+  if (device_io.amendments.takeover)
+    recover_inflight(device_io.fd);
   // The kernel applied the reply inside writev (process_init_reply runs as the request ends).
   if (n >= 0 && device_io.amendments.after_init)
     device_io.amendments.after_init();
@@ -194,13 +301,15 @@ bool serving_tmpfile() { return request_tmpfile; }
 
 std::optional<StatxRequest> serving_statx() { return request_statx; }
 
-int install_device_io(fuse_session *se, InitAmendments amendments) {
+int install_device_io(fuse_session *se, int fd, InitAmendments amendments) {
   device_io.amendments = std::move(amendments);
+  device_io.fd = fd;
+  device_io.replay_init = device_io.amendments.takeover;
   static const fuse_custom_io io = {.writev = write_reply,
                                     .read = read_request,
                                     .splice_receive = nullptr,
                                     .splice_send = nullptr};
-  return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+  return fuse_session_custom_io(se, &io, fd);
 }
 
 } // namespace pkramfs

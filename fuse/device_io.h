@@ -23,15 +23,26 @@ struct fuse_session;
 
 namespace pkramfs {
 
+class SessionState;
+
 struct InitAmendments {
   bool handle_killpriv_v2 = false;
   std::function<void()> after_init;
   unsigned spin_us = 0; // see read_spinning
+  // The holder's session state (holder.h), or null without a holder: the INIT request and the
+  // requests in flight are kept there, for a process that takes the connection over.
+  SessionState *session = nullptr;
+  // This process takes a live connection over (REQUIRES: session). libfuse reads the saved INIT
+  // request first and its reply goes nowhere (the kernel negotiated once, with the same
+  // answer); then the requests the last process left unanswered are sent again by the kernel
+  // (FUSE_NOTIFY_RESEND, protocol 7.40, Linux 6.9+) or, on older kernels, answered with EIO so
+  // that their callers do not wait forever.
+  bool takeover = false;
 };
 
-// Installs the hooks on a session that fuse_session_mount() has mounted; 0 or a negative errno.
-// One session per process.
-int install_device_io(fuse_session *se, InitAmendments amendments);
+// Installs the hooks on a session that serves the connection `fd` (mounted by
+// fuse_session_mount(), or taken over); 0 or a negative errno. One session per process.
+int install_device_io(fuse_session *se, int fd, InitAmendments amendments);
 
 // Whether the caller of the request this thread is serving holds CAP_FSETID, as the kernel
 // judged it with capable(), i.e. in the initial user namespace (fs/fuse/file.c, dir.c):

@@ -4,6 +4,7 @@
 #include "control_server.h"
 #include "device_io.h"
 #include "direct_write.h"
+#include "holder.h"
 #include "util/fault.h"
 #include "fs/filesystem.h"
 #include "util/geometry.h"
@@ -33,6 +34,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -71,6 +73,9 @@ struct Storage {
   std::string node_path; // shm: the node file
   std::unique_ptr<FrameSource> anon;
   std::unique_ptr<Filesystem> fs;
+  // A process taking a live mount over restores what the kernel still references
+  // (Filesystem::keep_unlinked_on_restore).
+  bool takeover = false;
 };
 
 FsConfig fs_config(const Options &opt, uint64_t max_inodes) {
@@ -103,6 +108,8 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
   spdlog::debug("node {} ({})", where, n.frames().describe());
   auto arena = std::make_unique<Arena>(n.frames(), n.data_first_frame(), n.limit_blocks());
   st.fs = std::make_unique<Filesystem>(std::move(arena), fs_config(opt, n.max_inodes()));
+  if (st.takeover)
+    st.fs->keep_unlinked_on_restore();
   std::string problem;
   if (n.fresh()) {
     if (auto r = n.checkpoint(*st.fs); !r)
@@ -302,7 +309,8 @@ void open_storage(const Options &opt, BackendKind kind, const Placement &placeme
 // What pkramfs-ctl can ask a mounted node.
 class DaemonControl final : public ControlHandler {
 public:
-  DaemonControl(const Options &opt, Storage &st) : opt_(opt), st_(st) {}
+  DaemonControl(const Options &opt, Storage &st, SessionState *session)
+      : opt_(opt), st_(st), session_(session) {}
 
   NodeStatus status() override {
     NodeStatus s;
@@ -311,6 +319,16 @@ public:
     s.state = st_.fs->frozen() ? "preserved" : "active";
     s.mountpoint = opt_.mountpoint;
     s.pid = getpid();
+    s.serving_pid = getpid();
+    if (session_) {
+      SessionState::Layout &l = session_->layout();
+      s.pid = s.holder_pid = l.holder_pid.load();
+      s.restarts = l.restarts.load();
+      s.last_restart_cause = session_->cause();
+      const uint64_t started = l.takeover_started_ns.load(), served = l.takeover_served_ns.load();
+      if (started && served >= started)
+        s.last_takeover_ms = static_cast<double>(served - started) / 1e6;
+    }
     const auto u = st_.fs->usage();
     const struct statvfs v = st_.fs->statfs();
     s.usage.files = u.files;
@@ -404,6 +422,7 @@ private:
 
   const Options &opt_;
   Storage &st_;
+  SessionState *session_;
 };
 
 // Leaves the node holding the whole tree in its checkpoint.
@@ -478,6 +497,31 @@ void log_to_syslog(const Options &opt) {
   spdlog::set_default_logger(logger);
 }
 
+// The first serving process under a holder in the background, once it serves: what
+// fuse_daemonize does to a daemon's stdio and working directory.
+void detach_stdio(const Options &opt) {
+  if (chdir("/") != 0)
+    spdlog::debug("cannot change to /: {}", why(errno));
+  if (const int null = open("/dev/null", O_RDWR); null >= 0) {
+    for (int fd = 0; fd <= 2; ++fd)
+      dup2(null, fd);
+    if (null > 2)
+      close(null);
+  }
+  log_to_syslog(opt);
+}
+
+// The end of a mount this process took over: libfuse did not mount it, so it does not unmount
+// it either (fuse_session_unmount). As libfuse's fuse_kern_unmount: nothing if the kernel has
+// ended the connection already, else a lazy unmount.
+void unmount_taken_over(const std::string &mountpoint, int fuse_fd) {
+  pollfd p{fuse_fd, 0, 0};
+  if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+    return;
+  if (umount2(mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL)
+    spdlog::warn("cannot unmount {}: {}", mountpoint, why(errno));
+}
+
 // Arms the fault points named by PKRAMFS_FAULT and --debug-fail (builds with the switch only).
 // Called once to refuse a bad spec before anything happens, and again when the mount is ready,
 // so that passes are counted from there: restoring the node is not part of what a test aims at.
@@ -538,23 +582,37 @@ int main(int argc, char **argv) {
   const NumaPlan numa = plan_numa(opt, kind);
   apply_numa_to_threads(numa);
   std::optional<NodeLock> lock;
-  if (!opt.node.empty()) {
+  std::optional<HolderLink> holder;
+  if (!opt.takeover.empty()) { // the holder holds the lock
+    if (opt.node.empty())
+      die("--takeover is for the holder's own use, with a node");
+    auto link = takeover_link(opt.takeover, error);
+    if (!link)
+      die(error);
+    holder.emplace(std::move(*link));
+  } else if (!opt.node.empty()) {
     if (auto r = ensure_private_dir(opt.run_dir); !r)
       die("cannot use run directory '" + opt.run_dir + "' (" + why(r.error()) +
           "); it must be a directory owned by root and writable only by root: if another user "
         "made it, remove it, then run systemd-tmpfiles --create pkramfs.conf or mount again");
-    pid_t holder = 0;
-    auto l = NodeLock::acquire(opt.run_dir, opt.node, &holder);
+    pid_t lock_holder = 0;
+    auto l = NodeLock::acquire(opt.run_dir, opt.node, &lock_holder);
     if (!l && l.error() == EWOULDBLOCK)
-      die("node '" + opt.node + "' is busy: pkramfs-fuse pid " + std::to_string(holder) +
+      die("node '" + opt.node + "' is busy: pkramfs-fuse pid " + std::to_string(lock_holder) +
           " serves it; unmount that first or choose another --pkram name");
     if (!l)
       die("cannot lock node '" + opt.node + "' in '" + opt.run_dir + "' (" + why(l.error()) + ")");
     lock.emplace(std::move(l.value()));
+    // From here on the mount outlives the process that serves it (holder.h): this returns in
+    // the serving process.
+    holder.emplace(start_holder(argc, argv, opt.foreground, [&lock] { lock->write_pid(getpid()); }));
   }
 
   Storage storage;
+  storage.takeover = holder && holder->takeover();
   open_storage(opt, kind, numa.placement, storage);
+  if (storage.takeover) // the open files of the process that died
+    storage.fs->adopt_kernel_references(holder->state().open_files());
   arm_faults(opt, true);
   Filesystem &fs = *storage.fs;
   spdlog::debug("storage: {}",
@@ -570,16 +628,28 @@ int main(int argc, char **argv) {
   else if (getrandom(&generation, sizeof generation, 0) == sizeof generation)
     generation |= 1; // an anonymous tree is new at every mount: so are its handles
   const fuse_lowlevel_ops ops = make_operations(opt.cache);
-  ServeContext serve{fs, opt.cache, generation};
+  ServeContext serve{fs, opt.cache, generation, holder ? &holder->state() : nullptr};
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &serve);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
   fs.on_attributes_changed(
       [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
-  if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
-    die("cannot mount on '" + opt.mountpoint + "'; see the message above");
+  const bool takeover = storage.takeover;
+  int fuse_fd = -1;
+  if (takeover) {
+    fuse_fd = holder->fuse_fd();
+  } else {
+    if (fuse_session_mount(se, opt.mountpoint.c_str()) != 0)
+      die("cannot mount on '" + opt.mountpoint + "'; see the message above");
+    fuse_fd = fuse_session_fd(se);
+    if (holder)
+      if (auto r = holder->send_mounted(fuse_fd); !r)
+        spdlog::warn("cannot hand the connection to the holder ({}); the mount ends if this "
+                     "process dies",
+                     why(r.error()));
+  }
   fs.set_atime_policy(opt.atime);
-  if (!opt.atime_options.empty())
+  if (!opt.atime_options.empty() && !takeover) // the mount keeps the flags
     apply_atime_flags(opt, se);
   InitAmendments amendments;
   amendments.handle_killpriv_v2 = tuning.killpriv_v2;
@@ -588,21 +658,26 @@ int main(int argc, char **argv) {
                         .max_ratio = tuning.bdi_max_ratio,
                         .clear_strict_limit = !tuning.bdi_strict_limit};
   amendments.after_init = [mountpoint = opt.mountpoint, bdi] { tune_mount_bdi(mountpoint, bdi); };
-  if (const int err = install_device_io(se, std::move(amendments)))
+  amendments.session = holder ? &holder->state() : nullptr;
+  amendments.takeover = takeover;
+  if (const int err = install_device_io(se, fuse_fd, std::move(amendments)))
     die("cannot install the FUSE device hooks: " + std::string(std::strerror(-err)));
-  spdlog::debug("mounted {} on {}", opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);
-  if (fuse_daemonize(opt.foreground) != 0)
-    die("cannot go to the background");
-  if (!opt.foreground)
-    log_to_syslog(opt);
-  if (lock)
-    lock->write_pid(getpid());
+  spdlog::debug("{} {} on {}", takeover ? "took over" : "mounted",
+                opt.node.empty() ? "anonymous node" : opt.node, opt.mountpoint);
+  if (!holder) {
+    if (fuse_daemonize(opt.foreground) != 0)
+      die("cannot go to the background");
+    if (!opt.foreground)
+      log_to_syslog(opt);
+    if (lock)
+      lock->write_pid(getpid());
+  }
   // Before any other thread exists, so that every thread blocks the stop signals.
   std::function<uint64_t()> activity;
   if (storage.node)
     activity = [&storage] { return storage.node->journal().used(); };
   std::optional<SignalStop> signal_stop(std::in_place, se, opt.mountpoint, activity);
-  DaemonControl control(opt, storage);
+  DaemonControl control(opt, storage, holder ? &holder->state() : nullptr);
   std::unique_ptr<ControlServer> control_server;
   if (storage.node) {
     auto server = ControlServer::start(opt.run_dir, opt.node, control);
@@ -615,16 +690,29 @@ int main(int argc, char **argv) {
 
   if (opt.cache != CacheMode::kDirect)
     start_direct_write_replies(se);
+  if (holder) {
+    holder->send_ready();
+    if (!opt.foreground && !takeover)
+      detach_stdio(opt);
+    else if (!opt.foreground)
+      log_to_syslog(opt);
+  }
 
   fuse_loop_config *loop = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_clone_fd(loop, 1);
+  // With a holder every worker reads the holder's connection itself: the kernel ends the
+  // requests a cloned descriptor has read when that descriptor closes (fuse_dev_release), so a
+  // crash would fail them instead of leaving them for the next process.
+  fuse_loop_cfg_set_clone_fd(loop, holder ? 0 : 1);
   fuse_loop_cfg_set_max_threads(loop, tuning.threads ? tuning.threads : worker_threads());
   const int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);
   signal_stop.reset();
   control_server.reset();
   const bool replies_stopped = stop_direct_write_replies();
-  fuse_session_unmount(se);
+  if (takeover)
+    unmount_taken_over(opt.mountpoint, fuse_fd);
+  else
+    fuse_session_unmount(se);
   if (replies_stopped)
     fuse_session_destroy(se);
   else // a thread still waits in the kernel and may use the session: exit closes the device

@@ -5,6 +5,7 @@
 
 #include "credentials.h"
 #include "device_io.h"
+#include "session_state.h"
 #include "direct_write.h"
 #include "fs/filesystem.h"
 #include "fs/inode_flags.h"
@@ -262,17 +263,24 @@ void set_caching(fuse_req_t req, fuse_file_info *fi) {
     fi->keep_cache = 1; // nobody changes the data behind the kernel's back
 }
 
+// An open file's handle: with a holder, the slot that records the open for a process taking
+// the mount over (session_state.h); READ and WRITE need nothing of it.
+void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  if (SessionState *session = context_of(req).session)
+    fi->fh = session->open_handle(ino);
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   if (auto r = fs_of(req).open(ino, fi->flags, caller_of(req)); !r) {
     fuse_reply_err(req, r.error());
     return;
   }
   set_caching(req, fi);
+  set_handle(req, ino, fi);
   fuse_reply_open(req, fi);
 }
 
 // A new open file: the entry (a lookup reference, which FORGET drops) and the open (RELEASE).
-// File handles are 0 for every open file, so READ, WRITE and RELEASE need nothing else.
 void reply_created(fuse_req_t req, const Result<struct stat> &r, fuse_file_info *fi) {
   if (!r) {
     fuse_reply_err(req, r.error());
@@ -280,6 +288,7 @@ void reply_created(fuse_req_t req, const Result<struct stat> &r, fuse_file_info 
   }
   const fuse_entry_param e = entry_of(req, *r);
   set_caching(req, fi);
+  set_handle(req, r->st_ino, fi);
   fuse_reply_create(req, &e, fi);
 }
 
@@ -335,8 +344,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     fuse_reply_write(req, *r);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
-  fs_of(req).release(ino);
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  // With a holder, a RELEASE whose handle is gone was served before a crash and is sent again
+  // (FUSE_NOTIFY_RESEND): the open it ends is counted no more (adopt_kernel_references).
+  SessionState *session = context_of(req).session;
+  if (!session || fi->fh == 0 || session->close_handle(fi->fh) == ino)
+    fs_of(req).release(ino);
   fuse_reply_err(req, 0);
 }
 

@@ -9,6 +9,7 @@
 namespace pkramfs {
 
 class Filesystem;
+class SessionState;
 
 // What the handlers serve and how, one per mount: the session's userdata (no globals).
 struct ServeContext {
@@ -17,6 +18,9 @@ struct ServeContext {
   CacheMode cache = CacheMode::kAuto;
   // The generation every entry reply carries (file handles: Node::handle_generation).
   uint32_t handle_generation = 1;
+  // The holder's session state (holder.h), where open files are kept for a process that takes
+  // the mount over; null without a holder (every open file's fh is 0 then).
+  SessionState *session = nullptr;
 };
 
 // The handlers for `cache` (the table differs in writeback mode).

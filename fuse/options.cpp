@@ -238,6 +238,9 @@ bool parse_options(int argc, char **argv, Options &out, std::string &error) {
       ->allow_extra_args(false);
   std::vector<std::string> positional;
   app.add_option("args", positional, "[NAME] MOUNTPOINT");
+  app.add_option("--takeover", out.takeover, "the holder's own use")
+      ->allow_extra_args(false)
+      ->group(""); // hidden: the holder passes it (holder.h)
 #ifdef PKRAMFS_FAULT_INJECTION
   // Tests only (docs/security.md, "Fault injection"); absent from builds without the switch,
   // and left out of --help and the man page.

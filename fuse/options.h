@@ -44,6 +44,9 @@ struct Options {
   bool remount = false;
   bool preserve = false;                 // with remount: also preserve the node (ro)
   std::vector<std::string> given_settings; // the node settings named (size, mode, ...)
+  // The holder starts a process that takes a live mount over with --takeover=FUSE,STATE,CHANNEL
+  // (holder.h); not a user option.
+  std::string takeover;
 };
 
 // Parses argv. On failure returns false with a one-line message (problem and fix) in `error`;

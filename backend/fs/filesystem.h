@@ -209,6 +209,17 @@ public:
   Result<void> load_image(std::string_view image, std::string &why);
   Result<void> replay(uint32_t type, std::string_view payload, std::string &why);
   void finish_restore();
+  // A process taking a live mount over (fuse/holder.h): the kernel still references inodes the
+  // journal shows unlinked (an open file, a deleted working directory), so finish_restore()
+  // keeps them, for adopt_kernel_references() to decide.
+  // REQUIRES: called before load_image().
+  void keep_unlinked_on_restore() { keep_unlinked_ = true; }
+  // After such a restore: `open_files` holds, per inode, the files the kernel has open on it
+  // (the holder's handle table). Lookup counts are not known: every inode that exists now gets
+  // one too many to be forgotten, so that no inode the kernel may name is dropped (an unlinked
+  // one stays in the inode table, without its data once closed, until unmount). An unlinked
+  // inode that is not open gives its data back at once, as release() would have.
+  void adopt_kernel_references(const std::unordered_map<uint64_t, uint32_t> &open_files);
   void set_atime_policy(AtimePolicy policy) {
     atime_mode_ = policy.mode;
     nodiratime_ = policy.nodiratime;
@@ -337,6 +348,7 @@ private:
   std::atomic<AtimePolicy::Mode> atime_mode_{AtimePolicy::Mode::kRelatime};
   std::atomic<bool> nodiratime_{false};
   bool replaying_ = false;
+  bool keep_unlinked_ = false; // keep_unlinked_on_restore
 };
 
 template <class R> Result<void> Filesystem::log_record(uint32_t type, const R &record) {

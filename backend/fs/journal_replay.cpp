@@ -201,8 +201,9 @@ Result<void> Filesystem::replay_inode(const InodeRecord &r, std::string &why) {
 
 void Filesystem::finish_restore() {
   std::unique_lock lock(tree_);
-  // Unlinked but open when the daemon stopped: nobody can open them again.
-  for (auto it = inodes_.begin(); it != inodes_.end();) {
+  // Unlinked but open when the daemon stopped: nobody can open them again, unless the kernel
+  // kept its mount (adopt_kernel_references decides then).
+  for (auto it = inodes_.begin(); it != inodes_.end() && !keep_unlinked_;) {
     Inode &inode = *it->second;
     if (inode.nlink == 0) {
       if (inode.charged)
@@ -214,6 +215,25 @@ void Filesystem::finish_restore() {
   }
   arena_->release_empty_frames();
   replaying_ = false;
+}
+
+void Filesystem::adopt_kernel_references(
+    const std::unordered_map<uint64_t, uint32_t> &open_files) {
+  // More than any kernel can hold (it counts in 64 bits but one per lookup reply), and far
+  // from wrapping when it forgets.
+  constexpr uint64_t kUnknownLookups = 1ull << 62;
+  std::unique_lock lock(tree_);
+  std::vector<Inode *> unlinked;
+  for (auto &[ino, inode] : inodes_) {
+    inode->nlookup.store(kUnknownLookups);
+    const auto open = open_files.find(ino);
+    inode->nopen.store(open == open_files.end() ? 0 : open->second);
+    if (inode->nlink == 0)
+      unlinked.push_back(inode.get());
+  }
+  for (Inode *inode : unlinked)
+    release_if_dead(*inode);
+  arena_->release_empty_frames();
 }
 
 } // namespace pkramfs
