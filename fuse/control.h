@@ -78,6 +78,12 @@ public:
   virtual Result<NodeDescriptor> node_fd() = 0;
   // How reads stamp atime from now on (the mount's options changed by a remount).
   virtual void set_atime(const AtimePolicy &policy) = 0;
+  // pkramfs-ctl upgrade: stop taking requests, finish those taken, checkpoint, and let the
+  // holder start `path` (empty: the installed binary this one was started from) on the same
+  // mount. Returns the path at once; the serving process ends soon after. EOPNOTSUPP without
+  // a holder, ENOENT/EACCES for a path that is not an executable file, EALREADY while an
+  // upgrade is under way.
+  virtual Result<std::string> upgrade(const std::string &path) = 0;
 
 protected:
   ~ControlHandler() = default;

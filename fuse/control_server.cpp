@@ -288,7 +288,8 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
   for (const char c : request)
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
       return error_reply("malformed request '" + printable(request, kShownRequestBytes) +
-                             "'; send one word: status, preserve, unpreserve, node-fd or atime=MODE",
+                             "'; send one word: status, preserve, unpreserve, node-fd, atime=MODE or "
+                             "upgrade[=PATH]",
                          EINVAL);
   spdlog::debug("control socket: {}", request);
 
@@ -343,6 +344,32 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
         .field("milliseconds", r->milliseconds)
         .end_object();
     return w.str();
+  }
+  if (request == "upgrade" || request.starts_with("upgrade=")) {
+    const std::string path = request.size() > 8 ? request.substr(8) : std::string();
+    const int64_t old_pid = handler_.status().serving_pid;
+    auto r = handler_.upgrade(path);
+    if (!r) {
+      if (r.error() == EOPNOTSUPP)
+        return error_reply("upgrade refused: node '" + node_ +
+                               "' is served without a holder; unmount and mount it again with "
+                               "this pkramfs-fuse",
+                           EOPNOTSUPP);
+      if (r.error() == EALREADY)
+        return error_reply("upgrade refused: an upgrade of node '" + node_ + "' is under way",
+                           EALREADY);
+      return error_reply("upgrade refused: '" + printable(path, kShownRequestBytes) +
+                             "' is not an executable file (" + errno_text(r.error()) +
+                             "); give the path of a pkramfs-fuse binary",
+                         r.error());
+    }
+    spdlog::info("node {}: upgrading to {}", node_, *r);
+    return w.begin_object()
+        .field("ok", true)
+        .field("path", *r)
+        .field("serving_pid", old_pid)
+        .end_object()
+        .str();
   }
   if (request == "unpreserve") {
     if (auto r = handler_.unpreserve(); !r)
@@ -403,7 +430,8 @@ std::string ControlServer::answer(const std::string &raw, UniqueFd &pass) {
     return w.begin_object().field("ok", true).end_object().str();
   }
   return error_reply("unknown request '" + printable(request, kShownRequestBytes) +
-                         "'; send one word: status, preserve, unpreserve, node-fd or atime=MODE",
+                         "'; send one word: status, preserve, unpreserve, node-fd, atime=MODE or "
+                             "upgrade[=PATH]",
                      EINVAL);
 }
 

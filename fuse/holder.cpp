@@ -294,15 +294,20 @@ private:
     drain_channel();
     serving_ = -1;
     channel_.reset();
-    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!fuse_.valid()) // it never mounted: its stderr said why
       finish(WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
-    if (clean) // unmounted
-      finish(0);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    // Told to stop: the serving process unmounted (lazily, if files are still open there).
     if (stopping_) {
-      spdlog::error("the serving process {} while stopping; the mount ends", describe_status(status));
-      finish(1);
+      if (code != 0)
+        spdlog::error("the serving process {} while stopping; the mount ends",
+                      describe_status(status));
+      finish(code);
     }
+    // Unmounted: the kernel ended the connection. Any other end, even a status of 0 (a binary
+    // named for an upgrade that is not pkramfs-fuse), leaves a mount that needs serving.
+    if (!connection_alive())
+      finish(code);
     const bool upgrade = WIFEXITED(status) && WEXITSTATUS(status) == kExitUpgrade;
     std::string path = "/proc/self/exe";
     std::string cause;
@@ -340,6 +345,13 @@ private:
     last_path_ = path;
     if (!spawn(path))
       finish(1);
+  }
+
+  // The kernel answers poll on /dev/fuse with POLLERR once the connection is ended (unmount,
+  // abort): fuse_dev_poll.
+  bool connection_alive() const {
+    pollfd p{fuse_.get(), 0, 0};
+    return !(poll(&p, 1, 0) == 1 && (p.revents & POLLERR));
   }
 
   // Ends the holder; its copy of the connection closes with it.

@@ -111,13 +111,16 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
   if (st.takeover)
     st.fs->keep_unlinked_on_restore();
   std::string problem;
+  // A preserved node taken over stays preserved: the mount is the same, frozen.
+  const bool preserved = st.takeover && n.state() == PKRAMFS_STATE_PRESERVED;
   if (n.fresh()) {
     if (auto r = n.checkpoint(*st.fs); !r)
       die("cannot write the first checkpoint of node '" + opt.node + "' (" + why(r.error()) + ")");
   } else if (auto r = n.restore(*st.fs, problem); !r) {
     die_refused(opt, where, problem);
   }
-  n.set_state(PKRAMFS_STATE_DIRTY);
+  st.fs->set_frozen(preserved);
+  n.set_state(preserved ? PKRAMFS_STATE_PRESERVED : PKRAMFS_STATE_DIRTY);
   Filesystem &fs = *st.fs;
   fs.attach_journal(&n.journal(), [&n, &fs] {
     if (auto r = n.checkpoint(fs); !r)
@@ -309,8 +312,12 @@ void open_storage(const Options &opt, BackendKind kind, const Placement &placeme
 // What pkramfs-ctl can ask a mounted node.
 class DaemonControl final : public ControlHandler {
 public:
-  DaemonControl(const Options &opt, Storage &st, SessionState *session)
-      : opt_(opt), st_(st), session_(session) {}
+  DaemonControl(const Options &opt, Storage &st, HolderLink *holder)
+      : opt_(opt), st_(st), holder_(holder), session_(holder ? &holder->state() : nullptr) {}
+
+  // How the serving loop is ended for an upgrade (SignalStop::stop_for_upgrade).
+  void on_upgrade(std::function<void()> stop_serving) { stop_serving_ = std::move(stop_serving); }
+  bool upgrading() const { return upgrading_; }
 
   NodeStatus status() override {
     NodeStatus s;
@@ -392,6 +399,27 @@ public:
 
   void set_atime(const AtimePolicy &policy) override { st_.fs->set_atime_policy(policy); }
 
+  Result<std::string> upgrade(const std::string &requested) override {
+    if (!holder_ || !stop_serving_)
+      return Errno{EOPNOTSUPP};
+    std::string path = requested.empty() ? installed_binary() : requested;
+    struct stat sb {};
+    if (path.empty() || path[0] != '/')
+      return Errno{ENOENT};
+    if (stat(path.c_str(), &sb) != 0)
+      return Errno{errno};
+    if (!S_ISREG(sb.st_mode) || access(path.c_str(), X_OK) != 0)
+      return Errno{EACCES};
+    if (upgrading_.exchange(true))
+      return Errno{EALREADY};
+    if (auto r = holder_->send_upgrade(path); !r) {
+      upgrading_ = false;
+      return Errno{r.error()};
+    }
+    stop_serving_();
+    return path;
+  }
+
   Result<NodeDescriptor> node_fd() override {
     if (st_.backend != "kmod" || !st_.node)
       return Errno{EOPNOTSUPP};
@@ -405,6 +433,20 @@ public:
   }
 
 private:
+  // The binary this process runs, by the name it was installed under: a package upgrade
+  // replaces the file there (/proc/self/exe then ends in " (deleted)").
+  static std::string installed_binary() {
+    char buf[PATH_MAX];
+    const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0)
+      return {};
+    std::string path(buf, static_cast<size_t>(n));
+    constexpr std::string_view kDeleted = " (deleted)";
+    if (path.ends_with(kDeleted))
+      path.resize(path.size() - kDeleted.size());
+    return path;
+  }
+
   // The memory the node really holds: pkram.ko knows its populated frames, an shm node file's
   // allocated blocks are its frames.
   uint64_t held_bytes() const {
@@ -422,7 +464,10 @@ private:
 
   const Options &opt_;
   Storage &st_;
+  HolderLink *holder_;
   SessionState *session_;
+  std::function<void()> stop_serving_;
+  std::atomic<bool> upgrading_{false};
 };
 
 // Leaves the node holding the whole tree in its checkpoint.
@@ -559,12 +604,23 @@ int main(int argc, char **argv) {
   const Tuning tuning = tuning_from_environment(tuning_error);
   if (!tuning_error.empty())
     die(tuning_error);
-  check_mountpoint(opt.mountpoint);
-  // The daemon leaves its working directory when it goes to the background; pkramfs-ctl
-  // preserve and the signal path open the mount point by name later.
-  if (char *absolute = realpath(opt.mountpoint.c_str(), nullptr)) {
-    opt.mountpoint = absolute;
-    free(absolute);
+  std::optional<HolderLink> holder;
+  if (!opt.takeover.empty()) { // started by the holder, which holds the node lock
+    if (opt.node.empty())
+      die("--takeover is for the holder's own use, with a node");
+    auto link = takeover_link(opt.takeover, error);
+    if (!link)
+      die(error);
+    holder.emplace(std::move(*link));
+    opt.mountpoint = holder->state().mountpoint();
+  } else {
+    check_mountpoint(opt.mountpoint);
+    // The daemon leaves its working directory when it goes to the background; pkramfs-ctl
+    // preserve and the signal path open the mount point by name later.
+    if (char *absolute = realpath(opt.mountpoint.c_str(), nullptr)) {
+      opt.mountpoint = absolute;
+      free(absolute);
+    }
   }
   // mount -o remount: this process only changes an existing mount, then exits.
   if (opt.remount) {
@@ -582,15 +638,7 @@ int main(int argc, char **argv) {
   const NumaPlan numa = plan_numa(opt, kind);
   apply_numa_to_threads(numa);
   std::optional<NodeLock> lock;
-  std::optional<HolderLink> holder;
-  if (!opt.takeover.empty()) { // the holder holds the lock
-    if (opt.node.empty())
-      die("--takeover is for the holder's own use, with a node");
-    auto link = takeover_link(opt.takeover, error);
-    if (!link)
-      die(error);
-    holder.emplace(std::move(*link));
-  } else if (!opt.node.empty()) {
+  if (!opt.node.empty() && !holder) {
     if (auto r = ensure_private_dir(opt.run_dir); !r)
       die("cannot use run directory '" + opt.run_dir + "' (" + why(r.error()) +
           "); it must be a directory owned by root and writable only by root: if another user "
@@ -606,6 +654,7 @@ int main(int argc, char **argv) {
     // From here on the mount outlives the process that serves it (holder.h): this returns in
     // the serving process.
     holder.emplace(start_holder(argc, argv, opt.foreground, [&lock] { lock->write_pid(getpid()); }));
+    holder->state().set_mountpoint(opt.mountpoint);
   }
 
   Storage storage;
@@ -677,7 +726,9 @@ int main(int argc, char **argv) {
   if (storage.node)
     activity = [&storage] { return storage.node->journal().used(); };
   std::optional<SignalStop> signal_stop(std::in_place, se, opt.mountpoint, activity);
-  DaemonControl control(opt, storage, holder ? &holder->state() : nullptr);
+  DaemonControl control(opt, storage, holder ? &*holder : nullptr);
+  if (holder)
+    control.on_upgrade([&signal_stop] { signal_stop->stop_for_upgrade(); });
   std::unique_ptr<ControlServer> control_server;
   if (storage.node) {
     auto server = ControlServer::start(opt.run_dir, opt.node, control);
@@ -709,6 +760,17 @@ int main(int argc, char **argv) {
   signal_stop.reset();
   control_server.reset();
   const bool replies_stopped = stop_direct_write_replies();
+  if (control.upgrading()) {
+    // The mount stays: the holder keeps the connection and starts the new binary, which
+    // restores this checkpoint. Requests that arrive meanwhile wait in the kernel.
+    if (replies_stopped)
+      fuse_session_destroy(se);
+    fuse_opt_free_args(&args);
+    close_storage(storage);
+    spdlog::info("node {}: checkpointed for the upgrade; the holder starts the new binary",
+                 opt.node);
+    return kExitUpgrade;
+  }
   if (takeover)
     unmount_taken_over(opt.mountpoint, fuse_fd);
   else

@@ -176,6 +176,16 @@ void SessionState::set_cause(const std::string &cause) {
   layout_->last_cause[n] = '\0';
 }
 
+void SessionState::set_mountpoint(const std::string &path) {
+  const size_t n = std::min(path.size(), kMountpointMax - 1);
+  std::memcpy(layout_->mountpoint, path.data(), n);
+  layout_->mountpoint[n] = '\0';
+}
+
+std::string SessionState::mountpoint() const {
+  return std::string(layout_->mountpoint, strnlen(layout_->mountpoint, kMountpointMax));
+}
+
 std::string SessionState::cause() const {
   return std::string(layout_->last_cause, strnlen(layout_->last_cause, kCauseMax));
 }

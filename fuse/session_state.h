@@ -39,6 +39,7 @@ public:
   static constexpr size_t kInflightSlots = 1024;
   static constexpr size_t kHandleSlots = 1u << 20;
   static constexpr size_t kCauseMax = 128;
+  static constexpr size_t kMountpointMax = 4096;
 
   struct Handle {
     std::atomic<uint64_t> ino;        // 0: free
@@ -58,6 +59,9 @@ public:
     std::atomic<uint64_t> takeover_started_ns; // CLOCK_MONOTONIC: the holder saw the crash
     std::atomic<uint64_t> takeover_served_ns;  // the first request served after it
     char last_cause[kCauseMax];
+    // The mount point as an absolute path. A process taking over must not look the path up
+    // itself: the lookup would reach the very mount it is about to serve, and wait for it.
+    char mountpoint[kMountpointMax];
     std::atomic<uint64_t> inflight[kInflightSlots];
     Handle handles[kHandleSlots];
   };
@@ -97,6 +101,8 @@ public:
 
   void set_cause(const std::string &cause);
   std::string cause() const;
+  void set_mountpoint(const std::string &path);
+  std::string mountpoint() const;
 
 private:
   SessionState(UniqueFd fd, Layout *layout) : fd_(std::move(fd)), layout_(layout) {}

@@ -59,15 +59,22 @@ void SignalStop::wait_for_signal() {
   }
   if (loop_done_)
     return;
-  spdlog::debug("signal {}: flushing {} before unmounting", sig, mountpoint_);
-  flush_mount();
-  wait_until_quiet();
+  if (!upgrade_) {
+    spdlog::debug("signal {}: flushing {} before unmounting", sig, mountpoint_);
+    flush_mount();
+    wait_until_quiet();
+  }
   fuse_session_exit(se_);
   // The loop checks for exit before it sleeps, so a wake-up can fall in between: repeat it.
   while (!loop_done_) {
     pthread_kill(loop_thread_, kWakeSignal);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+void SignalStop::stop_for_upgrade() {
+  upgrade_ = true;
+  pthread_kill(waiter_.native_handle(), SIGTERM);
 }
 
 void SignalStop::flush_mount() const {

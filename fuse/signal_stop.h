@@ -23,6 +23,9 @@ public:
   SignalStop(fuse_session *se, std::string mountpoint, std::function<uint64_t()> activity);
   // Call after the session loop returned, from the thread that ran it.
   ~SignalStop();
+  // Ends the session loop without unmounting or flushing (pkramfs-ctl upgrade: the mount and
+  // the kernel's page cache stay, and the next serving process takes both). Returns at once.
+  void stop_for_upgrade();
   SignalStop(const SignalStop &) = delete;
   SignalStop &operator=(const SignalStop &) = delete;
 
@@ -36,6 +39,7 @@ private:
   std::function<uint64_t()> activity_;
   pthread_t loop_thread_;
   std::atomic<bool> loop_done_{false};
+  std::atomic<bool> upgrade_{false};
   std::thread waiter_;
 };
 

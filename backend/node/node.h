@@ -62,6 +62,11 @@ public:
   // epoch. Every operation waits meanwhile.
   Result<void> checkpoint(Filesystem &fs);
   void set_state(uint32_t state);
+  // PKRAMFS_STATE_* as the superblock holds it (before restore: how the last daemon left it).
+  uint32_t state() const {
+    std::lock_guard lock(mu_);
+    return sb_.state;
+  }
 
   uint64_t checkpoint_bytes() const;
   uint64_t checkpoint_generation() const;

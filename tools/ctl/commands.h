@@ -17,6 +17,8 @@ int cmd_status(const Settings &s);
 int cmd_preserve(const Settings &s, bool preserve);
 int cmd_destroy(const Settings &s);
 int cmd_check(const Settings &s);
+// Hands a mounted node to another pkramfs-fuse binary (s.exec_path; empty: the installed one).
+int cmd_upgrade(const Settings &s);
 int cmd_export(const Settings &s);
 // `shm_dir_given`: --shm-dir was given; else the directory is chosen by the image's size.
 int cmd_import(Settings &s, bool shm_dir_given);

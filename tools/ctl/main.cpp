@@ -62,6 +62,12 @@ int main(int argc, char **argv) {
   named("status", "a node's state and usage (from its daemon when mounted)");
   named("preserve", "freeze a mounted node (EROFS), sync it, checkpoint it, mark it preserved");
   named("unpreserve", "make a preserved mounted node writable again");
+  named("upgrade", "hand a mounted node to another pkramfs-fuse binary without unmounting: "
+                   "the daemon checkpoints and its holder starts the binary (applications "
+                   "notice nothing)")
+      ->add_option("--exec", s.exec_path,
+                   "the pkramfs-fuse binary to run (default: the one installed where the "
+                   "running daemon was started from)");
   named("destroy", "throw a node away (refused while it is mounted)");
   named("check", "verify an unmounted node: every CRC and the tree; exit 1 if problems");
   CLI::App *exp = app.add_subcommand(
@@ -90,7 +96,8 @@ int main(int argc, char **argv) {
   }
   // Name the command CLI11 would only call "extra" or "required".
   static const std::set<std::string_view> kCommands = {
-      "list", "status", "preserve", "unpreserve", "destroy", "check", "export", "import"};
+      "list", "status", "preserve", "unpreserve", "upgrade", "destroy", "check", "export",
+      "import"};
   bool has_command = false, help = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -106,8 +113,8 @@ int main(int argc, char **argv) {
       if (help)
         break;
       std::cerr << "pkramfs-ctl: unknown command '" << printable(arg)
-                << "'; the commands are list, status, preserve, unpreserve, destroy, check, "
-                   "export, import\n";
+                << "'; the commands are list, status, preserve, unpreserve, upgrade, destroy, "
+                   "check, export, import\n";
       return kExitUsage;
     }
     has_command = true;
@@ -116,7 +123,8 @@ int main(int argc, char **argv) {
   if (!has_command && !help) {
     std::cerr << "pkramfs-ctl: no command given; usage: pkramfs-ctl [--backend=auto|kmod|shm] "
                  "[--shm-dir=DIR] [--run-dir=DIR] [--json] "
-                 "list|status|preserve|unpreserve|destroy|check [NAME] | export NAME FILE | "
+                 "list|status|preserve|unpreserve|upgrade|destroy|check [NAME] | export NAME "
+                 "FILE | "
                  "import FILE NAME\n";
     return kExitUsage;
   }
@@ -189,6 +197,8 @@ int main(int argc, char **argv) {
       return cmd_preserve(s, true);
     if (s.command == "unpreserve")
       return cmd_preserve(s, false);
+    if (s.command == "upgrade")
+      return cmd_upgrade(s);
     if (s.command == "destroy")
       return cmd_destroy(s);
     if (s.command == "check")

@@ -27,6 +27,7 @@ struct Settings {
   bool verify = false; // export --verify
   bool quiet = false;  // export, import --quiet
   bool force = false;  // import --force
+  std::string exec_path; // upgrade --exec
   bool debug = false;
 };
 
