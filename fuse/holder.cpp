@@ -115,8 +115,8 @@ std::string describe_status(int status) {
 
 class Holder {
 public:
-  Holder(std::vector<std::string> argv, SessionState state, int ready_fd)
-      : argv_(std::move(argv)), state_(std::move(state)), ready_fd_(ready_fd) {}
+  Holder(std::vector<std::string> argv, SessionState state, int ready_fd, int lock_fd)
+      : argv_(std::move(argv)), state_(std::move(state)), ready_fd_(ready_fd), lock_fd_(lock_fd) {}
 
   // Returns in the first serving process only.
   HolderLink run() {
@@ -177,8 +177,9 @@ private:
     if (pid == 0) {
       if (!become_holder_child(holder))
         _exit(1);
-      for (int fd : {fuse_.get(), state_.fd(), sv[1]})
-        fcntl(fd, F_SETFD, 0);
+      for (int fd : {fuse_.get(), state_.fd(), sv[1], lock_fd_})
+        if (fd >= 0)
+          fcntl(fd, F_SETFD, 0);
       std::vector<std::string> args = argv_;
       args.push_back("--takeover=" + std::to_string(fuse_.get()) + "," +
                      std::to_string(state_.fd()) + "," + std::to_string(sv[1]));
@@ -371,6 +372,7 @@ private:
   std::vector<std::string> argv_;
   SessionState state_;
   int ready_fd_;
+  int lock_fd_;
   UniqueFd signals_;
   UniqueFd channel_;
   UniqueFd fuse_;
@@ -423,7 +425,7 @@ Result<void> HolderLink::send_upgrade(const std::string &path) {
   return send_message(channel_.get(), Message::kUpgrade, path);
 }
 
-HolderLink start_holder(int argc, char **argv, bool foreground,
+HolderLink start_holder(int argc, char **argv, bool foreground, int lock_fd,
                         const std::function<void()> &on_started) {
   auto state = SessionState::create();
   if (!state) {
@@ -434,7 +436,7 @@ HolderLink start_holder(int argc, char **argv, bool foreground,
   const int ready_fd = foreground ? -1 : daemonize();
   on_started();
   std::vector<std::string> args(argv, argv + argc);
-  Holder holder(std::move(args), std::move(state.value()), ready_fd);
+  Holder holder(std::move(args), std::move(state.value()), ready_fd, lock_fd);
   return holder.run();
 }
 

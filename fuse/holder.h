@@ -61,7 +61,9 @@ private:
 // `on_started` runs in the holder once its pid is final (after going to the background): it
 // records the pid in the node lock.
 // REQUIRES: single-threaded; the node lock is held (the holder keeps it).
-HolderLink start_holder(int argc, char **argv, bool foreground,
+// `lock_fd` (the node lock) is inherited by every serving process, so that the node stays locked
+// while any of them lives, also for the moment a serving process outlives a killed holder.
+HolderLink start_holder(int argc, char **argv, bool foreground, int lock_fd,
                         const std::function<void()> &on_started);
 
 // The link of a process the holder started with --takeover=FUSE,STATE,CHANNEL; nullopt with a

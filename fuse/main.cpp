@@ -653,7 +653,8 @@ int main(int argc, char **argv) {
     lock.emplace(std::move(l.value()));
     // From here on the mount outlives the process that serves it (holder.h): this returns in
     // the serving process.
-    holder.emplace(start_holder(argc, argv, opt.foreground, [&lock] { lock->write_pid(getpid()); }));
+    holder.emplace(start_holder(argc, argv, opt.foreground, lock->fd(),
+                                [&lock] { lock->write_pid(getpid()); }));
     holder->state().set_mountpoint(opt.mountpoint);
   }
 

@@ -18,6 +18,9 @@ public:
                                   pid_t *holder);
   // Records the serving process (after daemonizing, the pid changes).
   void write_pid(pid_t pid);
+  // The locked descriptor: the holder lets the processes it starts inherit it, so that the node
+  // stays locked until the last of them is gone (holder.h).
+  int fd() const { return fd_.get(); }
 
 private:
   explicit NodeLock(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -327,13 +327,15 @@ else
 fi
 
 # a stopped daemon: "not answering" within --timeout
-kill -STOP "$PID"
+# (the serving process; the message names the daemon's pid, the holder's)
+SERVING=$(serving_pid "$PID")
+kill -STOP "$SERVING"
 t0=$(date +%s)
 expect_fail "not-answering[stopped]" 1 --timeout=1 status alpha
 assert_contains "not-answering[stopped]:says-so" "$ERR" "not answering"
 assert_contains "not-answering[stopped]:names-pid" "$ERR" "$PID"
 check "not-answering[stopped]:quick" "took $(($(date +%s) - t0)) s" test $(($(date +%s) - t0)) -le 5
-kill -CONT "$PID"
+kill -CONT "$SERVING"
 
 # preserve: EROFS, readable, status says preserved; unpreserve: writable again
 ctl preserve alpha

@@ -207,6 +207,14 @@ pk_start() {
     fi
     return 0
 }
+# serving_pid [HOLDER]: the process serving a node's mount: the holder's child (fuse/holder.h;
+# the holder is what pk_start's PK_PID names), empty if none. A mount without a node has no
+# holder: then HOLDER itself serves.
+serving_pid() {
+    local h=${1:-$PK_PID} c
+    c=$(pgrep -P "$h" | head -1)
+    echo "${c:-$h}"
+}
 # pk_stop MNT [PID]: unmount and wait for the daemon; returns its exit status
 # (when it is our child) or 0/1 (exited or not).
 pk_stop() {

@@ -63,16 +63,16 @@ placed() {
         return
     fi
     head -c 8M /dev/urandom >"$M/f"
-    line=$(arena_line "$PK_PID" "$pol")
+    line=$(arena_line "$(serving_pid)" "$pol")
     n=$(pages_on "$line" "$FIRST")
     if [ -n "$line" ] && [ "${n:-0}" -ge 2048 ]; then
         pass "$name:numa-maps"
     else
         fail "$name:numa-maps" "no $pol mapping with 2048 pages on node $FIRST"
-        details "/proc/$PK_PID/numa_maps" 40
+        details "/proc/$(serving_pid)/numa_maps" 40
     fi
     info "$name: ${line:0:160}"
-    PLACED_PID=$PK_PID
+    PLACED_PID=$(serving_pid)
 }
 
 # threads_on NAME PID CPUS: every thread of PID may run on CPUS only
@@ -125,7 +125,7 @@ fi
 if pk_start "$M" --size=64m; then
     head -c 8M /dev/urandom >"$M/f"
     assert_eq "no-numa:default-policy" "" \
-        "$(awk '$2 != "default" {print}' "/proc/$PK_PID/numa_maps" | head -3)"
+        "$(awk '$2 != "default" {print}' "/proc/$(serving_pid)/numa_maps" | head -3)"
     pk_stop "$M"
 else
     fail "no-numa:mount" "did not mount"

@@ -37,11 +37,11 @@ count() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 # traced LABEL CMD...: runs CMD (a shell snippet) while strace follows the daemon's reads
 traced() {
     local label=$1; shift
-    strace -f -qq -p "$PK_PID" -e trace=read -s 8 -xx -o "$T/$label.strace" &
+    strace -f -qq -p "$(serving_pid)" -e trace=read -s 8 -xx -o "$T/$label.strace" &
     local st=$!
     # strace has attached once the daemon's status shows a tracer
     for _ in $(seq 100); do
-        [ "$(awk '/^TracerPid/ { print $2 }' /proc/"$PK_PID"/status)" != 0 ] && break
+        [ "$(awk '/^TracerPid/ { print $2 }' /proc/"$(serving_pid)"/status)" != 0 ] && break
         sleep 0.05
     done
     bash -c "$*"
@@ -117,7 +117,7 @@ print(''.join(chr(os.pread(f, 1, i * 1024)[0]) for i in range(10)))")"
 
 # The polling worker polls only for a moment after each request: an idle daemon sleeps.
 sleep 0.5
-ticks() { awk '{ print $14 + $15 }' /proc/"$PK_PID"/stat; }
+ticks() { awk '{ print $14 + $15 }' /proc/"$(serving_pid)"/stat; }
 t0=$(ticks); sleep 2; t1=$(ticks)
 if [ $((t1 - t0)) -le 5 ]; then pass "spin:idle-daemon-sleeps"
 else fail "spin:idle-daemon-sleeps" "$((t1 - t0)) clock ticks of CPU in 2 s without requests"; fi
