@@ -9,6 +9,7 @@
 
 #include "json.h"
 
+#include <cstdio>
 #include <iostream>
 #include <sys/stat.h>
 
@@ -41,6 +42,18 @@ int cmd_status(const Settings &s) {
     print_kv("node", name);
     print_kv("mounted", "yes, pid " + std::to_string(u64(r, "pid")) + ", on " +
                             printable(str(r, "mountpoint")));
+    if (const uint64_t holder = u64(r, "holder_pid")) {
+      std::string serving = "pid " + std::to_string(u64(r, "serving_pid")) + " (holder pid " +
+                            std::to_string(holder) + "), " + std::to_string(u64(r, "restarts")) +
+                            " restarts";
+      if (const std::string cause = str(r, "last_restart_cause"); !cause.empty()) {
+        char took[48] = "";
+        if (auto it = r.find("last_takeover_ms"); it != r.end() && it->second.as_double() >= 0)
+          std::snprintf(took, sizeof took, ", took over in %.1f ms", it->second.as_double());
+        serving += "; last: " + printable(cause) + took;
+      }
+      print_kv("serving", serving);
+    }
     print_kv("backend", str(r, "backend"));
     print_kv("state", str(r, "state"));
     print_kv("files", std::to_string(u64(r, "files")) + " (" +
