@@ -137,6 +137,44 @@ if pk_start "$mnt" --pkram=pg --size=2g -o allow_other && pgbench_run pkramfs "$
     fi
 fi
 
+# ------------- 1b. kill -9 of the serving process under pgbench: the holder keeps the mount
+# (fuse/holder.h): postgres must not notice (no failed transaction, no error in its log, the
+# same postmaster). This kernel resends requests in flight (FUSE_NOTIFY_RESEND, 6.9+).
+if is_fuse_mounted "$mnt" && sql "select 1" >/dev/null; then
+    pm=$(head -n 1 "$data/postmaster.pid")
+    ( cd "$T" && exec "$PGBIN/pgbench" -n -c 2 -j 1 -T 12 >"$T/pgbench.takeover.out" 2>&1 ) &
+    bench=$!
+    kills=0 times=""
+    for _ in $(seq 1 10); do
+        sleep "0.$((RANDOM % 5 + 4))"
+        srv=$(serving_pid)
+        [ -n "$srv" ] && [ "$srv" != "$PK_PID" ] || break
+        kill -KILL "$srv"
+        kills=$((kills + 1))
+        for _ in $(seq 1 200); do
+            new=$(serving_pid)
+            [ -n "$new" ] && [ "$new" != "$srv" ] && [ "$new" != "$PK_PID" ] && break
+            sleep 0.05
+        done
+    done
+    wait "$bench"; brc=$?
+    assert_eq "postgres:takeover:kills" 10 "$kills"
+    check "postgres:takeover:pgbench-exit-0" "$(tail -5 "$T/pgbench.takeover.out")" test "$brc" -eq 0
+    assert_contains "postgres:takeover:no-failed-transaction" \
+        "$(grep -i "failed transactions" "$T/pgbench.takeover.out")" "failed transactions: 0 "
+    check "postgres:takeover:no-client-error" "$(grep -i "error\|abort" "$T/pgbench.takeover.out" | head -3)" \
+        sh -c "! grep -qi 'error\|abort' '$T/pgbench.takeover.out'"
+    check "postgres:takeover:same-postmaster" "postmaster was $pm, now $(head -n 1 "$data/postmaster.pid")" \
+        test "$pm" = "$(head -n 1 "$data/postmaster.pid")"
+    check "postgres:takeover:no-error-in-postgres-log" \
+        "$(grep -E "PANIC|FATAL|ERROR|terminated by signal|could not" "$PGLOGS/pkramfs-restart.log" | head -3)" \
+        sh -c "! grep -qE 'PANIC|FATAL|ERROR|terminated by signal|could not' '$PGLOGS/pkramfs-restart.log'"
+    restarts=$("$CTL" --shm-dir="$SHM" --run-dir="$RUN" status pg --json |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["restarts"])' 2>/dev/null)
+    assert_eq "postgres:takeover:restarts" 10 "$restarts"
+    info "pgbench across 10 takeovers: $(grep -E "^tps|failed transactions" "$T/pgbench.takeover.out" | tr '\n' ' ')"
+fi
+
 # ------------------------------------- 2. kill -9 of the daemon under load, recovery
 if is_fuse_mounted "$mnt" && sql "select 1" >/dev/null; then
     h0=$(sql "select count(*) from pgbench_history")
