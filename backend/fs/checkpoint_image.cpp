@@ -82,10 +82,12 @@ Filesystem::checkpoint(uint64_t generation,
       e.bytes(value);
     }
     if (i.is_dir()) {
-      // Oldest first, the readdir order backwards; the cookies themselves are not stored: a
-      // restore numbers the entries again in this order (Filesystem::readdir).
-      i.dir->for_each_after(0, [&](uint64_t, const DirEntry &entry) {
+      // Oldest first, the readdir order backwards, each with its cookie: a restore keeps every
+      // readdir position the kernel may hold (Filesystem::readdir).
+      e.u64(i.dir->next_cookie());
+      i.dir->for_each_after(0, [&](uint64_t cookie, const DirEntry &entry) {
         e.u64(entry.ino);
+        e.u64(cookie);
         e.str(entry.name);
         return true;
       });
@@ -113,7 +115,7 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   if (!d.raw(&h, sizeof h) || h.magic != PKRAMFS_CKPT_MAGIC)
     return corrupt(why, "checkpoint image has no valid header");
   // Every version this build reads: version 1 has no inode flags (the field was reserved, 0),
-  // versions 1 and 2 no birth time (a shorter inode record).
+  // versions 1 and 2 no birth time (a shorter inode record), versions 1-3 no readdir cookies.
   if (h.version < PKRAMFS_FORMAT_VERSION_OLDEST || h.version > PKRAMFS_FORMAT_VERSION ||
       h.header_bytes != sizeof h || h.bytes != image.size())
     return corrupt(why, "checkpoint header does not match its image (version " +
@@ -177,15 +179,32 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     }
     if (i.is_dir()) {
       i.dir = std::make_unique<Directory>();
-      if (c.nr_items > d.remaining() / 12)
+      // Version 4 keeps the cookies; older versions get them again: kFirstCookie, +1, ... in
+      // stored order (oldest first).
+      const bool cookies = h.version >= 4;
+      const uint64_t next_cookie = cookies ? d.u64() : 0;
+      if (cookies && (next_cookie < kFirstCookie || next_cookie > PKRAMFS_COOKIE_LIMIT))
+        return corrupt(why, where + " has an impossible next readdir cookie");
+      if (c.nr_items > d.remaining() / (cookies ? 20 : 12))
         return corrupt(why, where + " claims more entries than the checkpoint holds");
+      uint64_t last_cookie = kFirstCookie - 1;
       for (uint64_t k = 0; k < c.nr_items; ++k) {
         const uint64_t child = d.u64();
+        const uint64_t cookie = cookies ? d.u64() : 0;
         const std::string_view name = d.str(kNameMax);
         if (!d.ok() || !valid_name(name) || i.dir->find(name))
           return corrupt(why, where + " has a bad or repeated directory entry");
-        i.dir->add(name, child); // oldest first: cookies kFirstCookie, +1, ... in stored order
+        if (!cookies) {
+          i.dir->add(name, child);
+          continue;
+        }
+        if (cookie <= last_cookie || cookie >= next_cookie)
+          return corrupt(why, where + " has directory entries out of cookie order");
+        last_cookie = cookie;
+        i.dir->add_with_cookie(name, child, cookie);
       }
+      if (cookies)
+        i.dir->set_next_cookie(next_cookie);
     } else {
       if (c.nr_items > d.remaining() / 32)
         return corrupt(why, where + " claims more extents than the checkpoint holds");

@@ -4,6 +4,7 @@
 // while entries come and go (see Filesystem::readdir for how positions map to cookies).
 #pragma once
 
+#include "pkramfs/format.h"
 #include "util/fault.h"
 
 #include <cstdint>
@@ -25,7 +26,7 @@ template <class Table> void make_room_for_one(Table &table) {
 }
 
 // Readdir positions 1 and 2 follow "." and ".."; entry cookies start at kFirstCookie.
-inline constexpr uint64_t kFirstCookie = 3;
+inline constexpr uint64_t kFirstCookie = PKRAMFS_FIRST_COOKIE;
 
 struct DirEntry {
   std::string name;
@@ -65,6 +66,16 @@ public:
     by_name_.insert(std::move(slot.index));
   }
   void add(std::string_view name, uint64_t ino) { commit(prepare(name, ino)); }
+  // A checkpoint's entry with the cookie it had (format version 4). REQUIRES: cookies are
+  // given rising, each >= kFirstCookie; the caller sets next_cookie afterwards.
+  void add_with_cookie(std::string_view name, uint64_t ino, uint64_t cookie) {
+    next_cookie_ = cookie;
+    add(name, ino);
+  }
+  // The cookie the next entry gets; a checkpoint keeps it, so that a restored directory goes
+  // on numbering where the daemon stopped.
+  uint64_t next_cookie() const { return next_cookie_; }
+  void set_next_cookie(uint64_t cookie) { next_cookie_ = cookie; }
 
   // Points an existing name at another inode, keeping its position (rename over, exchange).
   void repoint(std::string_view name, uint64_t ino) { by_cookie_.at(by_name_.at(name)).ino = ino; }

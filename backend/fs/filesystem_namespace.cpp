@@ -638,10 +638,10 @@ Result<void> Filesystem::readdir(uint64_t ino, uint64_t offset, bool plus, DirSi
   // renames each entry away and back as it reads it) is not returned twice, and a reader that
   // creates entries as it goes still reaches the end. A position whose entry is gone still
   // resumes at the next older one. Position 2 starts at the newest entry of the moment.
-  // Cookies live only in memory: a checkpoint stores the entries oldest first and a restore
-  // numbers them again from kFirstCookie in that order, keeping the listing order but not the
-  // values (the kernel's directory positions die with the FUSE connection today; a restart
-  // that kept the connection would have to store the cookies in the node format too).
+  // A checkpoint keeps each entry's cookie and the directory's next one (format version 4), and
+  // journal replay assigns cookies in the order the daemon did, so a restore leaves every
+  // position valid: the kernel keeps its positions when a new serving process takes the mount
+  // over (fuse/holder.h).
   if (offset < 1 && !sink.add(".", locked_stat(d), 1))
     return {};
   Inode *up = find(d.parent); // gone if an unlinked directory's parent went too

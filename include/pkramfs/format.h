@@ -14,6 +14,12 @@
  *              to the inode record (120 bytes; 104 in versions 1 and 2, whose inodes have
  *              no known birth time). No journal change: every record that makes an inode
  *              (CREATE, TMPFILE, RENAME_WHITEOUT) carries its time, which is its birth time.
+ *   version 4: readdir cookies: a directory's items begin with its next cookie (u64), and each
+ *              entry carries its cookie after the inode number, so that readdir positions
+ *              the kernel holds stay valid across a restore (a live mount taken over by a new
+ *              serving process, docs/operations.md "The holder"). Versions 1-3 number a
+ *              directory's entries again from PKRAMFS_FIRST_COOKIE in stored order. No
+ *              journal change: replay assigns cookies in the order the daemon did.
  *
  * A node is an ordered list of 2 MiB frames (a file on /dev/shm or hugetlbfs, or a pkram.ko
  * node). All fields are little-endian and fixed width; everything refers to other things by
@@ -47,7 +53,7 @@
 #define PKRAMFS_SB_MAGIC 0x3153464d41524b50ULL   /* "PKRAMFS1" as little-endian bytes */
 #define PKRAMFS_CKPT_MAGIC 0x3154504b43524b50ULL /* "PKRCKPT1" */
 #define PKRAMFS_JREC_MAGIC 0x4a524b50U           /* "PKRJ" */
-#define PKRAMFS_FORMAT_VERSION 3u
+#define PKRAMFS_FORMAT_VERSION 4u
 #define PKRAMFS_FORMAT_VERSION_OLDEST 1u /* the oldest version this build still reads */
 #define PKRAMFS_SB_COPY_OFFSET 4096u /* second superblock copy */
 
@@ -130,9 +136,16 @@ struct pkramfs_ckpt_inode {
   uint32_t btime_nsec; /* PKRAMFS_BTIME_UNKNOWN: not known (an inode from a version-1/2 image) */
   uint32_t reserved;   /* 0 */
   /* then: target bytes; xattrs: {u32 name_len, u32 value_len, name, value}; items:
-   * extents {u64 file_block, u64 block, u64 count, u32 flags (1 = unwritten), u32 0} or
-   * entries {u64 ino, u32 name_len, name} */
+   * extents {u64 file_block, u64 block, u64 count, u32 flags (1 = unwritten), u32 0} or,
+   * for a directory, {u64 next_cookie} (version 4) then its entries oldest first: {u64 ino,
+   * u64 cookie (version 4), u32 name_len, name}; cookies rise, from PKRAMFS_FIRST_COOKIE, and
+   * stay below next_cookie, which is at most PKRAMFS_COOKIE_LIMIT */
 };
+
+/* Readdir positions 1 and 2 follow "." and ".."; entry cookies start here and stay below the
+ * limit (a position is a 63-bit off_t). */
+#define PKRAMFS_FIRST_COOKIE 3u
+#define PKRAMFS_COOKIE_LIMIT (1ull << 62)
 
 /* The inode record's length in versions 1 and 2, which have no birth time. */
 #define PKRAMFS_CKPT_INODE_V2_BYTES 104u

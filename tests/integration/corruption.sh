@@ -158,16 +158,16 @@ printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=0 conv=notrunc 2>/dev/null
 printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=4096 conv=notrunc 2>/dev/null
 expect_refused sb-both-magic sbmagic "unknown magic"
 
-# ------------------------------------------------------------------------- (c) version 4 --
-# A version this build does not know yet (format.h: it reads 1 to 3).
+# ------------------------------------------------------------------------- (c) version 5 --
+# A version this build does not know yet (format.h: it reads 1 to 4).
 from_template v4
-$NI set-version "$SHM/v4" 0 4
-$NI set-version "$SHM/v4" 1 4
-expect_refused version-4 v4 "format version 4 is newer than this build reads (version 3)"
-# Only one copy at version 4 (a half-finished upgrade): the other copy is used.
+$NI set-version "$SHM/v4" 0 5
+$NI set-version "$SHM/v4" 1 5
+expect_refused version-5 v4 "format version 5 is newer than this build reads (version 4)"
+# Only one copy at version 5 (a half-finished upgrade): the other copy is used.
 from_template v4one
-$NI set-version "$SHM/v4one" "$NI_copy" 4
-expect_mounts version-4-one-copy v4one "$T/tree.full"
+$NI set-version "$SHM/v4one" "$NI_copy" 5
+expect_mounts version-5-one-copy v4one "$T/tree.full"
 # Version 0 never existed.
 from_template v0
 $NI set-version "$SHM/v0" 0 0

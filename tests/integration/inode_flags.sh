@@ -123,7 +123,7 @@ if pk_start "$M" --pkram=old --size=64m; then
         if pk_start "$M" --pkram=old; then
             assert_eq "v1:tree" "old" "$(cat "$M/sl")"
             eval "$($NI info "$SHM/old")"
-            assert_eq "v1:upgraded-at-mount" 3 "$version"
+            assert_eq "v1:upgraded-at-mount" "$PKIT_FORMAT_VERSION" "$version"
             # chattr(1) and lsattr(1) themselves, on the upgraded node
             check "v1:chattr" "chattr +i failed" quietly chattr +i "$M/d/f"
             case $(lsattr "$M/d/f" 2>&1) in "----i-"*" $M/d/f") pass "v1:lsattr" ;;
@@ -139,7 +139,7 @@ else
 fi
 # --------------------------------------------- a build of format version 1 (optional) --
 # PKIT_OLD_BIN: the bin directory of a build that knows only version 1 (e.g. the main branch
-# before format version 2). It refuses a node of this build's version (3) on one line, leaving
+# before format version 2). It refuses a node of this build's version (4) on one line, leaving
 # every byte, and an export image of one; a node it made (with journal records after a kill -9)
 # mounts here.
 OLD=${PKIT_OLD_BIN:-}
@@ -151,13 +151,13 @@ else
     "$OLD/pkramfs-fuse" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=keep "$M" 2>"$T/old.err"
     assert_eq "old-build:refuses-v2-exit" 1 "$?"
     assert_one_line_err "old-build:refuses-v2-one-line" "$T/old.err"
-    assert_contains "old-build:refuses-v2-why" "$(cat "$T/old.err")" "format version 3 is newer than this build reads (version 1)"
+    assert_contains "old-build:refuses-v2-why" "$(cat "$T/old.err")" "format version 4 is newer than this build reads (version 1)"
     "${OLDCTL[@]}" check keep >/dev/null 2>&1
     assert_eq "old-build:check-exit" 1 "$?"
     assert_eq "old-build:v2-untouched" "$sum" "$(sha256sum <"$SHM/keep")"
     "${OLDCTL[@]}" import "$T/keep.img" oldcopy >/dev/null 2>"$T/oldimport.err"
     assert_eq "old-build:import-v2-exit" 1 "$?"
-    assert_contains "old-build:import-v2-why" "$(cat "$T/oldimport.err")" "holds a node of format version 3"
+    assert_contains "old-build:import-v2-why" "$(cat "$T/oldimport.err")" "holds a node of format version 4"
     "$OLD/pkramfs-fuse" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=made-old --size=64m "$M" &
     OLD_PID=$!
     PKIT_PIDS+=("$OLD_PID")

@@ -16,6 +16,9 @@
 # `SKIP name: why`; details for a FAIL follow on lines starting with "    ".
 
 PKIT_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The node format version this source writes (include/pkramfs/format.h).
+PKIT_FORMAT_VERSION=$(sed -n 's/^#define PKRAMFS_FORMAT_VERSION \([0-9]*\)u.*/\1/p' \
+    "$PKIT_LIBDIR/../../include/pkramfs/format.h")
 PKIT_REPO=$(cd "$PKIT_LIBDIR/../.." && pwd)
 
 # ---------------------------------------------------------------- isolation --

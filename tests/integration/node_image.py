@@ -233,12 +233,35 @@ def walk_inodes(img):
         for _ in range(nr_xattrs):
             nl, vl = struct.unpack_from("<II", img, off)
             off += 8 + nl + vl
+        is_dir = mode & S_IFMT == S_IFDIR
+        cookies = is_dir and version >= 4  # next cookie, then a cookie per entry
+        if cookies:
+            off += 8
         for _ in range(nr_items):
-            if mode & S_IFMT == S_IFDIR:
-                off += 8 + 4 + struct.unpack_from("<I", img, off + 8)[0]
+            if is_dir:
+                c = 8 if cookies else 0
+                off += 8 + c + 4 + struct.unpack_from("<I", img, off + 8 + c)[0]
             else:
                 off += 32
         yield v, btime, start, fixed, off
+
+
+def entries_without_cookies(img, fixed, end, v):
+    """The variable part of a directory record of version 4 as versions 1-3 wrote it."""
+    mode, nr_xattrs, nr_items, target_bytes = v[10], v[14], v[15], v[16]
+    off = fixed + target_bytes
+    for _ in range(nr_xattrs):
+        nl, vl = struct.unpack_from("<II", img, off)
+        off += 8 + nl + vl
+    out = bytearray(img[fixed:off])
+    if mode & S_IFMT != S_IFDIR:
+        return bytes(out + img[off:end])
+    off += 8  # next cookie
+    for _ in range(nr_items):
+        nl = struct.unpack_from("<I", img, off + 16)[0]
+        out += img[off:off + 8] + img[off + 16:off + 20 + nl]
+        off += 20 + nl
+    return bytes(out)
 
 
 def checkpoint_inodes(path):
@@ -261,11 +284,11 @@ def make_old(path, version):
             sys.exit("the checkpoint holds inode flags: version 1 cannot describe this node")
         if any(typ >= 10 for _, typ, _ in journal_records(path, sb)):
             sys.exit("the journal holds version-2 records: version 1 cannot describe this node")
-    # The records without their birth time; nothing else changes (no journal record is new in
-    # version 3).
+    # The records without their birth time, directories without readdir cookies; nothing else
+    # changes (no journal record is new in versions 3 and 4).
     out = bytearray(img[:CKPT_HEADER_SIZE])
-    for _, _, start, fixed, end in walk_inodes(img):
-        out += img[start:start + CKPT_INODE_V2_SIZE] + img[fixed:end]
+    for v, _, start, fixed, end in walk_inodes(img):
+        out += img[start:start + CKPT_INODE_V2_SIZE] + entries_without_cookies(img, fixed, end, v)
     struct.pack_into("<I", out, CKPT_VERSION_OFF, version)
     struct.pack_into("<Q", out, CKPT_BYTES_OFF, len(out))
     s = sb["slots"][sb["current_slot"]]

@@ -158,7 +158,7 @@ if pk_start "$M" --pkram=old --size=64m; then
                 skip "v2:which-have-btime" "no FUSE_STATX on this kernel"
             fi
             eval "$($NI info "$SHM/old")"
-            assert_eq "v2:upgraded-at-mount" 3 "$version"
+            assert_eq "v2:upgraded-at-mount" "$PKIT_FORMAT_VERSION" "$version"
             pk_stop "$M"
             check_clean "v2:after-upgrade" old
             new_ino=$(awk '$2 != "unknown"' <($NI btimes "$SHM/old") | wc -l)

@@ -11,6 +11,7 @@
 #include "support/temp_dir.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -315,5 +316,88 @@ TEST_CASE("inspect: a node reads the same through any pread-able fd, which is ne
   auto dir = check_node(std::filesystem::path(path).parent_path().string());
   REQUIRE(dir.ok());
   CHECK_FALSE(dir->clean);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+namespace {
+
+// Every entry of a directory with the readdir position that resumes after it.
+struct Positions final : DirSink {
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  bool add(std::string_view name, const struct stat &, uint64_t next_offset) override {
+    seen.emplace_back(std::string(name), next_offset);
+    return true;
+  }
+};
+
+std::vector<std::pair<std::string, uint64_t>> positions(Filesystem &fs, uint64_t dir) {
+  Positions p;
+  REQUIRE(fs.readdir(dir, 0, false, p).ok());
+  return p.seen;
+}
+
+} // namespace
+
+// Format version 4: a checkpoint keeps every entry's readdir cookie and the next one to hand
+// out, and journal replay assigns them as the daemon did, so a listing the kernel is in the
+// middle of (a serving process taking the mount over) resumes where it was.
+TEST_CASE("restore: readdir positions survive a checkpoint and journal replay",
+          "[persistence][readdir]") {
+  const std::string path = temp_node();
+  const Caller root;
+  std::vector<std::pair<std::string, uint64_t>> before, before_replay, resumed;
+  uint64_t dir = 0, resume_at = 0;
+  {
+    Mounted m(path);
+    Filesystem &fs = *m.fs;
+    auto d = fs.mkdir(kRootIno, "d", 0755, root);
+    REQUIRE(d.ok());
+    dir = d->st_ino;
+    // Gaps: removed entries, renamed ones (a new cookie), one removed after the newest.
+    for (int i = 0; i < 20; ++i) {
+      auto f = fs.create(dir, "f" + std::to_string(i), 0644, root);
+      REQUIRE(f.ok());
+      fs.release(f->st_ino);
+    }
+    for (int i = 0; i < 20; i += 3)
+      REQUIRE(fs.unlink(dir, "f" + std::to_string(i)).ok());
+    REQUIRE(fs.rename(dir, "f1", dir, "r1", 0, root).ok());
+    REQUIRE(fs.mkdir(dir, "sub", 0755, root).ok());
+    REQUIRE(fs.unlink(dir, "f19").ok()); // the newest: next_cookie stays above its cookie
+    before = positions(fs, dir);
+    REQUIRE(before.size() > 4);
+    resume_at = before[5].second; // a listing stopped after its sixth entry
+    REQUIRE(m.node->checkpoint(fs).ok());
+    // After the checkpoint, in the journal only: more entries and removals.
+    REQUIRE(fs.unlink(dir, "f2").ok());
+    auto g = fs.create(dir, "g", 0644, root);
+    REQUIRE(g.ok());
+    fs.release(g->st_ino);
+    REQUIRE(fs.rename(dir, "f4", dir, "r4", 0, root).ok());
+    before_replay = positions(fs, dir);
+    Positions p;
+    REQUIRE(fs.readdir(dir, resume_at, false, p).ok());
+    resumed = p.seen;
+    // No checkpoint: the Mounted goes away like a killed daemon.
+  }
+  {
+    Mounted m(path);
+    Filesystem &fs = *m.fs;
+    CHECK(positions(fs, dir) == before_replay);
+    Positions p;
+    REQUIRE(fs.readdir(dir, resume_at, false, p).ok());
+    CHECK(p.seen == resumed);
+    // The next entry takes a cookie above every one handed out before the restore.
+    uint64_t highest = 0;
+    for (const auto &[name, pos] : before_replay)
+      highest = std::max(highest, pos);
+    auto h = fs.create(dir, "h", 0644, root);
+    REQUIRE(h.ok());
+    fs.release(h->st_ino);
+    const auto now = positions(fs, dir);
+    REQUIRE(now.size() > 2);
+    CHECK(now[2].first == "h"); // after "." and "..", newest first
+    CHECK(now[2].second > highest);
+  }
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }

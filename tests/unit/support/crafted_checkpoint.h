@@ -49,8 +49,15 @@ inline std::string crafted_dirs_image(const std::vector<CraftedDir> &dirs, uint6
     c.flags = inode_flags; // "reserved" in version 1
     c.btime_sec = 1000;    // version 3
     e.raw(&c, version >= 3 ? sizeof c : PKRAMFS_CKPT_INODE_V2_BYTES);
+    // Version 4: the next cookie, then each entry's cookie, numbered as a restore of an older
+    // version would number them.
+    uint64_t cookie = PKRAMFS_FIRST_COOKIE;
+    if (version >= 4)
+      e.u64(cookie + d.entries.size());
     for (const auto &[name, ino] : d.entries) {
       e.u64(ino);
+      if (version >= 4)
+        e.u64(cookie++);
       e.str(name);
     }
   }
@@ -60,8 +67,9 @@ inline std::string crafted_dirs_image(const std::vector<CraftedDir> &dirs, uint6
 }
 
 // A checkpoint image of this build's version written again as version 1 or 2 wrote it: the
-// inode records without the birth time (format.h), everything else as it was. No check beyond
-// what walking it needs: the images are this build's own.
+// inode records without the birth time, directories without readdir cookies (format.h),
+// everything else as it was. No check beyond what walking it needs: the images are this
+// build's own.
 inline std::string older_image(std::string_view image, uint32_t version) {
   std::string out;
   Encoder e(out);
@@ -82,9 +90,12 @@ inline std::string older_image(std::string_view image, uint32_t version) {
       e.bytes(d.bytes(name_len));
       e.bytes(d.bytes(value_len));
     }
+    if (S_ISDIR(c.mode))
+      (void)d.u64(); // next cookie
     for (uint64_t k = 0; k < c.nr_items; ++k) {
       if (S_ISDIR(c.mode)) {
         e.u64(d.u64());
+        (void)d.u64(); // cookie
         e.str(d.str(UINT32_MAX));
       } else {
         e.bytes(d.bytes(32));
