@@ -237,6 +237,7 @@ private:
       break;
     case Message::kReady:
       ready_ = true;
+      serving_path_ = last_path_;
       failures_before_ready_ = 0;
       if (ready_fd_ >= 0)
         detach_from_caller();
@@ -310,12 +311,13 @@ private:
     if (!connection_alive())
       finish(code);
     const bool upgrade = WIFEXITED(status) && WEXITSTATUS(status) == kExitUpgrade;
-    std::string path = "/proc/self/exe";
+    // The binary of the last process that served: after an upgrade, the new one.
+    std::string path = serving_path_;
     std::string cause;
     if (upgrade && !upgrade_path_.empty()) {
       path = upgrade_path_;
       cause = "upgrade to " + upgrade_path_;
-    } else if (!ready_ && !last_path_.empty() && last_path_ != "/proc/self/exe") {
+    } else if (!ready_ && last_path_ != serving_path_) {
       // An upgraded binary that could not take over: the running build serves again.
       cause = "upgrade to " + last_path_ + " failed (" + describe_status(status) + ")";
     } else {
@@ -381,7 +383,8 @@ private:
   bool stopping_ = false;
   int failures_before_ready_ = 0;
   std::string upgrade_path_;
-  std::string last_path_;
+  std::string last_path_ = "/proc/self/exe";    // the binary of the newest serving process
+  std::string serving_path_ = "/proc/self/exe"; // that of the last one that served
   std::vector<uint64_t> recent_;
 };
 
