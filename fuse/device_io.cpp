@@ -32,6 +32,10 @@ struct DeviceIo {
   std::atomic<uint32_t> kernel_minor{0};
   // Takeover: the next read returns the saved INIT request.
   std::atomic<bool> replay_init{false};
+  // Takeover with a saved INIT: its reply goes nowhere. Without one (the process that mounted
+  // died before it read the INIT request), the kernel still has the request queued, and the
+  // reply goes to the kernel as at a mount.
+  bool init_replayed = false;
   // Takeover: a reply went out (the takeover time ends there, session_state.h).
   std::atomic<bool> served_since_takeover{false};
   int fd = -1;
@@ -274,7 +278,7 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
   // Before the reply: the kernel lets other workers read requests as soon as it has it.
   device_io.killpriv_v2 = v2;
   ssize_t n;
-  if (device_io.amendments.takeover) {
+  if (device_io.init_replayed) {
     // The kernel has this reply already, from the process that mounted.
     n = 0;
     for (int i = 0; i < count; ++i)
@@ -304,7 +308,9 @@ std::optional<StatxRequest> serving_statx() { return request_statx; }
 int install_device_io(fuse_session *se, int fd, InitAmendments amendments) {
   device_io.amendments = std::move(amendments);
   device_io.fd = fd;
-  device_io.replay_init = device_io.amendments.takeover;
+  device_io.init_replayed = device_io.amendments.takeover && device_io.amendments.session &&
+                            !device_io.amendments.session->init_request().empty();
+  device_io.replay_init = device_io.init_replayed;
   static const fuse_custom_io io = {.writev = write_reply,
                                     .read = read_request,
                                     .splice_receive = nullptr,
