@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <functional>
@@ -39,6 +40,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 using namespace pkramfs;
@@ -520,6 +522,15 @@ void apply_atime_flags(const Options &opt, fuse_session *se) {
   }
 }
 
+// FUSE_NOTIFY_RESEND: Linux 6.9 and later (protocol 7.40).
+bool kernel_resends_requests() {
+  struct utsname u {};
+  unsigned major = 0, minor = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%u.%u", &major, &minor) != 2)
+    return false;
+  return major > 6 || (major == 6 && minor >= 9);
+}
+
 // One worker per two CPUs: on a 2-CPU machine 16 workers made cold random reads 3-6x slower
 // than one and creates no faster (docs/performance.md, "Throughput and metadata"); a request
 // costs a switch to the daemon and back, and idle workers only add switches.
@@ -751,10 +762,14 @@ int main(int argc, char **argv) {
   }
 
   fuse_loop_config *loop = fuse_loop_cfg_create();
-  // With a holder every worker reads the holder's connection itself: the kernel ends the
-  // requests a cloned descriptor has read when that descriptor closes (fuse_dev_release), so a
-  // crash would fail them instead of leaving them for the next process.
-  fuse_loop_cfg_set_clone_fd(loop, holder ? 0 : 1);
+  // The kernel ends the requests read through a cloned descriptor when that descriptor closes
+  // (fuse_dev_release: ECONNABORTED). With a holder on a kernel that resends (6.9+), every
+  // worker reads the holder's own connection, so that what a dying process had read stays
+  // with the connection for FUSE_NOTIFY_RESEND. Where the kernel cannot resend (6.1), clones
+  // are what bounds a crash: a request the process read in the instant it was killed, before
+  // it could note it in the session state, would otherwise wait for ever; with a clone the
+  // kernel fails it (ECONNABORTED) as the process dies.
+  fuse_loop_cfg_set_clone_fd(loop, holder && kernel_resends_requests() ? 0 : 1);
   fuse_loop_cfg_set_max_threads(loop, tuning.threads ? tuning.threads : worker_threads());
   const int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);

@@ -7,7 +7,9 @@
 // - requests in flight: read from /dev/fuse and not yet answered. The kernel keeps them on the
 //   connection (the holder's descriptor is the same open file) and their callers wait; the new
 //   process asks the kernel to send them again (FUSE_NOTIFY_RESEND, Linux 6.9+) or, where the
-//   kernel cannot, answers them with EIO so that no caller waits forever;
+//   kernel cannot, answers them with EIO so that no caller waits forever (there the workers
+//   also read through cloned descriptors, whose requests the kernel fails as they close: a
+//   request read in the instant of a kill is never noted here);
 // - open files: the handle (fh) the kernel got for each OPEN and CREATE and its inode, so that
 //   a new process knows which inodes are open (an unlinked file lives while it is open);
 // - who serves, how often it was restarted and why, for pkramfs-ctl status.

@@ -120,7 +120,10 @@ static const char *errname(int err)
 /* a system call failed: err is its errno (EIO for a short transfer) */
 static void failed(const char *op, const char *name, int err)
 {
-	__atomic_add_fetch(err == EIO ? &sh->eio : &sh->other, 1, __ATOMIC_RELAXED);
+	/* in flight at a crash on 6.1: EIO from the next process, or ECONNABORTED from the kernel
+	 * as the dying process's cloned descriptor closes */
+	__atomic_add_fetch(err == EIO || err == ECONNABORTED ? &sh->eio : &sh->other, 1,
+			   __ATOMIC_RELAXED);
 	out("pkram-load: FAIL w%d i%" PRIu64 " %s %s err=%s (%s) t=%.3f", worker, iter, op, name,
 	    errname(err), strerror(err), uptime());
 }

@@ -182,8 +182,8 @@ load_stop() {
 
 # failures LOG: the load's failed calls "EIO OTHER CORRUPT"
 failures() {
-	echo "$(grep -c 'pkram-load: FAIL.*err=EIO ' "$1")" \
-		"$(grep 'pkram-load: FAIL' "$1" | grep -vc 'err=EIO ')" \
+	echo "$(grep -cE 'pkram-load: FAIL.*err=(EIO|ECONNABORTED) ' "$1")" \
+		"$(grep 'pkram-load: FAIL' "$1" | grep -vcE 'err=(EIO|ECONNABORTED) ')" \
 		"$(grep -c 'pkram-load: CORRUPT' "$1")"
 }
 
