@@ -663,10 +663,13 @@ int main(int argc, char **argv) {
       die("cannot lock node '" + opt.node + "' in '" + opt.run_dir + "' (" + why(l.error()) + ")");
     lock.emplace(std::move(l.value()));
     // From here on the mount outlives the process that serves it (holder.h): this returns in
-    // the serving process.
-    holder.emplace(start_holder(argc, argv, opt.foreground, lock->fd(),
-                                [&lock] { lock->write_pid(getpid()); }));
-    holder->state().set_mountpoint(opt.mountpoint);
+    // the serving process. Not for anonymous memory, which dies with the process: a takeover
+    // would serve an empty tree in its place.
+    if (kind != BackendKind::kAnon) {
+      holder.emplace(start_holder(argc, argv, opt.foreground, lock->fd(),
+                                  [&lock] { lock->write_pid(getpid()); }));
+      holder->state().set_mountpoint(opt.mountpoint);
+    }
   }
 
   Storage storage;

@@ -182,6 +182,16 @@ pkramfs_umount() {
 	fi
 }
 
+# serving_pid NAME: the process that serves NAME's mount: the holder's child
+# (fuse/holder.h; /tmp/fuse-NAME.pid is the holder), or the daemon itself where
+# it has no holder (--backend=anon)
+serving_pid() {
+	local h c
+	h=$(cat "/tmp/fuse-$1.pid")
+	c=$(cat /proc/"$h"/task/*/children 2>/dev/null | tr -s ' \n' '  ' | sed 's/^ //; s/ .*//')
+	echo "${c:-$h}"
+}
+
 # pkramfs_kill NAME MNT: kill -9 the daemon and detach its dead mount
 pkramfs_kill() {
 	kill -9 "$(cat "/tmp/fuse-$1.pid")" || return 1

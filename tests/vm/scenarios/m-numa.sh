@@ -87,7 +87,7 @@ kmod_daemon() {
 	else
 		fail "kmod-$1-frames" "frames on '$(numa_of "$2")', expected /$4/"
 	fi
-	[ "$1" = auto ] && pinned kmod-auto-pinned "$(cat "/tmp/fuse-$2.pid")" 1
+	[ "$1" = auto ] && pinned kmod-auto-pinned "$(serving_pid "$2")" 1
 	check "kmod-$1-umount" pkramfs_umount "$2" "/mnt/$2"
 	pkramfs-ctl destroy "$2" >/dev/null
 }
@@ -100,7 +100,7 @@ mem_daemon() {
 	shift 8
 	check "$tag-mount" pkramfs_mount "$name" "/mnt/$name" --size=32m "$@"
 	BACKEND=kmod
-	pid=$(cat "/tmp/fuse-$name.pid")
+	pid=$(serving_pid "$name")
 	write_mib "/mnt/$name/f" 8
 	pages_ok "$tag-pages" "$pol" "$pid" "$a" "$b" "$c" "$d"
 	[ "$tag" = anon-auto ] && pinned anon-auto-pinned "$pid" 1
