@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -36,6 +37,8 @@ struct DeviceIo {
   // died before it read the INIT request), the kernel still has the request queued, and the
   // reply goes to the kernel as at a mount.
   bool init_replayed = false;
+  // stop_reading_requests() was called.
+  std::atomic<bool> draining{false};
   // Takeover: a reply went out (the takeover time ends there, session_state.h).
   std::atomic<bool> served_since_takeover{false};
   int fd = -1;
@@ -157,6 +160,12 @@ ssize_t read_spinning(int fd, void *buf, size_t len) {
   const auto spin = std::chrono::microseconds(device_io.amendments.spin_us);
   auto until = Clock::now() + spin;
   for (;;) {
+    if (device_io.draining.load(std::memory_order_acquire)) {
+      // stop_reading_requests: nothing more is taken; the loop ends meanwhile.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      errno = EINTR;
+      return -1;
+    }
     const ssize_t n = read(fd, buf, len);
     if (n >= 0 || errno != EAGAIN)
       return n;
@@ -197,9 +206,14 @@ void note_request(const void *buf, ssize_t n, bool replayed) {
 
 ssize_t read_request(int fd, void *buf, size_t len, void *) {
   const bool replayed = device_io.replay_init.exchange(false);
-  const ssize_t n = replayed                        ? replay_init_request(buf, len)
-                    : device_io.amendments.spin_us ? read_spinning(fd, buf, len)
-                                                   : read(fd, buf, len);
+  // With a holder every read goes through read_spinning (spinning or not), which waits in
+  // poll(2) and reads without blocking: libfuse ends its loop by cancelling the workers, and a
+  // worker cancelled inside a blocking read(2) that had just taken a request loses it (glibc
+  // before 2.41 acts on a cancellation that arrives as the call returns).
+  const ssize_t n = replayed ? replay_init_request(buf, len)
+                    : device_io.amendments.spin_us || device_io.amendments.session
+                        ? read_spinning(fd, buf, len)
+                        : read(fd, buf, len);
   note_request(buf, n, replayed);
   hand_tmpfile_over_as_create(buf, n);
   hand_statx_over_as_getattr(buf, n);
@@ -300,6 +314,8 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
 } // namespace
 
 std::optional<bool> kernel_fsetid_verdict() { return request_fsetid; }
+
+void stop_reading_requests() { device_io.draining.store(true, std::memory_order_release); }
 
 bool serving_tmpfile() { return request_tmpfile; }
 

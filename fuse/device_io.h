@@ -44,6 +44,12 @@ struct InitAmendments {
 // fuse_session_mount(), or taken over); 0 or a negative errno. One session per process.
 int install_device_io(fuse_session *se, int fd, InitAmendments amendments);
 
+// pkramfs-ctl upgrade: from now on no worker takes a request from the device (those it took
+// are served); call it before ending the session loop, so that the loop's end (which cancels
+// idle workers) cannot cancel one that has just read a request. Requests wait in the kernel
+// for the next serving process.
+void stop_reading_requests();
+
 // Whether the caller of the request this thread is serving holds CAP_FSETID, as the kernel
 // judged it with capable(), i.e. in the initial user namespace (fs/fuse/file.c, dir.c):
 // - a WRITE (not a writeback of cached pages), a SETATTR that truncates (without chown), an

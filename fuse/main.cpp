@@ -418,6 +418,7 @@ public:
       upgrading_ = false;
       return Errno{r.error()};
     }
+    stop_reading_requests();
     stop_serving_();
     return path;
   }
@@ -786,6 +787,10 @@ int main(int argc, char **argv) {
       fuse_session_destroy(se);
     fuse_opt_free_args(&args);
     close_storage(storage);
+    // Every request taken was answered; one still noted here would reach the next process
+    // as in flight (resent on 6.9+, failed on older kernels).
+    if (const size_t left = holder->state().inflight_count())
+      spdlog::warn("upgrade: {} requests taken and not answered", left);
     spdlog::info("node {}: checkpointed for the upgrade; the holder starts the new binary",
                  opt.node);
     return kExitUpgrade;

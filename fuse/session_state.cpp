@@ -110,6 +110,13 @@ std::vector<uint64_t> SessionState::take_inflight() {
   return out;
 }
 
+size_t SessionState::inflight_count() const {
+  size_t n = 0;
+  for (const auto &slot : layout_->inflight)
+    n += slot.load() != 0;
+  return n;
+}
+
 uint64_t SessionState::open_handle(uint64_t ino) {
   uint32_t index;
   {

@@ -90,6 +90,7 @@ public:
   void untrack(uint64_t unique);
   // The requests a process that died had read and not answered, and forgets them.
   std::vector<uint64_t> take_inflight();
+  size_t inflight_count() const;
 
   // Open files. open_handle returns the fh to give the kernel (0 when the table is full: that
   // file's open is then unknown to a later process, which counts every inode as open).
