@@ -599,6 +599,17 @@ void arm_faults([[maybe_unused]] const Options &opt, [[maybe_unused]] bool arm) 
 #endif
 }
 
+// Fault injection (test builds) is aimed at a crash of the daemon and what the node holds
+// after it: such a mount has no holder, so a crash point ends the mount as a crash did.
+bool faults_armed([[maybe_unused]] const Options &opt) {
+#ifdef PKRAMFS_FAULT_INJECTION
+  const char *env = getenv("PKRAMFS_FAULT");
+  return !opt.debug_fail.empty() || (env && *env);
+#else
+  return false;
+#endif
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -666,7 +677,7 @@ int main(int argc, char **argv) {
     // From here on the mount outlives the process that serves it (holder.h): this returns in
     // the serving process. Not for anonymous memory, which dies with the process: a takeover
     // would serve an empty tree in its place.
-    if (kind != BackendKind::kAnon) {
+    if (kind != BackendKind::kAnon && !faults_armed(opt)) {
       holder.emplace(start_holder(argc, argv, opt.foreground, lock->fd(),
                                   [&lock] { lock->write_pid(getpid()); }));
       holder->state().set_mountpoint(opt.mountpoint);
