@@ -39,6 +39,9 @@ struct DeviceIo {
   bool init_replayed = false;
   // stop_reading_requests() was called.
   std::atomic<bool> draining{false};
+  // Workers between their check of `draining` and the moment what they read is noted in the
+  // session state (read_spinning, read_request): stop_reading_requests waits for none.
+  std::atomic<int> readers{0};
   // Takeover: a reply went out (the takeover time ends there, session_state.h).
   std::atomic<bool> served_since_takeover{false};
   int fd = -1;
@@ -150,7 +153,8 @@ std::optional<bool> fsetid_verdict_of(const void *buf, ssize_t n) {
 
 // Polls the device for up to spin_us before sleeping in poll(2): a synchronous caller's next
 // request then finds the daemon awake, without a wake-up (an IPI and a halt exit in a VM).
-ssize_t read_spinning(int fd, void *buf, size_t len) {
+// `counted`: set when the read returned (the caller leaves `readers` once the request is noted).
+ssize_t read_spinning(int fd, void *buf, size_t len, bool &counted) {
   thread_local int nonblocking_fd = -1;
   if (fd != nonblocking_fd) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -160,15 +164,20 @@ ssize_t read_spinning(int fd, void *buf, size_t len) {
   const auto spin = std::chrono::microseconds(device_io.amendments.spin_us);
   auto until = Clock::now() + spin;
   for (;;) {
-    if (device_io.draining.load(std::memory_order_acquire)) {
+    device_io.readers.fetch_add(1);
+    if (device_io.draining.load()) {
       // stop_reading_requests: nothing more is taken; the loop ends meanwhile.
+      device_io.readers.fetch_sub(1);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       errno = EINTR;
       return -1;
     }
     const ssize_t n = read(fd, buf, len);
-    if (n >= 0 || errno != EAGAIN)
+    if (n >= 0 || errno != EAGAIN) {
+      counted = true;
       return n;
+    }
+    device_io.readers.fetch_sub(1);
     if (Clock::now() < until) {
       __builtin_ia32_pause();
       continue;
@@ -210,11 +219,16 @@ ssize_t read_request(int fd, void *buf, size_t len, void *) {
   // poll(2) and reads without blocking: libfuse ends its loop by cancelling the workers, and a
   // worker cancelled inside a blocking read(2) that had just taken a request loses it (glibc
   // before 2.41 acts on a cancellation that arrives as the call returns).
+  bool counted = false;
   const ssize_t n = replayed ? replay_init_request(buf, len)
                     : device_io.amendments.spin_us || device_io.amendments.session
-                        ? read_spinning(fd, buf, len)
+                        ? read_spinning(fd, buf, len, counted)
                         : read(fd, buf, len);
+  const int err = errno;
   note_request(buf, n, replayed);
+  if (counted)
+    device_io.readers.fetch_sub(1);
+  errno = err;
   hand_tmpfile_over_as_create(buf, n);
   hand_statx_over_as_getattr(buf, n);
   request_fsetid = fsetid_verdict_of(buf, n);
@@ -315,7 +329,18 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
 
 std::optional<bool> kernel_fsetid_verdict() { return request_fsetid; }
 
-void stop_reading_requests() { device_io.draining.store(true, std::memory_order_release); }
+void stop_reading_requests() {
+  device_io.draining.store(true);
+  // Until no worker is between its check and its note, and every request noted is answered:
+  // libfuse drops a request read once the session has exited (fuse_session_receive_buf_int),
+  // and the loop's end cancels workers, so the session must not exit before. Bounded: a
+  // request that never gets its answer is left to the next process (resent or failed).
+  SessionState *session = device_io.amendments.session;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((device_io.readers.load() != 0 || (session && session->inflight_count() != 0)) &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
 
 bool serving_tmpfile() { return request_tmpfile; }
 
