@@ -53,12 +53,6 @@ struct DeviceIo {
 constexpr int32_t kFuseNotifyResend = 7;
 constexpr uint32_t kFuseResendMinor = 40;
 
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // Requests that get no reply (fuse_lowlevel.c: do_forget, do_batch_forget, do_interrupt), so
 // nothing waits on them.
 bool expects_reply(uint32_t opcode) {
@@ -292,7 +286,7 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
       if (const uint64_t unique = static_cast<const fuse_out_header *>(iov[0].iov_base)->unique)
         session->untrack(unique);
       if (device_io.amendments.takeover && !device_io.served_since_takeover.exchange(true))
-        session->layout().takeover_served_ns = monotonic_ns();
+        session->takeover_served();
       errno = err;
     }
     return n;

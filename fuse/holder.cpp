@@ -81,12 +81,6 @@ std::optional<Received> receive_message(int sock) {
   return r;
 }
 
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 sigset_t holder_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -329,17 +323,16 @@ private:
                     failures_before_ready_, cause);
       finish(1);
     }
-    const uint64_t now = monotonic_ns();
+    const auto now = std::chrono::steady_clock::now();
     recent_.push_back(now);
-    while (!recent_.empty() && now - recent_.front() > 10'000'000'000ull)
+    while (!recent_.empty() && now - recent_.front() > std::chrono::seconds(10))
       recent_.erase(recent_.begin());
     if (recent_.size() > 50) {
       spdlog::error("more than 50 restarts within 10 s ({}); giving up the mount", cause);
       finish(1);
     }
+    state_.takeover_started();
     SessionState::Layout &l = state_.layout();
-    l.takeover_started_ns = now;
-    l.takeover_served_ns = 0;
     l.serving_pid = 0;
     if (!upgrade)
       l.restarts.fetch_add(1);
@@ -385,7 +378,7 @@ private:
   std::string upgrade_path_;
   std::string last_path_ = "/proc/self/exe";    // the binary of the newest serving process
   std::string serving_path_ = "/proc/self/exe"; // that of the last one that served
-  std::vector<uint64_t> recent_;
+  std::vector<std::chrono::steady_clock::time_point> recent_;
 };
 
 // fuse_daemonize's protocol: the caller's process waits for one byte from the daemon (0 when

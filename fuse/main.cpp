@@ -315,7 +315,7 @@ void open_storage(const Options &opt, BackendKind kind, const Placement &placeme
 class DaemonControl final : public ControlHandler {
 public:
   DaemonControl(const Options &opt, Storage &st, HolderLink *holder)
-      : opt_(opt), st_(st), holder_(holder), session_(holder ? &holder->state() : nullptr) {}
+      : opt_(opt), st_(st), holder_(holder) {}
 
   // How the serving loop is ended for an upgrade (SignalStop::stop_for_upgrade).
   void on_upgrade(std::function<void()> stop_serving) { stop_serving_ = std::move(stop_serving); }
@@ -329,14 +329,12 @@ public:
     s.mountpoint = opt_.mountpoint;
     s.pid = getpid();
     s.serving_pid = getpid();
-    if (session_) {
-      SessionState::Layout &l = session_->layout();
-      s.pid = s.holder_pid = l.holder_pid.load();
-      s.restarts = l.restarts.load();
-      s.last_restart_cause = session_->cause();
-      const uint64_t started = l.takeover_started_ns.load(), served = l.takeover_served_ns.load();
-      if (started && served >= started)
-        s.last_takeover_ms = static_cast<double>(served - started) / 1e6;
+    if (holder_) {
+      SessionState &session = holder_->state();
+      s.pid = s.holder_pid = session.layout().holder_pid.load();
+      s.restarts = session.layout().restarts.load();
+      s.last_restart_cause = session.cause();
+      s.last_takeover_ms = session.last_takeover_ms();
     }
     const auto u = st_.fs->usage();
     const struct statvfs v = st_.fs->statfs();
@@ -468,7 +466,6 @@ private:
   const Options &opt_;
   Storage &st_;
   HolderLink *holder_;
-  SessionState *session_;
   std::function<void()> stop_serving_;
   std::atomic<bool> upgrading_{false};
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -15,6 +16,12 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<SessionState::Layout>);
 
 // The fh of slot `index`: the slot's generation above, the index + 1 below (0 is "no handle").
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 uint64_t fh_of(uint32_t index, uint64_t generation) { return generation << 32 | (index + 1ull); }
 
 size_t slot_of(uint64_t unique) {
@@ -191,6 +198,20 @@ void SessionState::set_mountpoint(const std::string &path) {
 
 std::string SessionState::mountpoint() const {
   return std::string(layout_->mountpoint, strnlen(layout_->mountpoint, kMountpointMax));
+}
+
+void SessionState::takeover_started() {
+  layout_->takeover_served_ns = 0;
+  layout_->takeover_started_ns = monotonic_ns();
+}
+
+void SessionState::takeover_served() { layout_->takeover_served_ns = monotonic_ns(); }
+
+double SessionState::last_takeover_ms() const {
+  const uint64_t started = layout_->takeover_started_ns, served = layout_->takeover_served_ns;
+  if (!started || served < started)
+    return -1;
+  return static_cast<double>(served - started) / 1e6;
 }
 
 std::string SessionState::cause() const {

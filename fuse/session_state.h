@@ -107,6 +107,12 @@ public:
   void set_mountpoint(const std::string &path);
   std::string mountpoint() const;
 
+  // The takeover time pkramfs-ctl status shows: from the holder seeing a serving process die
+  // (takeover_started) to the next one's first reply (takeover_served); -1 before one ended.
+  void takeover_started();
+  void takeover_served();
+  double last_takeover_ms() const;
+
 private:
   SessionState(UniqueFd fd, Layout *layout) : fd_(std::move(fd)), layout_(layout) {}
 
