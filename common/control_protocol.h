@@ -15,9 +15,9 @@
 //   error:      {"ok":false,"error":"<one line>"[,"errno":N]}
 //   status:     {"ok":true,"name":..,"backend":..,"state":..,"mountpoint":..,"pid":N,
 //                "holder_pid":N,"serving_pid":N,"restarts":N,"last_restart_cause":..,
-//                "last_takeover_ms":X (-1: none),
+//                "last_takeover_ms":X (-1: none),"lookups_exact":B,
 //                "files":N,"directories":N,"other_inodes":N,"data_bytes":N,"limit_bytes":N,
-//                "inodes_used":N,"inodes_limit":N,"journal_used_bytes":N,"journal_bytes":N,
+//                "inodes_used":N,"inodes_limit":N,"unlinked_inodes":N,"journal_used_bytes":N,"journal_bytes":N,
 //                "checkpoint_bytes":N,"checkpoint_generation":N,"node_bytes":N,
 //                "metadata_bytes":N,"free_bytes":N,"data_held_bytes":N,
 //                "metadata_held_bytes":N,"superblock_bytes":N,"held_bytes":N}

@@ -20,6 +20,9 @@ struct NodeUsage {
   uint64_t limit_bytes = 0;  // size=
   uint64_t inodes_used = 0;
   uint64_t inodes_limit = 0; // 0: unlimited
+  // Inodes without a name kept because a process has them open or the kernel still names
+  // them (they go at the last close, or when the kernel forgets them).
+  uint64_t unlinked_inodes = 0;
   uint64_t journal_used_bytes = 0;
   uint64_t journal_bytes = 0;
   uint64_t checkpoint_bytes = 0; // size of the current checkpoint image
@@ -49,6 +52,9 @@ struct NodeStatus {
   uint64_t restarts = 0;
   std::string last_restart_cause;
   double last_takeover_ms = -1;
+  // The kernel's lookup references are known exactly to a process that takes over
+  // (lookup_ledger.h); false without a holder.
+  bool lookups_exact = false;
   NodeUsage usage;
 };
 

@@ -11,7 +11,10 @@
 #include <ctime>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <csignal>
+#include <cstdlib>
 #include <poll.h>
+#include <string_view>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <thread>
@@ -44,6 +47,8 @@ struct DeviceIo {
   std::atomic<int> readers{0};
   // Takeover: a reply went out (the takeover time ends there, session_state.h).
   std::atomic<bool> served_since_takeover{false};
+  // PKRAMFS_TEST_KILL_BEFORE_REPLY: the opcode whose first reply this process does not send.
+  uint32_t kill_before_reply = 0;
   int fd = -1;
 };
 
@@ -69,6 +74,8 @@ thread_local std::optional<bool> request_fsetid;
 thread_local bool request_tmpfile = false;
 // That request arrived as FUSE_STATX and goes to libfuse as FUSE_GETATTR (serving_statx).
 thread_local std::optional<StatxRequest> request_statx;
+// That request came again after a takeover and its change is in the journal already.
+thread_local bool request_applied = false;
 
 // A raw request's body as `In`, or null when the request is too short to hold one.
 template <class In> const In *body(const void *buf, ssize_t n) {
@@ -195,16 +202,36 @@ ssize_t replay_init_request(void *buf, size_t len) {
 }
 
 // What a process taking over must keep of a request it reads: the INIT request (the first
-// process), and every request that waits for a reply until the reply is written.
+// process), and every request that waits for a reply until the reply is written, with a record
+// of what serving it does (SessionState::serving()).
 void note_request(const void *buf, ssize_t n, bool replayed) {
+  SessionState::set_serving(nullptr);
+  request_applied = false;
   SessionState *session = device_io.amendments.session;
   if (!session || replayed || n < static_cast<ssize_t>(sizeof(fuse_in_header)))
     return;
   const auto *in = static_cast<const fuse_in_header *>(buf);
-  if (in->opcode == FUSE_INIT)
+  if (in->opcode == FUSE_INIT) {
     session->save_init({static_cast<const unsigned char *>(buf), static_cast<size_t>(n)});
-  else if (expects_reply(in->opcode))
-    session->track(in->unique);
+    return;
+  }
+  if (!expects_reply(in->opcode))
+    return;
+  SessionState::RequestRecord *record = session->track(in->unique, in->opcode);
+  // A request sent again after a takeover (FUSE_UNIQUE_RESEND): the process that died read it
+  // and its reply never reached the kernel. Whether its change was logged stays with it, and
+  // what it counted for a reply that never arrived is taken back, with no request served
+  // meanwhile (nothing of that may be noted in this request's record).
+  if (const auto carried = session->claim_carried(in->unique)) {
+    request_applied = carried->applied;
+    if (record && carried->applied)
+      record->applied.store(1);
+    if (device_io.amendments.undelivered)
+      device_io.amendments.undelivered(*carried);
+    spdlog::debug("takeover: request {:#x} (opcode {}) came again{}", in->unique, in->opcode,
+                  carried->applied ? ", its change logged already" : "");
+  }
+  SessionState::set_serving(record);
 }
 
 ssize_t read_request(int fd, void *buf, size_t len, void *) {
@@ -253,38 +280,84 @@ bool is_init_reply(const iovec *iov, int count) {
 // Takeover, once the replayed INIT is answered: the requests the last process read and did not
 // answer. Their callers still wait, since the holder kept the connection open.
 void recover_inflight(int fd) {
-  const std::vector<uint64_t> inflight = device_io.amendments.session->take_inflight();
+  SessionState::set_serving(nullptr);
+  SessionState &session = *device_io.amendments.session;
   if (device_io.kernel_minor >= kFuseResendMinor) {
+    // The carried requests stay carried until each comes back (note_request).
     const fuse_out_header resend{sizeof(fuse_out_header), kFuseNotifyResend, 0};
     if (write(fd, &resend, sizeof resend) != sizeof resend)
-      spdlog::error("takeover: the kernel refused FUSE_NOTIFY_RESEND ({}); {} requests in "
-                    "flight stay unanswered",
-                    std::strerror(errno), inflight.size());
+      spdlog::error("takeover: the kernel refused FUSE_NOTIFY_RESEND ({}); requests in flight "
+                    "stay unanswered",
+                    std::strerror(errno));
     else
-      spdlog::debug("takeover: asked the kernel to resend what was in flight ({} known)",
-                    inflight.size());
+      spdlog::debug("takeover: asked the kernel to resend what was in flight");
     return;
   }
   // Protocol 7.39 and older (Linux 6.1): the kernel cannot send them again. EIO ends each one;
-  // a reply to a request that had been answered already is refused by the kernel (ENOENT).
-  for (const uint64_t unique : inflight) {
-    const fuse_out_header failed{sizeof(fuse_out_header), -EIO, unique};
-    [[maybe_unused]] const ssize_t w = write(fd, &failed, sizeof failed);
+  // a reply to a request that had been answered already is refused by the kernel (ENOENT), and
+  // where the kernel takes it, the first reply never arrived: what it counted is taken back.
+  size_t failed = 0, applied = 0;
+  for (const auto &[unique, request] : session.take_carried()) {
+    const fuse_out_header eio{sizeof(fuse_out_header), -EIO, unique};
+    if (write(fd, &eio, sizeof eio) != sizeof eio)
+      continue;
+    ++failed;
+    if (request.applied) {
+      ++applied;
+      spdlog::warn("takeover: request {:#x} (opcode {}) failed with EIO after its change was "
+                   "made (this kernel cannot resend it)",
+                   unique, request.opcode);
+    }
+    if (device_io.amendments.undelivered)
+      device_io.amendments.undelivered(request);
   }
-  if (!inflight.empty())
-    spdlog::warn("takeover: {} requests in flight failed with EIO (this kernel cannot resend "
-                 "them: FUSE protocol 7.{}, resending needs 7.40)",
-                 inflight.size(), device_io.kernel_minor.load());
+  if (failed)
+    spdlog::warn("takeover: {} requests in flight failed with EIO, {} of them after their "
+                 "change was made (this kernel cannot resend them: FUSE protocol 7.{}, "
+                 "resending needs 7.40)",
+                 failed, applied, device_io.kernel_minor.load());
+}
+
+// PKRAMFS_TEST_KILL_BEFORE_REPLY (device_io.h).
+uint32_t opcode_to_kill_before(const SessionState &session) {
+  const char *list = std::getenv("PKRAMFS_TEST_KILL_BEFORE_REPLY");
+  if (!list)
+    return 0;
+  static const std::pair<const char *, uint32_t> names[] = {
+      {"LOOKUP", FUSE_LOOKUP},   {"MKNOD", FUSE_MKNOD},       {"MKDIR", FUSE_MKDIR},
+      {"SYMLINK", FUSE_SYMLINK}, {"LINK", FUSE_LINK},         {"CREATE", FUSE_CREATE},
+      {"TMPFILE", FUSE_TMPFILE}, {"UNLINK", FUSE_UNLINK},     {"RMDIR", FUSE_RMDIR},
+      {"RENAME", FUSE_RENAME},   {"RENAME2", FUSE_RENAME2},   {"WRITE", FUSE_WRITE},
+      {"SETATTR", FUSE_SETATTR}, {"SETXATTR", FUSE_SETXATTR}, {"REMOVEXATTR", FUSE_REMOVEXATTR},
+      {"OPEN", FUSE_OPEN},       {"FALLOCATE", FUSE_FALLOCATE}, {"GETATTR", FUSE_GETATTR}};
+  std::string_view rest(list);
+  for (uint32_t k = session.restarts(); k > 0 && !rest.empty(); --k) {
+    const size_t comma = rest.find(',');
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  const std::string_view name = rest.substr(0, rest.find(','));
+  for (const auto &[n, opcode] : names)
+    if (name == n)
+      return opcode;
+  return 0;
 }
 
 ssize_t write_reply(int fd, iovec *iov, int count, void *) {
   if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count)) {
+    if (const SessionState::RequestRecord *r = SessionState::serving();
+        r && device_io.kill_before_reply && r->opcode.load() == device_io.kill_before_reply) {
+      spdlog::warn("PKRAMFS_TEST_KILL_BEFORE_REPLY: dying before the reply to opcode {}",
+                   device_io.kill_before_reply);
+      raise(SIGKILL);
+    }
     const ssize_t n = writev(fd, iov, count);
     if (SessionState *session = device_io.amendments.session;
         session && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
       const int err = errno;
-      if (const uint64_t unique = static_cast<const fuse_out_header *>(iov[0].iov_base)->unique)
+      if (const uint64_t unique = static_cast<const fuse_out_header *>(iov[0].iov_base)->unique) {
         session->untrack(unique);
+        SessionState::set_serving(nullptr);
+      }
       if (device_io.amendments.takeover && !device_io.served_since_takeover.exchange(true))
         session->takeover_served();
       errno = err;
@@ -338,6 +411,8 @@ void stop_reading_requests() {
 
 bool serving_tmpfile() { return request_tmpfile; }
 
+bool serving_applied_request() { return request_applied; }
+
 std::optional<StatxRequest> serving_statx() { return request_statx; }
 
 int install_device_io(fuse_session *se, int fd, InitAmendments amendments) {
@@ -346,6 +421,8 @@ int install_device_io(fuse_session *se, int fd, InitAmendments amendments) {
   device_io.init_replayed = device_io.amendments.takeover && device_io.amendments.session &&
                             !device_io.amendments.session->init_request().empty();
   device_io.replay_init = device_io.init_replayed;
+  if (device_io.amendments.session)
+    device_io.kill_before_reply = opcode_to_kill_before(*device_io.amendments.session);
   static const fuse_custom_io io = {.writev = write_reply,
                                     .read = read_request,
                                     .splice_receive = nullptr,

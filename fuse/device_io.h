@@ -14,7 +14,15 @@
 // - FUSE_STATX (statx(2) asking for the birth time, Linux 6.6+), which libfuse 3.14 does not
 //   know either: handed to libfuse as the FUSE_GETATTR it begins with; serving_statx() tells
 //   the getattr handler, which answers with the statx reply (statx_wire.h).
+// - with a holder (holder.h): the INIT request, every request in flight and what it did, kept
+//   in the session state for a process that takes over; a takeover's own INIT exchange and
+//   the requests the last process left unanswered (resent by the kernel, or failed).
+// - PKRAMFS_TEST_KILL_BEFORE_REPLY=OP[,OP...] (tests only): serving process number k (k
+//   takeovers so far) dies by SIGKILL instead of replying to its first request of the k-th
+//   opcode named (LOOKUP, MKDIR, CREATE, WRITE, ...; "-" for none).
 #pragma once
+#include "session_state.h"
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -22,8 +30,6 @@
 struct fuse_session;
 
 namespace pkramfs {
-
-class SessionState;
 
 struct InitAmendments {
   bool handle_killpriv_v2 = false;
@@ -38,11 +44,20 @@ struct InitAmendments {
   // (FUSE_NOTIFY_RESEND, protocol 7.40, Linux 6.9+) or, on older kernels, answered with EIO so
   // that their callers do not wait forever.
   bool takeover = false;
+  // A reply the kernel never received, of a request a process that died had read (it is sent
+  // again, or failed with EIO): what its handling counted is taken back, the entry reply's
+  // lookup reference and the open's handle. Runs on a worker thread, serving no request.
+  std::function<void(const SessionState::RequestSummary &)> undelivered;
 };
 
 // Installs the hooks on a session that serves the connection `fd` (mounted by
 // fuse_session_mount(), or taken over); 0 or a negative errno. One session per process.
 int install_device_io(fuse_session *se, int fd, InitAmendments amendments);
+
+// Whether the request this thread serves is one the kernel sent again after a takeover
+// (FUSE_NOTIFY_RESEND) whose change a process that died had logged in the journal: the handler
+// answers from the tree as it is and does not apply it again (session_state.h).
+bool serving_applied_request();
 
 // pkramfs-ctl upgrade: from now on no worker takes a request from the device (those it took
 // are served); call it before ending the session loop, so that the loop's end (which cancels

@@ -5,6 +5,7 @@
 #include "device_io.h"
 #include "direct_write.h"
 #include "holder.h"
+#include "lookup_ledger.h"
 #include "util/fault.h"
 #include "fs/filesystem.h"
 #include "util/geometry.h"
@@ -335,6 +336,7 @@ public:
       s.restarts = session.layout().restarts.load();
       s.last_restart_cause = session.cause();
       s.last_takeover_ms = session.last_takeover_ms();
+      s.lookups_exact = session.layout().lookups_exact.load() != 0;
     }
     const auto u = st_.fs->usage();
     const struct statvfs v = st_.fs->statfs();
@@ -345,6 +347,7 @@ public:
     s.usage.limit_bytes = v.f_blocks * kBlockSize;
     s.usage.inodes_used = v.f_files - v.f_ffree;
     s.usage.inodes_limit = v.f_files;
+    s.usage.unlinked_inodes = st_.fs->unlinked_inodes();
     s.usage.journal_used_bytes = st_.node->journal().used();
     s.usage.journal_bytes = st_.node->journal().capacity();
     s.usage.checkpoint_bytes = st_.node->checkpoint_bytes();
@@ -684,10 +687,26 @@ int main(int argc, char **argv) {
   Storage storage;
   storage.takeover = holder && holder->takeover();
   open_storage(opt, kind, numa.placement, storage);
-  if (storage.takeover) // the open files of the process that died
-    storage.fs->adopt_kernel_references(holder->state().open_files());
-  arm_faults(opt, true);
   Filesystem &fs = *storage.fs;
+  // With a holder, the kernel's lookup references, and what each request in flight did, are
+  // kept where the next serving process finds them (lookup_ledger.h, session_state.h).
+  std::optional<LookupLedger> ledger;
+  if (holder) {
+    SessionState &session = holder->state();
+    ledger.emplace(session);
+    Journal &journal = storage.node->journal();
+    if (storage.takeover) {
+      // Before anything is logged: what the process that died logged ends before here.
+      session.carry_inflight(
+          [end = journal.position()](Journal::Position at) { return at < end; });
+      const auto lookups = ledger->counts();
+      fs.adopt_kernel_references(session.open_files(), ledger->exact() ? &lookups : nullptr);
+      ledger->rebuild(lookups);
+    }
+    fs.set_lookup_mirror(&*ledger);
+    journal.on_record(SessionState::note_journal_record);
+  }
+  arm_faults(opt, true);
   spdlog::debug("storage: {}",
                 storage.node ? storage.backend + " node " + opt.node : "anonymous memory");
 
@@ -733,6 +752,15 @@ int main(int argc, char **argv) {
   amendments.after_init = [mountpoint = opt.mountpoint, bdi] { tune_mount_bdi(mountpoint, bdi); };
   amendments.session = holder ? &holder->state() : nullptr;
   amendments.takeover = takeover;
+  if (holder)
+    amendments.undelivered = [&fs, &session = holder->state()](
+                                 const SessionState::RequestSummary &request) {
+      if (request.entry_ino)
+        fs.forget(request.entry_ino, 1);
+      if (request.fh)
+        if (const uint64_t ino = session.close_handle(request.fh))
+          fs.release(ino);
+    };
   if (const int err = install_device_io(se, fuse_fd, std::move(amendments)))
     die("cannot install the FUSE device hooks: " + std::string(std::strerror(-err)));
   spdlog::debug("{} {} on {}", takeover ? "took over" : "mounted",

@@ -69,6 +69,18 @@ void reply_entry(fuse_req_t req, const Result<struct stat> &r) {
 
 void reply_status(fuse_req_t req, const Result<void> &r) { fuse_reply_err(req, r.error()); }
 
+// A request the kernel sent again after a takeover (FUSE_NOTIFY_RESEND) whose change is in the
+// journal: the process that died made it and was killed before its reply went out. It is
+// answered from the tree as it stands and never applied twice (a CREATE with O_EXCL would
+// fail with EEXIST, an UNLINK with ENOENT, an O_APPEND WRITE would append again). A change
+// not logged is made as if it were new.
+bool applied_before() { return serving_applied_request(); }
+
+// The entry such a request made: the name as it is now.
+void reply_made_before(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  reply_entry(req, fs_of(req).lookup(parent, name));
+}
+
 void op_init(void *userdata, fuse_conn_info *conn) {
   conn->max_write = 1 << 20;
   // POSIX ACLs as tmpfs has them: the kernel checks permissions against the ACL it reads back
@@ -188,6 +200,10 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) {
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, fuse_file_info *fi) {
+  if (applied_before()) {
+    op_getattr(req, ino, fi);
+    return;
+  }
   SetAttr a;
   const std::pair<int, uint32_t> bits[] = {{FUSE_SET_ATTR_MODE, SetAttr::kMode},
                                            {FUSE_SET_ATTR_UID, SetAttr::kUid},
@@ -226,26 +242,42 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  if (applied_before())
+    return reply_made_before(req, parent, name);
   reply_entry(req, fs_of(req).mknod(parent, name, mode, rdev, caller_of(req)));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  if (applied_before())
+    return reply_made_before(req, parent, name);
   reply_entry(req, fs_of(req).mkdir(parent, name, mode, caller_of(req)));
 }
 
 void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
+  if (applied_before())
+    return reply_made_before(req, parent, name);
   reply_entry(req, fs_of(req).symlink(parent, name, target, caller_of(req)));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name) {
+  if (applied_before())
+    return reply_made_before(req, parent, name);
   reply_entry(req, fs_of(req).link(ino, parent, name));
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (applied_before()) {
+    fuse_reply_err(req, 0);
+    return;
+  }
   reply_status(req, fs_of(req).unlink(parent, name));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (applied_before()) {
+    fuse_reply_err(req, 0);
+    return;
+  }
   reply_status(req, fs_of(req).rmdir(parent, name));
 }
 
@@ -253,6 +285,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
                const char *new_name, unsigned int flags) {
   // RENAME_WHITEOUT arrives as the caller asked it (fuse_rename2, FUSE_RENAME2); the whiteout
   // is owned by the caller.
+  if (applied_before()) {
+    fuse_reply_err(req, 0);
+    return;
+  }
   reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags, caller_of(req)));
 }
 
@@ -271,7 +307,9 @@ void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
-  if (auto r = fs_of(req).open(ino, fi->flags, caller_of(req)); !r) {
+  // Logged: the O_TRUNC was done; doing it again would cut what was written since.
+  const int flags = applied_before() ? fi->flags & ~O_TRUNC : fi->flags;
+  if (auto r = fs_of(req).open(ino, flags, caller_of(req)); !r) {
     fuse_reply_err(req, r.error());
     return;
   }
@@ -305,6 +343,18 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     op_tmpfile(req, parent, mode, fi);
     return;
   }
+  if (applied_before()) {
+    // The file is there (or was renamed or removed since, as after any create); the open the
+    // dying process counted was taken back with its handle (device_io.h).
+    Filesystem &fs = fs_of(req);
+    auto r = fs.lookup(parent, name);
+    if (r)
+      if (auto opened = fs.open(r->st_ino, fi->flags & ~O_TRUNC, caller_of(req)); !opened) {
+        fs.forget(r->st_ino, 1);
+        r = Errno{opened.error()};
+      }
+    return reply_created(req, r, fi);
+  }
   reply_created(req, fs_of(req).create(parent, name, mode, caller_of(req)), fi);
 }
 
@@ -336,6 +386,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     who.credentials = [] { return Credentials{.groups = {}, .cap_fsetid = true}; };
   if (!fi || fi->writepage || !(fi->flags & O_DIRECT))
     note_page_cache_use(ino); // direct_write.h
+  if (applied_before()) {
+    fuse_reply_write(req, size);
+    return;
+  }
   auto r = fs_of(req).write(ino, static_cast<uint64_t>(off), buf, size, who);
   if (!r)
     fuse_reply_err(req, r.error());
@@ -424,6 +478,10 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
                  int flags) {
+  if (applied_before()) {
+    fuse_reply_err(req, 0);
+    return;
+  }
   reply_status(req,
                fs_of(req).setxattr(ino, name, std::string_view(value, size), flags, caller_of(req)));
 }
@@ -449,6 +507,10 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  if (applied_before()) {
+    fuse_reply_err(req, 0);
+    return;
+  }
   reply_status(req, fs_of(req).removexattr(ino, name));
 }
 
@@ -456,6 +518,10 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
                   fuse_file_info *) {
   if (offset < 0 || length <= 0) {
     fuse_reply_err(req, EINVAL);
+    return;
+  }
+  if (applied_before()) {
+    fuse_reply_err(req, 0);
     return;
   }
   reply_status(req, fs_of(req).fallocate(ino, mode, static_cast<uint64_t>(offset),
@@ -470,6 +536,9 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
     fuse_reply_lseek(req, static_cast<off_t>(*r));
 }
 
+// Copied again when it comes back after a takeover with its change logged: the same bytes to
+// the same place (its count depends on the source's size, which a reply from the tree cannot
+// know).
 void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info *,
                         fuse_ino_t ino_out, off_t off_out, fuse_file_info *, size_t len, int) {
   auto r = fs_of(req).copy_file_range(ino_in, static_cast<uint64_t>(off_in), ino_out,
@@ -524,7 +593,7 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *, fuse_fil
       return;
     }
     std::memcpy(&value, in_buf, sizeof value);
-    set = fs.set_flags(ino, value);
+    set = applied_before() ? Result<void>{} : fs.set_flags(ino, value);
     break;
   }
   case FS_IOC_FSSETXATTR: {
@@ -535,7 +604,9 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *, fuse_fil
     }
     std::memcpy(&fa, in_buf, sizeof fa);
     auto value = flags_of_fsxattr(fa);
-    set = value ? fs.set_flags(ino, *value) : Errno{value.error()};
+    set = !value            ? Result<void>{Errno{value.error()}}
+          : applied_before() ? Result<void>{}
+                             : fs.set_flags(ino, *value);
     break;
   }
   default:

@@ -10,21 +10,33 @@
 //   kernel cannot, answers them with EIO so that no caller waits forever (there the workers
 //   also read through cloned descriptors, whose requests the kernel fails as they close: a
 //   request read in the instant of a kill is never noted here);
+// - what each request in flight has done so far (RequestRecord): whether its change reached
+//   the journal, which inode its entry reply counted, which handle its open gave. A request the
+//   kernel sends again after a takeover is matched with it (carried): its change is not
+//   applied twice, and what the kernel never received is uncounted (device_io.h);
 // - open files: the handle (fh) the kernel got for each OPEN and CREATE and its inode, so that
 //   a new process knows which inodes are open (an unlinked file lives while it is open);
+// - the kernel's lookup references, kept by the lookup ledger (lookup_ledger.h) in regions of
+//   the same memfd after the layout;
 // - who serves, how often it was restarted and why, for pkramfs-ctl status.
 //
 // Only processes of one pkramfs build family share it: the layout has a magic and a version,
 // and a serving process that finds another refuses to take over (the old one keeps serving).
+// Version 2 is version 1 with fields appended: a version-2 process takes a version-1 state
+// over by growing it (its lookup references stay unknown, lookups_exact 0); a version-1
+// process refuses a version-2 state.
 #pragma once
 
+#include "journal/journal.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -36,9 +48,10 @@ class SessionState {
 public:
   static constexpr uint64_t kMagic = 0x5441545353465250ull; // "PRFSSTAT"
   // Bump when the layout below changes; a process refuses a state of another version.
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;
   static constexpr size_t kInitMax = 512;
   static constexpr size_t kInflightSlots = 1024;
+  static constexpr size_t kCarriedSlots = 1024;
   static constexpr size_t kHandleSlots = 1u << 20;
   static constexpr size_t kCauseMax = 128;
   static constexpr size_t kMountpointMax = 4096;
@@ -46,6 +59,40 @@ public:
   struct Handle {
     std::atomic<uint64_t> ino;        // 0: free
     std::atomic<uint64_t> generation; // in the fh's upper half, so a stale fh matches nothing
+  };
+
+  // What a request in flight has done so far, for the process that takes over if this one dies
+  // before answering it. A slot not in use is all zeros. Each field is stored after what it
+  // records happened (the journal position before the record is sealed, which is the same:
+  // the record counts only once sealed): a kill between the two leaves a later process
+  // believing less happened than did, which costs at most a reference counted once too often
+  // (a leak until unmount), never one counted too few.
+  struct RequestRecord {
+    std::atomic<uint32_t> opcode;  // as read from the device (FUSE_TMPFILE, not the CREATE)
+    std::atomic<uint32_t> applied; // a process before this one logged its change (resent)
+    std::atomic<uint32_t> logged;  // journal_* name its first record
+    uint32_t reserved;
+    std::atomic<uint64_t> journal_epoch;
+    std::atomic<uint64_t> journal_sequence;
+    std::atomic<uint64_t> entry_ino; // its entry reply's inode, counted in the lookup ledger
+    std::atomic<uint64_t> fh;        // the handle its OPEN or CREATE reply gives
+  };
+  // A request of a process that died, kept until the kernel sends it again.
+  struct Carried {
+    std::atomic<uint64_t> unique; // as it comes back: FUSE_UNIQUE_RESEND set; 0: free
+    RequestRecord record;         // `applied` resolved against the journal at the takeover
+  };
+  struct LedgerRegion {
+    std::atomic<uint64_t> offset; // in the memfd, 2 MiB aligned
+    std::atomic<uint64_t> capacity; // entries, a power of two; 0: none
+  };
+
+  // The copy of a record a process acts on.
+  struct RequestSummary {
+    uint32_t opcode = 0;
+    bool applied = false;
+    uint64_t entry_ino = 0;
+    uint64_t fh = 0;
   };
 
   struct Layout {
@@ -66,7 +113,15 @@ public:
     char mountpoint[kMountpointMax];
     std::atomic<uint64_t> inflight[kInflightSlots];
     Handle handles[kHandleSlots];
+    // Version 2 on.
+    RequestRecord records[kInflightSlots]; // of inflight[i]
+    Carried carried[kCarriedSlots];
+    std::atomic<uint32_t> lookups_exact; // the ledger has every lookup reference of the mount
+    std::atomic<uint32_t> ledger_active; // which of ledger[] the ledger uses
+    LedgerRegion ledger[2];
   };
+  // The size of a version-1 layout: what version 2 appends starts there.
+  static constexpr size_t kVersion1Bytes = offsetof(Layout, records);
 
   // A new state (the holder, before the first serving process starts).
   static Result<SessionState> create();
@@ -85,12 +140,27 @@ public:
   void save_init(std::span<const unsigned char> request);
   std::span<const unsigned char> init_request() const;
 
-  // A request read from the device; forgotten when its reply is written.
-  void track(uint64_t unique);
+  // A request read from the device, and its record (null when every slot is taken); forgotten
+  // when its reply is written.
+  RequestRecord *track(uint64_t unique, uint32_t opcode);
   void untrack(uint64_t unique);
-  // The requests a process that died had read and not answered, and forgets them.
-  std::vector<uint64_t> take_inflight();
   size_t inflight_count() const;
+
+  // Takeover, after the node is restored and before anything is logged: the requests the
+  // process that died had read and not answered become carried, each `applied` when
+  // `logged(position)` says the journal holds its record.
+  void carry_inflight(const std::function<bool(Journal::Position)> &logged);
+  // The carried request that comes back as `unique` (FUSE_UNIQUE_RESEND set), which stops
+  // being carried.
+  std::optional<RequestSummary> claim_carried(uint64_t unique);
+  // Every carried request, which stop being carried (a kernel that cannot resend them).
+  std::vector<std::pair<uint64_t, RequestSummary>> take_carried();
+
+  // The record of the request this thread serves (device_io.h sets it as it reads one), or
+  // null; the journal position of its first record and its open's handle go there.
+  static RequestRecord *serving();
+  static void set_serving(RequestRecord *record);
+  static void note_journal_record(Journal::Position at);
 
   // Open files. open_handle returns the fh to give the kernel (0 when the table is full: that
   // file's open is then unknown to a later process, which counts every inode as open).
@@ -102,6 +172,8 @@ public:
   // takes over). REQUIRES: no open_handle/close_handle meanwhile.
   std::unordered_map<uint64_t, uint32_t> open_files();
 
+  // How many serving processes died or were replaced so far on this mount.
+  uint32_t restarts() const { return layout_->restarts.load(); }
   void set_cause(const std::string &cause);
   std::string cause() const;
   void set_mountpoint(const std::string &path);

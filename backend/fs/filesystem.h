@@ -8,6 +8,7 @@
 
 #include "storage/arena.h"
 #include "fs/inode.h"
+#include "fs/lookup_mirror.h"
 #include "journal/journal.h"
 #include "journal/records.h"
 #include "util/result.h"
@@ -215,11 +216,17 @@ public:
   // REQUIRES: called before load_image().
   void keep_unlinked_on_restore() { keep_unlinked_ = true; }
   // After such a restore: `open_files` holds, per inode, the files the kernel has open on it
-  // (the holder's handle table). Lookup counts are not known: every inode that exists now gets
-  // one too many to be forgotten, so that no inode the kernel may name is dropped (an unlinked
-  // one stays in the inode table, without its data once closed, until unmount). An unlinked
-  // inode that is not open gives its data back at once, as release() would have.
-  void adopt_kernel_references(const std::unordered_map<uint64_t, uint32_t> &open_files);
+  // (the holder's handle table), and `lookups` its lookup references (the lookup ledger), or is
+  // null where they are not known: then every inode that exists now gets one too many to be
+  // forgotten, so that no inode the kernel may name is dropped (an unlinked one stays in the
+  // inode table, without its data once closed, until unmount). An unlinked inode that nothing
+  // references goes at once; one that is not open gives its data back, as release() would have.
+  void adopt_kernel_references(const std::unordered_map<uint64_t, uint32_t> &open_files,
+                               const std::unordered_map<uint64_t, uint64_t> *lookups);
+  // Every change of a lookup count goes to `mirror` too (null: none). REQUIRES: before serving.
+  void set_lookup_mirror(LookupMirror *mirror) { lookup_mirror_ = mirror; }
+  // Inodes without a name that are kept because the kernel references them or they are open.
+  uint64_t unlinked_inodes() const;
   void set_atime_policy(AtimePolicy policy) {
     atime_mode_ = policy.mode;
     nodiratime_ = policy.nodiratime;
@@ -333,6 +340,8 @@ private:
   struct stat stat_of(const Inode &inode) const;
   bool reserve_inode();
   void unreserve_inode();
+  // An entry reply names `inode`: one more lookup reference (mirrored).
+  void add_lookup(Inode &inode);
 
   std::unique_ptr<Arena> arena_;
   const FsConfig config_;
@@ -349,6 +358,7 @@ private:
   std::atomic<bool> nodiratime_{false};
   bool replaying_ = false;
   bool keep_unlinked_ = false; // keep_unlinked_on_restore
+  LookupMirror *lookup_mirror_ = nullptr;
 };
 
 template <class R> Result<void> Filesystem::log_record(uint32_t type, const R &record) {

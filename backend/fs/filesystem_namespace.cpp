@@ -58,9 +58,15 @@ Result<struct stat> Filesystem::lookup(uint64_t parent, std::string_view name) {
       return Errno{ENOENT};
     child = find(*child_ino);
   }
-  child->nlookup.fetch_add(1);
+  add_lookup(*child);
   std::shared_lock ilock(child->lock);
   return stat_of(*child);
+}
+
+void Filesystem::add_lookup(Inode &inode) {
+  inode.nlookup.fetch_add(1);
+  if (lookup_mirror_)
+    lookup_mirror_->added(inode.ino, 1);
 }
 
 void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
@@ -70,6 +76,8 @@ void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
     if (!inode)
       return;
     const uint64_t before = inode->nlookup.fetch_sub(std::min(nlookup, inode->nlookup.load()));
+    if (lookup_mirror_)
+      lookup_mirror_->dropped(ino, nlookup);
     if (before > nlookup || inode->nlink != 0 || inode->nopen.load() != 0)
       return;
   }
@@ -182,7 +190,7 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     }
     Inode &inode = commit_create(r, std::move(*prepared));
     inode.linkable = how == NewInode::kTmpfileLinkable;
-    inode.nlookup.fetch_add(1);
+    add_lookup(inode);
     if (how != NewInode::kNamed)
       inode.nopen.fetch_add(1);
     return stat_of(inode);
@@ -350,7 +358,7 @@ Result<struct stat> Filesystem::link(uint64_t ino, uint64_t parent_ino, std::str
     return Errno{logged.error()};
   }
   apply_link(r, std::move(*entry));
-  inode->nlookup.fetch_add(1);
+  add_lookup(*inode);
   return stat_of(*inode);
 }
 
@@ -653,7 +661,7 @@ Result<void> Filesystem::readdir(uint64_t ino, uint64_t offset, bool plus, DirSi
     if (!sink.add(e.name, locked_stat(*child), cookie))
       return false;
     if (plus)
-      child->nlookup.fetch_add(1);
+      add_lookup(*child);
     return true;
   });
   touch_atime(d);

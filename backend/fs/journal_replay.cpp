@@ -218,22 +218,36 @@ void Filesystem::finish_restore() {
 }
 
 void Filesystem::adopt_kernel_references(
-    const std::unordered_map<uint64_t, uint32_t> &open_files) {
+    const std::unordered_map<uint64_t, uint32_t> &open_files,
+    const std::unordered_map<uint64_t, uint64_t> *lookups) {
   // More than any kernel can hold (it counts in 64 bits but one per lookup reply), and far
   // from wrapping when it forgets.
   constexpr uint64_t kUnknownLookups = 1ull << 62;
   std::unique_lock lock(tree_);
   std::vector<Inode *> unlinked;
   for (auto &[ino, inode] : inodes_) {
-    inode->nlookup.store(kUnknownLookups);
+    uint64_t nlookup = kUnknownLookups;
+    if (lookups) {
+      const auto counted = lookups->find(ino);
+      nlookup = counted == lookups->end() ? 0 : counted->second;
+    }
+    inode->nlookup.store(nlookup);
     const auto open = open_files.find(ino);
     inode->nopen.store(open == open_files.end() ? 0 : open->second);
     if (inode->nlink == 0)
       unlinked.push_back(inode.get());
   }
   for (Inode *inode : unlinked)
-    release_if_dead(*inode);
+    drop_inode_if_unused(*inode);
   arena_->release_empty_frames();
+}
+
+uint64_t Filesystem::unlinked_inodes() const {
+  std::shared_lock lock(tree_);
+  uint64_t n = 0;
+  for (const auto &[ino, inode] : inodes_)
+    n += inode->nlink == 0;
+  return n;
 }
 
 } // namespace pkramfs

@@ -30,6 +30,11 @@ void Journal::resume(uint64_t epoch, uint64_t end, uint64_t next_sequence) {
   sequence_ = next_sequence;
 }
 
+Journal::Position Journal::position() const {
+  std::lock_guard lock(mu_);
+  return {epoch_, sequence_};
+}
+
 uint64_t Journal::used() const {
   std::lock_guard lock(mu_);
   return pos_;

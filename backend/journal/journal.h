@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -23,6 +24,21 @@ public:
   static constexpr uint64_t kReserve = 4 << 20;
 
   Journal(std::byte *base, uint64_t bytes) : base_(base), bytes_(bytes) {}
+
+  // Where a record is in the node's history: its epoch, and its sequence within it. A record
+  // at a position before position() survives a crash (it is in the journal, or in the
+  // checkpoint that began a later epoch); one at or after it was never sealed.
+  struct Position {
+    uint64_t epoch = 0;
+    uint64_t sequence = 0;
+    friend auto operator<=>(const Position &, const Position &) = default;
+  };
+  // Where the next record goes.
+  Position position() const;
+  // Called with each record's position just before it is sealed, under the journal's lock, on
+  // the thread that appends (a taking-over process learns from it whether a request's change
+  // was logged: fuse/session_state.h). REQUIRES: no append meanwhile.
+  void on_record(std::function<void(Position)> observer) { observer_ = std::move(observer); }
 
   // Continues an epoch after `records` valid records ending at `end` (from scan()).
   void resume(uint64_t epoch, uint64_t end, uint64_t next_sequence);
@@ -68,6 +84,7 @@ private:
   uint64_t pos_ = 0;
   uint64_t sequence_ = 1;
   uint64_t epoch_ = 0;
+  std::function<void(Position)> observer_;
 };
 
 template <class F>
@@ -78,6 +95,8 @@ Result<void> Journal::append_encoded(uint32_t type, size_t payload_bytes, F &&en
     return Errno{ENOSPC};
   Encoder e(at + sizeof(pkramfs_jrec_header), payload_bytes);
   encode(e);
+  if (observer_)
+    observer_(Position{epoch_, sequence_});
   seal_record(at, type, payload_bytes);
   return {};
 }

@@ -61,8 +61,12 @@ int cmd_status(const Settings &s) {
                           std::to_string(u64(r, "other_inodes")) + " other inodes)");
     print_kv("data", human_bytes(u64(r, "data_bytes")) +
                          (limit ? " of " + human_bytes(limit) + " limit" : ""));
+    const uint64_t unlinked = u64(r, "unlinked_inodes");
     print_kv("inodes", std::to_string(u64(r, "inodes_used")) +
-                           (ilimit ? " of " + std::to_string(ilimit) : " (no limit)"));
+                           (ilimit ? " of " + std::to_string(ilimit) : " (no limit)") +
+                           (unlinked ? ", " + std::to_string(unlinked) +
+                                           " unlinked and still open or referenced"
+                                     : ""));
     print_kv("journal", human_bytes(u64(r, "journal_used_bytes")) + " of " +
                             human_bytes(u64(r, "journal_bytes")) + " used");
     print_kv("checkpoint", human_bytes(u64(r, "checkpoint_bytes")) + ", generation " +
