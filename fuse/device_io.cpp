@@ -16,9 +16,11 @@
 #include <poll.h>
 #include <string_view>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace pkramfs {
@@ -29,6 +31,7 @@ struct DeviceIo {
   // The INIT request's unique id and the flags the kernel offered in it.
   std::atomic<uint64_t> init_unique{0};
   std::atomic<uint32_t> kernel_flags{0};
+  std::atomic<uint32_t> kernel_flags2{0}; // FUSE_INIT_EXT: the flags' upper half
   std::atomic<bool> init_done{false};
   // FUSE_HANDLE_KILLPRIV_V2 was offered by the kernel and put in the INIT reply.
   std::atomic<bool> killpriv_v2{false};
@@ -47,6 +50,8 @@ struct DeviceIo {
   std::atomic<int> readers{0};
   // Takeover: a reply went out (the takeover time ends there, session_state.h).
   std::atomic<bool> served_since_takeover{false};
+  // The INIT reply asked for passthrough and the kernel had offered it.
+  std::atomic<bool> passthrough{false};
   // PKRAMFS_TEST_KILL_BEFORE_REPLY: the opcode whose first reply this process does not send.
   uint32_t kill_before_reply = 0;
   int fd = -1;
@@ -76,6 +81,23 @@ thread_local bool request_tmpfile = false;
 thread_local std::optional<StatxRequest> request_statx;
 // That request came again after a takeover and its change is in the journal already.
 thread_local bool request_applied = false;
+// The backing file id its OPEN or CREATE reply names (reply_with_backing_file), or 0.
+thread_local int32_t reply_backing_id = 0;
+
+// FUSE passthrough (include/uapi/linux/fuse.h, 7.40; Debian 12's headers stop at 7.38): the
+// INIT flag, where max_stack_depth sits in fuse_init_out (unused[0] of 7.38's layout), the
+// open flag and fuse_open_out's backing_id (7.38's padding), and the device ioctls.
+constexpr uint64_t kFusePassthrough = 1ull << 37;
+constexpr uint32_t kFopenPassthrough = 1u << 7;
+struct FuseBackingMap {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+constexpr unsigned long kFuseDevIocBackingOpen = _IOW(229, 1, FuseBackingMap);
+constexpr unsigned long kFuseDevIocBackingClose = _IOW(229, 2, uint32_t);
+static_assert(offsetof(fuse_init_out, unused) == 36);
+static_assert(sizeof(fuse_open_out) == 16 && offsetof(fuse_open_out, padding) == 12);
 
 // A raw request's body as `In`, or null when the request is too short to hold one.
 template <class In> const In *body(const void *buf, ssize_t n) {
@@ -261,6 +283,9 @@ ssize_t read_request(int fd, void *buf, size_t len, void *) {
   if (in->opcode == FUSE_INIT) {
     const auto *init = reinterpret_cast<const fuse_init_in *>(in + 1);
     device_io.kernel_flags = init->flags;
+    if ((init->flags & FUSE_INIT_EXT) &&
+        n >= static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, unused)))
+      device_io.kernel_flags2 = init->flags2;
     device_io.kernel_minor = init->minor;
     device_io.init_unique = in->unique;
   }
@@ -342,7 +367,23 @@ uint32_t opcode_to_kill_before(const SessionState &session) {
   return 0;
 }
 
+// An OPEN or CREATE reply (fuse_open_out last in its one argument) with the backing file the
+// handler chose.
+void add_backing_file(iovec *iov, int count) {
+  const int32_t id = std::exchange(reply_backing_id, 0);
+  if (id == 0 || count != 2 || iov[0].iov_len < sizeof(fuse_out_header) ||
+      static_cast<const fuse_out_header *>(iov[0].iov_base)->error != 0 ||
+      iov[1].iov_len < sizeof(fuse_open_out))
+    return;
+  auto *open = reinterpret_cast<fuse_open_out *>(static_cast<char *>(iov[1].iov_base) +
+                                                 iov[1].iov_len - sizeof(fuse_open_out));
+  open->open_flags |= kFopenPassthrough;
+  std::memcpy(&open->padding, &id, sizeof id);
+}
+
 ssize_t write_reply(int fd, iovec *iov, int count, void *) {
+  if (reply_backing_id)
+    add_backing_file(iov, count);
   if (device_io.init_done.load(std::memory_order_relaxed) || !is_init_reply(iov, count)) {
     if (const SessionState::RequestRecord *r = SessionState::serving();
         r && device_io.kill_before_reply && r->opcode.load() == device_io.kill_before_reply) {
@@ -372,6 +413,16 @@ ssize_t write_reply(int fd, iovec *iov, int count, void *) {
     init->flags |= FUSE_HANDLE_KILLPRIV_V2;
   // Before the reply: the kernel lets other workers read requests as soon as it has it.
   device_io.killpriv_v2 = v2;
+  // Passthrough: the backing files are on tmpfs (stack depth 0), so a depth of 1 is enough
+  // (process_init_reply accepts 1..FILESYSTEM_MAX_STACK_DEPTH).
+  if (device_io.amendments.passthrough &&
+      (device_io.kernel_flags2 & (kFusePassthrough >> 32)) &&
+      iov[1].iov_len >= offsetof(fuse_init_out, unused) + sizeof(uint32_t)) {
+    init->flags |= FUSE_INIT_EXT;
+    init->flags2 |= static_cast<uint32_t>(kFusePassthrough >> 32);
+    init->unused[0] = 1;
+    device_io.passthrough = true;
+  }
   ssize_t n;
   if (device_io.init_replayed) {
     // The kernel has this reply already, from the process that mounted.
@@ -412,6 +463,22 @@ void stop_reading_requests() {
 bool serving_tmpfile() { return request_tmpfile; }
 
 bool serving_applied_request() { return request_applied; }
+
+bool passthrough_negotiated() { return device_io.passthrough.load(); }
+
+int32_t open_backing_file(int fd) {
+  FuseBackingMap map{fd, 0, 0};
+  const int id = ioctl(device_io.fd, kFuseDevIocBackingOpen, &map);
+  return id < 0 ? -errno : id;
+}
+
+void close_backing_file(int32_t id) {
+  uint32_t arg = static_cast<uint32_t>(id);
+  if (ioctl(device_io.fd, kFuseDevIocBackingClose, &arg) != 0)
+    spdlog::debug("passthrough: closing backing file {} failed: {}", id, std::strerror(errno));
+}
+
+void reply_with_backing_file(int32_t id) { reply_backing_id = id; }
 
 std::optional<StatxRequest> serving_statx() { return request_statx; }
 

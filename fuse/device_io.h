@@ -48,11 +48,24 @@ struct InitAmendments {
   // again, or failed with EIO): what its handling counted is taken back, the entry reply's
   // lookup reference and the open's handle. Runs on a worker thread, serving no request.
   std::function<void(const SessionState::RequestSummary &)> undelivered;
+  // Ask for FUSE passthrough (backing_files.h) where the kernel offers it (protocol 7.40,
+  // Linux 6.9+ built with CONFIG_FUSE_PASSTHROUGH); passthrough_negotiated() says the answer.
+  bool passthrough = false;
 };
 
 // Installs the hooks on a session that serves the connection `fd` (mounted by
 // fuse_session_mount(), or taken over); 0 or a negative errno. One session per process.
 int install_device_io(fuse_session *se, int fd, InitAmendments amendments);
+
+// Whether the INIT reply turned FUSE passthrough on (InitAmendments::passthrough).
+bool passthrough_negotiated();
+// Registers `fd` as a backing file of the connection (FUSE_DEV_IOC_BACKING_OPEN): its id, or a
+// negative errno. REQUIRES: passthrough_negotiated().
+int32_t open_backing_file(int fd);
+void close_backing_file(int32_t id);
+// The OPEN or CREATE reply this thread sends next opens its file passthrough to backing file
+// `id` (FOPEN_PASSTHROUGH and backing_id, which libfuse 3.14 cannot set).
+void reply_with_backing_file(int32_t id);
 
 // Whether the request this thread serves is one the kernel sent again after a takeover
 // (FUSE_NOTIFY_RESEND) whose change a process that died had logged in the journal: the handler

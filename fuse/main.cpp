@@ -4,6 +4,7 @@
 #include "control_server.h"
 #include "device_io.h"
 #include "direct_write.h"
+#include "backing_files.h"
 #include "holder.h"
 #include "lookup_ledger.h"
 #include "util/fault.h"
@@ -720,7 +721,22 @@ int main(int argc, char **argv) {
   else if (getrandom(&generation, sizeof generation, 0) == sizeof generation)
     generation |= 1; // an anonymous tree is new at every mount: so are its handles
   const fuse_lowlevel_ops ops = make_operations(opt.cache);
-  ServeContext serve{fs, opt.cache, generation, holder ? &holder->state() : nullptr};
+  // A tree without a node may keep its files in objects opened passthrough: the objects' tmpfs
+  // is made now, and used once the kernel has agreed to passthrough (after INIT).
+  std::unique_ptr<ObjectStore> objects;
+  BackingFiles backing;
+  if (!storage.node && tuning.passthrough && opt.cache != CacheMode::kDirect) {
+    const struct statvfs limits = fs.statfs();
+    auto store = ObjectStore::create(limits.f_blocks * kBlockSize,
+                                     opt.nr_inodes ? opt.nr_inodes : UINT64_MAX);
+    if (store)
+      objects = std::move(store.value());
+    else
+      spdlog::debug("passthrough: no tmpfs for file objects ({}); files stay in the arena",
+                    why(store.error()));
+  }
+  ServeContext serve{fs, opt.cache, generation, holder ? &holder->state() : nullptr,
+                     objects ? &backing : nullptr};
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &serve);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
@@ -749,7 +765,14 @@ int main(int argc, char **argv) {
   const BdiSettings bdi{.readahead_kb = tuning.readahead_kb,
                         .max_ratio = tuning.bdi_max_ratio,
                         .clear_strict_limit = !tuning.bdi_strict_limit};
-  amendments.after_init = [mountpoint = opt.mountpoint, bdi] { tune_mount_bdi(mountpoint, bdi); };
+  amendments.after_init = [mountpoint = opt.mountpoint, bdi, &fs, store = objects.get()] {
+    tune_mount_bdi(mountpoint, bdi);
+    if (store && passthrough_negotiated()) {
+      fs.use_objects(store);
+      spdlog::debug("passthrough: regular files are objects opened passthrough");
+    }
+  };
+  amendments.passthrough = objects != nullptr;
   amendments.session = holder ? &holder->state() : nullptr;
   amendments.takeover = takeover;
   if (holder)

@@ -3,6 +3,7 @@
 // dropped in forget.
 #include "operations.h"
 
+#include "backing_files.h"
 #include "credentials.h"
 #include "device_io.h"
 #include "session_state.h"
@@ -300,10 +301,32 @@ void set_caching(fuse_req_t req, fuse_file_info *fi) {
 }
 
 // An open file's handle: with a holder, the slot that records the open for a process taking
-// the mount over (session_state.h); READ and WRITE need nothing of it.
+// the mount over (session_state.h); READ and WRITE need nothing of it. A file with an object
+// (a tree without a node, so without a holder): passthrough or not (backing_files.h), and the
+// kernel's page cache is not kept for a passthrough file (it has none: FOPEN_KEEP_CACHE is
+// refused with FOPEN_PASSTHROUGH).
 void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
-  if (SessionState *session = context_of(req).session)
-    fi->fh = session->open_handle(ino);
+  const ServeContext &ctx = context_of(req);
+  if (ctx.session) {
+    fi->fh = ctx.session->open_handle(ino);
+    return;
+  }
+  if (!ctx.backing)
+    return;
+  const int object = ctx.fs.object_fd(ino);
+  if (object < 0)
+    return;
+  auto st = ctx.fs.getattr(ino);
+  auto flags = ctx.fs.get_flags(ino);
+  const bool eligible =
+      ctx.cache != CacheMode::kDirect && st && flags && !(st->st_mode & S_ISUID) &&
+      !((st->st_mode & S_ISGID) && (st->st_mode & S_IXGRP)) &&
+      !(*flags & (PKRAMFS_INODE_APPEND | PKRAMFS_INODE_IMMUTABLE));
+  if (const int32_t id = ctx.backing->open(ino, object, eligible, &fi->fh)) {
+    fi->keep_cache = 0;
+    fi->direct_io = 0;
+    reply_with_backing_file(id);
+  }
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
@@ -401,7 +424,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   // With a holder, a RELEASE whose handle is gone was served before a crash and is sent again
   // (FUSE_NOTIFY_RESEND): the open it ends is counted no more (adopt_kernel_references).
-  SessionState *session = context_of(req).session;
+  const ServeContext &ctx = context_of(req);
+  SessionState *session = ctx.session;
+  if (ctx.backing && !session)
+    ctx.backing->release(ino, fi->fh);
   if (!session || fi->fh == 0 || session->close_handle(fi->fh) == ino)
     fs_of(req).release(ino);
   fuse_reply_err(req, 0);

@@ -8,6 +8,7 @@
 
 namespace pkramfs {
 
+class BackingFiles;
 class Filesystem;
 class SessionState;
 
@@ -21,6 +22,9 @@ struct ServeContext {
   // The holder's session state (holder.h), where open files are kept for a process that takes
   // the mount over; null without a holder (every open file's fh is 0 then).
   SessionState *session = nullptr;
+  // Opens of files with an object go passthrough where they may (backing_files.h); null: the
+  // tree has no objects.
+  BackingFiles *backing = nullptr;
 };
 
 // The handlers for `cache` (the table differs in writeback mode).

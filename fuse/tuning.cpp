@@ -27,6 +27,7 @@ constexpr Key kKeys[] = {
     {"killpriv_v2", 1, [](Tuning &t, size_t n) { t.killpriv_v2 = n == 1; }},
     {"spin_us", 100000, [](Tuning &t, size_t n) { t.spin_us = unsigned(n); }},
     {"threads", 64, [](Tuning &t, size_t n) { t.threads = unsigned(n); }},
+    {"passthrough", 1, [](Tuning &t, size_t n) { t.passthrough = n == 1; }},
 };
 
 bool apply(Tuning &t, std::string_view key, std::string_view value) {

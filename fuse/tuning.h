@@ -28,6 +28,10 @@ struct Tuning {
   unsigned spin_us = 50;
   // Worker threads of the session loop; 0: half the CPUs, 1 to 8 (main.cpp: worker_threads).
   unsigned threads = 0;
+  // A mount without a node (--backend=anon) keeps each regular file's data in a file object
+  // of a private tmpfs and opens it FUSE passthrough (backing_files.h, Linux 6.9+): reads,
+  // writes and mappings without the daemon, one copy of the data (docs/performance.md).
+  bool passthrough = true;
 };
 
 // The defaults with PKRAMFS_TUNE applied; an unknown key or bad value is reported in `error`.

@@ -87,6 +87,11 @@ void Filesystem::release_if_dead(Inode &inode) {
 void Filesystem::apply_release(Inode &inode) {
   // Its record is written (or replayed): the blocks go back at once, with nothing to allocate.
   inode.extents.remove(0, UINT64_MAX >> kBlockShift, [&](BlockRun run) { arena_->free(run); });
+  if (inode.has_object) { // its pages go with the last reference (a kernel backing file)
+    objects_->remove(inode.ino);
+    inode.object.reset();
+    inode.has_object = false;
+  }
   unreserve_inode();
   inode.charged = false;
 }
@@ -190,7 +195,34 @@ struct stat Filesystem::stat_of(const Inode &i) const {
   st.st_atim = i.atime;
   st.st_mtim = i.mtime;
   st.st_ctim = i.ctime;
+  struct stat object {};
+  if (i.has_object && objects_ && objects_->stat(i.ino, object)) {
+    // The kernel reads, writes and maps the object without us (FUSE passthrough): its size,
+    // blocks, mtime and atime are the file's (every change of them reaches the object: the
+    // kernel's writes and ours, and the times utimes sets, which setattr copies to it). ctime
+    // is the later of the two: a chmod or a rename changes only ours. atime is the object's
+    // only where reads stamp it (its tmpfs is relatime).
+    const auto later = [](const timespec &a, const timespec &b) { return older(a, b) ? b : a; };
+    st.st_size = object.st_size;
+    st.st_blocks = object.st_blocks;
+    st.st_mtim = object.st_mtim;
+    st.st_ctim = later(i.ctime, object.st_ctim);
+    if (atime_mode_.load(std::memory_order_relaxed) != AtimePolicy::Mode::kNoatime &&
+        !(i.flags & PKRAMFS_INODE_NOATIME))
+      st.st_atim = object.st_atim;
+  }
   return st;
+}
+
+void Filesystem::use_objects(const ObjectStore *store) {
+  std::unique_lock lock(tree_);
+  objects_ = journal_ ? nullptr : store;
+}
+
+int Filesystem::object_fd(uint64_t ino) const {
+  std::shared_lock lock(tree_);
+  const Inode *inode = find(ino);
+  return inode && inode->object.valid() ? inode->object.get() : -1;
 }
 
 void Filesystem::maybe_checkpoint() {
@@ -206,6 +238,10 @@ struct statvfs Filesystem::statfs() const {
   // that used + free = size and free is exactly what allocate() can still hand out.
   st.f_blocks = arena_->limit_blocks();
   st.f_bfree = st.f_bavail = arena_->free_blocks();
+  if (objects_) { // file objects count against the same size= (their tmpfs has that size too)
+    const uint64_t in_objects = std::min<uint64_t>(objects_->used_blocks(), st.f_bfree);
+    st.f_bfree = st.f_bavail = st.f_bfree - in_objects;
+  }
   if (config_.max_inodes != UINT64_MAX) { // unlimited shows as 0, as on tmpfs
     st.f_files = config_.max_inodes;
     st.f_ffree = st.f_favail = config_.max_inodes - used_inodes_.load();

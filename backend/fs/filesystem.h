@@ -7,6 +7,7 @@
 #pragma once
 
 #include "storage/arena.h"
+#include "storage/object_store.h"
 #include "fs/inode.h"
 #include "fs/lookup_mirror.h"
 #include "journal/journal.h"
@@ -225,6 +226,11 @@ public:
                                const std::unordered_map<uint64_t, uint64_t> *lookups);
   // Every change of a lookup count goes to `mirror` too (null: none). REQUIRES: before serving.
   void set_lookup_mirror(LookupMirror *mirror) { lookup_mirror_ = mirror; }
+  // Regular files made from now on keep their data in objects of `store` (null: in the arena).
+  // REQUIRES: no journal (an object does not outlive the daemon), `store` outlives the tree.
+  void use_objects(const ObjectStore *store);
+  // The object of a regular file, or -1 (its data is in the arena). Valid while it is open.
+  int object_fd(uint64_t ino) const;
   // Inodes without a name that are kept because the kernel references them or they are open.
   uint64_t unlinked_inodes() const;
   void set_atime_policy(AtimePolicy policy) {
@@ -328,8 +334,15 @@ private:
                                 uint64_t rdev, std::string_view target, const Caller &who,
                                 NewInode how);
   bool is_ancestor(uint64_t ancestor, const Inode &dir) const;
-  Result<void> truncate_locked(Inode &inode, uint64_t size);
+  // `through_file`: ftruncate(2) or O_TRUNC, which stamp mtime and ctime whatever the size
+  // (do_truncate with ATTR_MTIME | ATTR_CTIME); truncate(2) does only when the size changes.
+  Result<void> truncate_locked(Inode &inode, uint64_t size, bool through_file = true);
   Result<size_t> write_locked(Inode &inode, uint64_t offset, const void *buf, size_t size);
+  Result<size_t> write_object_locked(Inode &inode, uint64_t offset, const void *buf, size_t size);
+  Result<void> read_object(Inode &inode, uint64_t offset, uint64_t size, ReadSink &sink);
+  // The descriptor of `inode`'s object: its own while the file is open, else one opened into
+  // `scratch`; -1 (errno set) when it cannot be opened. REQUIRES: inode.has_object.
+  int object_fd_locked(const Inode &inode, UniqueFd &scratch) const;
   Result<void> undo_allocation(Inode &inode,
                                const std::vector<std::pair<uint64_t, BlockRun>> &added, int error);
   Result<void> allocate_range(Inode &inode, uint64_t first, uint64_t end, bool keep_size,
@@ -359,6 +372,7 @@ private:
   bool replaying_ = false;
   bool keep_unlinked_ = false; // keep_unlinked_on_restore
   LookupMirror *lookup_mirror_ = nullptr;
+  const ObjectStore *objects_ = nullptr;
 };
 
 template <class R> Result<void> Filesystem::log_record(uint32_t type, const R &record) {

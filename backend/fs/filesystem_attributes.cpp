@@ -89,7 +89,10 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
       return Errno{EINVAL};
     if (inode->released())
       return Errno{ENOENT};
-    if (auto r = enomem_on_bad_alloc([&] { return truncate_locked(*inode, a.size); }); !r)
+    if (auto r = enomem_on_bad_alloc([&] {
+          return truncate_locked(*inode, a.size, a.valid & SetAttr::kThroughFile);
+        });
+        !r)
       return Errno{r.error()};
     if (a.valid & SetAttr::kThroughFile)
       touch_mc(*inode);
@@ -120,6 +123,17 @@ Result<struct stat> Filesystem::setattr(uint64_t ino, const SetAttr &a, const Ca
     inode->mtime = t;
   else if (a.valid & SetAttr::kMtime)
     inode->mtime = a.mtime;
+  // The object's data times follow (stat_of shows the later of the two), also into the past.
+  if (inode->has_object && (a.valid & (SetAttr::kAtime | SetAttr::kAtimeNow | SetAttr::kMtime |
+                                       SetAttr::kMtimeNow))) {
+    const auto set = [&a](uint32_t bits, const timespec &t) {
+      return (a.valid & bits) ? t : timespec{0, UTIME_OMIT};
+    };
+    const timespec times[2] = {set(SetAttr::kAtime | SetAttr::kAtimeNow, inode->atime),
+                               set(SetAttr::kMtime | SetAttr::kMtimeNow, inode->mtime)};
+    if (!objects_->set_times(ino, times))
+      spdlog::warn("cannot set the times of inode {}'s object: {}", ino, std::strerror(errno));
+  }
   // Every caller of notify_change other than a plain truncate() also changes ctime.
   constexpr uint32_t kChangesCtime = SetAttr::kMode | SetAttr::kUid | SetAttr::kGid |
                                      SetAttr::kAtime | SetAttr::kAtimeNow | SetAttr::kMtime |

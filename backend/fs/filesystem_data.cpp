@@ -64,6 +64,17 @@ Result<void> Filesystem::open(uint64_t ino, int flags, const Caller &who) {
         return logged;
     }
     inode->nopen.fetch_add(1);
+    if (inode->has_object) { // held while the file is open (release)
+      std::unique_lock ilock(inode->lock);
+      if (!inode->object.valid()) {
+        auto object = objects_->open(ino);
+        if (!object) {
+          inode->nopen.fetch_sub(1);
+          return Errno{object.error()};
+        }
+        inode->object = std::move(*object);
+      }
+    }
   }
   if (dropped)
     notify_attributes_changed(ino);
@@ -74,7 +85,14 @@ void Filesystem::release(uint64_t ino) {
   {
     std::shared_lock lock(tree_);
     Inode *inode = find(ino);
-    if (!inode || inode->nopen.fetch_sub(1) != 1 || inode->nlink != 0)
+    if (!inode || inode->nopen.fetch_sub(1) != 1)
+      return;
+    if (inode->has_object) { // the last close: the descriptor goes (open() takes it again)
+      std::unique_lock ilock(inode->lock);
+      if (inode->nopen.load() == 0)
+        inode->object.reset();
+    }
+    if (inode->nlink != 0)
       return;
   }
   std::unique_lock lock(tree_);
@@ -89,6 +107,8 @@ Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, Read
     return Errno{ENOENT};
   if (inode->is_dir())
     return Errno{EISDIR};
+  if (inode->has_object)
+    return read_object(*inode, offset, size, sink);
   {
     std::shared_lock ilock(inode->lock);
     const uint64_t end = std::min(inode->size, offset + std::min(size, UINT64_MAX - offset));
@@ -116,6 +136,77 @@ Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, Read
   return {};
 }
 
+// A file object's bytes, read by the kernel's copy; the object stamps its own atime (stat_of).
+int Filesystem::object_fd_locked(const Inode &inode, UniqueFd &scratch) const {
+  if (inode.object.valid())
+    return inode.object.get();
+  auto fd = objects_->open(inode.ino);
+  if (!fd) {
+    errno = fd.error();
+    return -1;
+  }
+  scratch = std::move(*fd);
+  return scratch.get();
+}
+
+Result<void> Filesystem::read_object(Inode &inode, uint64_t offset, uint64_t size, ReadSink &sink) {
+  std::shared_lock ilock(inode.lock);
+  UniqueFd scratch;
+  const int fd = object_fd_locked(inode, scratch);
+  if (fd < 0)
+    return Errno{errno};
+  thread_local std::vector<std::byte> buf;
+  if (offset > static_cast<uint64_t>(LLONG_MAX)) {
+    sink.deliver({});
+    return {};
+  }
+  try {
+    buf.resize(std::min<uint64_t>(size, 1 << 20));
+  } catch (const std::bad_alloc &) {
+    return Errno{ENOMEM};
+  }
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = pread(fd, buf.data() + got, buf.size() - got,
+                            static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return Errno{errno};
+    if (n == 0)
+      break;
+    got += static_cast<size_t>(n);
+  }
+  const iovec v{buf.data(), got};
+  sink.deliver({&v, 1});
+  return {};
+}
+
+// Writes into a file object as the kernel would (the object is a tmpfs file).
+Result<size_t> Filesystem::write_object_locked(Inode &inode, uint64_t offset, const void *buf,
+                                               size_t size) {
+  UniqueFd scratch;
+  const int fd = object_fd_locked(inode, scratch);
+  if (fd < 0)
+    return Errno{errno};
+  const auto *src = static_cast<const std::byte *>(buf);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pwrite(fd, src + done, size - done,
+                             static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      if (done == 0)
+        return Errno{errno};
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  inode.size = std::max(inode.size, offset + done); // the object stamps its times (stat_of)
+  return done;
+}
+
 void Filesystem::touch_atime(Inode &inode) {
   // The kernel leaves atime of FUSE inodes to us (S_NOATIME): its rules (atime_needs_update,
   // relatime_need_update) as the mount options chose them.
@@ -141,6 +232,8 @@ Result<size_t> Filesystem::write_locked(Inode &inode, uint64_t offset, const voi
                                         size_t size) {
   if (size == 0)
     return size_t{0};
+  if (inode.has_object)
+    return write_object_locked(inode, offset, buf, size);
   const auto *src = static_cast<const std::byte *>(buf);
   const uint64_t end = offset + size;
   uint64_t pos = offset;
@@ -237,7 +330,17 @@ void Filesystem::zero_range_locked(Inode &inode, uint64_t offset, uint64_t lengt
   }
 }
 
-Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size) {
+Result<void> Filesystem::truncate_locked(Inode &inode, uint64_t size, bool through_file) {
+  if (inode.has_object) {
+    // tmpfs's own rules (shmem_setattr), as the object is a tmpfs file.
+    UniqueFd scratch;
+    const int fd = through_file ? object_fd_locked(inode, scratch) : 0;
+    if (fd < 0 || (through_file ? ftruncate(fd, static_cast<off_t>(size)) != 0
+                                : !objects_->truncate(inode.ino, size)))
+      return Errno{errno};
+    inode.size = size; // the object stamps its times as tmpfs does (stat_of)
+    return {};
+  }
   // At the same size tmpfs still runs its page truncation when the file holds any blocks
   // (shmem_setattr: newsize <= oldsize and info->alloced -> shmem_truncate_range(newsize, -1)):
   // it gives back what a KEEP_SIZE fallocate left past EOF and stamps the times (ftruncate and
@@ -344,8 +447,17 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
       return Errno{EOPNOTSUPP};
     std::unique_lock ilock(inode->lock);
+    if (inode->has_object) { // tmpfs's shmem_fallocate, on the object
+      UniqueFd scratch;
+      const int fd = object_fd_locked(*inode, scratch);
+      if (fd < 0 ||
+          ::fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0)
+        return Errno{errno};
+    }
     ChangeRecorder recorder(inode->extents);
-    if (mode & FALLOC_FL_PUNCH_HOLE)
+    if (inode->has_object)
+      done = {};
+    else if (mode & FALLOC_FL_PUNCH_HOLE)
       done = enomem_on_bad_alloc([&]() -> Result<void> {
         punch_hole_locked(*inode, offset, offset + length);
         return {};
@@ -384,6 +496,14 @@ Result<uint64_t> Filesystem::lseek(uint64_t ino, int64_t offset, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE)
     return Errno{EINVAL};
   std::shared_lock ilock(inode->lock);
+  if (inode->has_object) {
+    UniqueFd scratch;
+    const int fd = object_fd_locked(*inode, scratch);
+    const off_t pos = fd < 0 ? -1 : ::lseek(fd, offset, whence);
+    if (pos < 0)
+      return Errno{errno};
+    return static_cast<uint64_t>(pos);
+  }
   const uint64_t size = inode->size;
   if (offset < 0 || static_cast<uint64_t>(offset) >= size)
     return Errno{ENXIO};

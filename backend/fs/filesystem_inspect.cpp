@@ -28,7 +28,7 @@ Filesystem::Usage Filesystem::usage() const {
     else
       u.others++;
   }
-  u.data_blocks = arena_->used_blocks();
+  u.data_blocks = arena_->used_blocks() + (objects_ ? objects_->used_blocks() : 0);
   u.metadata_blocks = arena_->reserved_blocks();
   u.data_frames = arena_->frames_in_use();
   return u;

@@ -162,8 +162,20 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
       }
     }
     r.target.assign(target);
-    if (!reserve_inode())
+    // A regular file of a tree whose files are objects gets its object first: making it is
+    // the step that can fail for lack of space (the objects' tmpfs is full of inodes).
+    UniqueFd object;
+    if (objects_ && S_ISREG(r.mode)) {
+      auto made = objects_->make(r.ino);
+      if (!made)
+        return Errno{made.error()};
+      object = std::move(*made);
+    }
+    if (!reserve_inode()) {
+      if (object.valid())
+        objects_->remove(r.ino);
       return Errno{ENOSPC};
+    }
     // A long symlink target takes a block of the arena, charged against size= as on tmpfs.
     if (S_ISLNK(mode) && target.size() >= kShortSymlinkLen) {
       auto run = arena_->allocate(1, UINT64_MAX);
@@ -186,9 +198,14 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     if (!prepared) {
       arena_->free(r.target_block);
       unreserve_inode();
+      if (object.valid())
+        objects_->remove(r.ino);
       return Errno{prepared.error()};
     }
     Inode &inode = commit_create(r, std::move(*prepared));
+    inode.has_object = object.valid();
+    if (how != NewInode::kNamed) // open: held until the last release
+      inode.object = std::move(object);
     inode.linkable = how == NewInode::kTmpfileLinkable;
     add_lookup(inode);
     if (how != NewInode::kNamed)

@@ -7,6 +7,7 @@
 #include "pkramfs/format.h"
 #include "fs/posix_acl.h"
 #include "fs/xattrs.h"
+#include "util/unique_fd.h"
 
 #include <atomic>
 #include <ctime>
@@ -55,6 +56,12 @@ struct Inode {
   std::unique_ptr<Directory> dir; // directories
   std::string target;             // symlinks
   ExtentMap extents;              // regular files
+  // A regular file whose data is a file object (storage/object_store.h) instead of extents in
+  // the arena: reads and writes go to it, and its size, blocks and times are the object's
+  // (Filesystem::stat_of), since the kernel writes it directly (FUSE passthrough).
+  bool has_object = false;
+  // The object, open while the file is (nopen > 0); changed under `lock` held exclusively.
+  UniqueFd object;
   Xattrs xattrs;
 
   // Serialises data and attribute changes of a regular file against its readers.

@@ -1,0 +1,45 @@
+// FUSE passthrough (Linux 6.9+, protocol 7.40): an open file whose reads, writes and mappings
+// the kernel sends straight to a backing file, here the file's object (storage/object_store.h),
+// with no request to the daemon and no second copy of the data in the FUSE page cache.
+//
+// The kernel takes a backing file by id (FUSE_DEV_IOC_BACKING_OPEN on /dev/fuse, device_io.h)
+// in the OPEN or CREATE reply (FOPEN_PASSTHROUGH, backing_id). One inode's opens must all be
+// passthrough or all not while any is open (fs/fuse/iomode.c: a passthrough open of an inode
+// open in caching mode fails, and the reverse), so the choice is made at the first open and
+// kept until the last release. An inode opened for passthrough keeps one id until then.
+//
+// Not passthrough, so that the daemon keeps enforcing what the kernel would not on a backing
+// file's writes: files with suid, or sgid and group-exec (a write by another user clears them:
+// Filesystem::drop_privileges_locked), and append-only or immutable files (chattr).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+namespace pkramfs {
+
+class BackingFiles {
+public:
+  // What fh an open of a file with an object carries: which kind of open it was.
+  static constexpr uint64_t kPassthroughOpen = 1;
+  static constexpr uint64_t kCachedOpen = 2;
+
+  // An open of `ino`, whose object is `object_fd`; `eligible`: the file may be passthrough
+  // (the rules above) if it is not open already. The backing id to put in the reply, or 0
+  // for an open that goes through the daemon; *fh is the kind.
+  int32_t open(uint64_t ino, int object_fd, bool eligible, uint64_t *fh);
+  // The RELEASE of an open that open() answered with `fh`.
+  void release(uint64_t ino, uint64_t fh);
+
+private:
+  struct Opens {
+    int32_t backing_id = 0;
+    uint32_t passthrough = 0;
+    uint32_t cached = 0;
+  };
+  std::mutex mu_;
+  std::unordered_map<uint64_t, Opens> opens_;
+};
+
+} // namespace pkramfs
