@@ -221,8 +221,11 @@ void Filesystem::use_objects(const ObjectStore *store) {
 
 int Filesystem::object_fd(uint64_t ino) const {
   std::shared_lock lock(tree_);
-  const Inode *inode = find(ino);
-  return inode && inode->object.valid() ? inode->object.get() : -1;
+  Inode *inode = find(ino);
+  if (!inode || !inode->has_object)
+    return -1;
+  std::shared_lock ilock(inode->lock);
+  return inode->object.valid() ? inode->object.get() : -1;
 }
 
 void Filesystem::maybe_checkpoint() {
