@@ -128,7 +128,7 @@ print("open", flush=True)
 sys.stdin.read()
 os.close(fd)' "$M/held" >"$T/held.out" < <(sleep 4) &
 holder_client=$!
-sleep 0.5
+for ((i = 0; i < 200; i++)); do grep -q open "$T/held.out" 2>/dev/null && break; sleep 0.05; done
 assert_eq "resend:forget-exact:held-open" 1 "$(st_field resend unlinked_inodes)"
 srv=$(serving_pid)
 kill -KILL "$srv"
