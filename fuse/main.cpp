@@ -722,10 +722,12 @@ int main(int argc, char **argv) {
     generation |= 1; // an anonymous tree is new at every mount: so are its handles
   const fuse_lowlevel_ops ops = make_operations(opt.cache);
   // A tree without a node may keep its files in objects opened passthrough: the objects' tmpfs
-  // is made now, and used once the kernel has agreed to passthrough (after INIT).
+  // is made now, and used once the kernel has agreed to passthrough (after INIT). Not with
+  // --numa, whose placement the arena applies (numa_placement.h) and the objects would not.
   std::unique_ptr<ObjectStore> objects;
   BackingFiles backing;
-  if (!storage.node && tuning.passthrough && opt.cache != CacheMode::kDirect) {
+  if (!storage.node && tuning.passthrough && opt.cache != CacheMode::kDirect &&
+      opt.numa.mode == NumaRequest::Mode::kNone) {
     const struct statvfs limits = fs.statfs();
     auto store = ObjectStore::create(limits.f_blocks * kBlockSize,
                                      opt.nr_inodes ? opt.nr_inodes : UINT64_MAX);
