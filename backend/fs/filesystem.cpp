@@ -115,7 +115,7 @@ bool Filesystem::drop_privileges_locked(Inode &inode, const Caller &who) {
   uint32_t kill = inode.mode & S_ISUID;
   if ((inode.mode & S_ISGID) && ((inode.mode & S_IXGRP) || !in_file_group(inode, who, creds)))
     kill |= S_ISGID;
-  inode.mode &= ~kill;
+  inode.store_mode(inode.mode & ~kill);
   return kill != 0;
 }
 
@@ -136,7 +136,7 @@ bool Filesystem::kill_on_chown_locked(Inode &inode, const Caller &who) {
         kill |= S_ISGID;
     }
   }
-  inode.mode &= ~kill;
+  inode.store_mode(inode.mode & ~kill);
   return kill != 0;
 }
 

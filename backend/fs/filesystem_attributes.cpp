@@ -215,7 +215,7 @@ Result<void> Filesystem::set_acl(Inode &inode, std::string_view name, std::strin
     const Credentials creds = who.credentials();
     if (in_file_group(inode, who, creds) || creds.cap_fsetid)
       return {};
-    inode.mode &= ~S_ISGID;
+    inode.store_mode(inode.mode & ~S_ISGID);
     return log_inode(inode, {});
   });
 }
@@ -324,7 +324,7 @@ void Filesystem::apply_xattr(XattrRecord &&r, bool remove) noexcept {
   }
   if (r.name == kAclAccess) {
     const AclMode acl = acl_mode(r.value);
-    inode.mode = (inode.mode & ~kPermissionBits) | acl.permissions;
+    inode.store_mode((inode.mode & ~kPermissionBits) | acl.permissions);
     if (!acl.extended) {
       (void)inode.xattrs.remove(r.name);
       return;

@@ -301,9 +301,10 @@ Result<size_t> Filesystem::write(uint64_t ino, uint64_t offset, const void *buf,
     Inode *inode = find(ino);
     if (!inode || inode->released())
       return Errno{ENOENT};
+    // `mode` is written under the inode's lock (chmod, the suid drop): read it under it too.
+    std::unique_lock ilock(inode->lock);
     if (!inode->is_reg())
       return Errno{EINVAL};
-    std::unique_lock ilock(inode->lock);
     ChangeRecorder recorder(inode->extents);
     written = write_locked(*inode, offset, buf, size);
     if (written && *written) {
@@ -436,6 +437,8 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     Inode *inode = find(ino);
     if (!inode || inode->released())
       return Errno{ENOENT};
+    // `mode` is written under the inode's lock (chmod, the suid drop): read it under it too.
+    std::unique_lock ilock(inode->lock);
     // vfs_fallocate: an append-only file may only be given space, an immutable one nothing.
     if (((mode & ~FALLOC_FL_KEEP_SIZE) && inode->is_append_only()) || inode->is_immutable())
       return Errno{EPERM};
@@ -446,7 +449,6 @@ Result<void> Filesystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint
     // Like tmpfs: no FALLOC_FL_ZERO_RANGE, COLLAPSE_RANGE or INSERT_RANGE.
     if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
       return Errno{EOPNOTSUPP};
-    std::unique_lock ilock(inode->lock);
     if (inode->has_object) { // tmpfs's shmem_fallocate, on the object
       UniqueFd scratch;
       const int fd = object_fd_locked(*inode, scratch);

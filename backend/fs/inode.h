@@ -71,14 +71,18 @@ struct Inode {
   // group-class and other bits (posix_acl_chmod, which tmpfs's setattr runs). A mode whose
   // permission bits did not change leaves the ACL as it was.
   void set_mode(uint32_t new_mode) noexcept {
-    mode = new_mode;
+    store_mode(new_mode);
     if (std::string *acl = xattrs.get(kAclAccess))
       chmod_acl(*acl, mode);
   }
+  // Every change of `mode` once the inode is in the table: with its lock held, and atomic, since
+  // the type checks below read it without the lock (the type bits never change, the rest may).
+  void store_mode(uint32_t new_mode) noexcept { __atomic_store_n(&mode, new_mode, __ATOMIC_RELAXED); }
+  uint32_t type() const { return __atomic_load_n(&mode, __ATOMIC_RELAXED) & S_IFMT; }
 
-  bool is_dir() const { return S_ISDIR(mode); }
-  bool is_reg() const { return S_ISREG(mode); }
-  bool is_symlink() const { return S_ISLNK(mode); }
+  bool is_dir() const { return type() == S_IFDIR; }
+  bool is_reg() const { return type() == S_IFREG; }
+  bool is_symlink() const { return type() == S_IFLNK; }
   bool is_immutable() const { return flags & PKRAMFS_INODE_IMMUTABLE; }
   bool is_append_only() const { return flags & PKRAMFS_INODE_APPEND; }
   // Neither its name nor its attributes may change (the VFS's IS_IMMUTABLE || IS_APPEND).
