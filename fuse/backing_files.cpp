@@ -6,10 +6,11 @@
 
 namespace pkramfs {
 
-int32_t BackingFiles::open(uint64_t ino, int object_fd, bool eligible, uint64_t *fh) {
+int32_t BackingFiles::open(uint64_t ino, int object_fd, const std::function<bool()> &eligible,
+                           uint64_t *fh) {
   std::lock_guard lock(mu_);
   Opens &o = opens_[ino];
-  if (o.passthrough == 0 && (o.cached > 0 || !eligible)) {
+  if (o.passthrough == 0 && (o.cached > 0 || !eligible())) {
     o.cached++;
     *fh = kCachedOpen;
     return 0;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 
@@ -25,10 +26,10 @@ public:
   static constexpr uint64_t kPassthroughOpen = 1;
   static constexpr uint64_t kCachedOpen = 2;
 
-  // An open of `ino`, whose object is `object_fd`; `eligible`: the file may be passthrough
-  // (the rules above) if it is not open already. The backing id to put in the reply, or 0
-  // for an open that goes through the daemon; *fh is the kind.
-  int32_t open(uint64_t ino, int object_fd, bool eligible, uint64_t *fh);
+  // An open of `ino`, whose object is `object_fd`; `eligible()`: the file may be passthrough
+  // (the rules above), asked only at the first open, where the choice is made. The backing id
+  // to put in the reply, or 0 for an open that goes through the daemon; *fh is the kind.
+  int32_t open(uint64_t ino, int object_fd, const std::function<bool()> &eligible, uint64_t *fh);
   // The RELEASE of an open that open() answered with `fh`.
   void release(uint64_t ino, uint64_t fh);
 

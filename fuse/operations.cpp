@@ -267,18 +267,14 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  if (applied_before()) {
-    fuse_reply_err(req, 0);
-    return;
-  }
+  if (applied_before())
+    return reply_status(req, {});
   reply_status(req, fs_of(req).unlink(parent, name));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  if (applied_before()) {
-    fuse_reply_err(req, 0);
-    return;
-  }
+  if (applied_before())
+    return reply_status(req, {});
   reply_status(req, fs_of(req).rmdir(parent, name));
 }
 
@@ -286,10 +282,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
                const char *new_name, unsigned int flags) {
   // RENAME_WHITEOUT arrives as the caller asked it (fuse_rename2, FUSE_RENAME2); the whiteout
   // is owned by the caller.
-  if (applied_before()) {
-    fuse_reply_err(req, 0);
-    return;
-  }
+  if (applied_before())
+    return reply_status(req, {});
   reply_status(req, fs_of(req).rename(parent, name, new_parent, new_name, flags, caller_of(req)));
 }
 
@@ -316,12 +310,13 @@ void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   const int object = ctx.fs.object_fd(ino);
   if (object < 0)
     return;
-  auto st = ctx.fs.getattr(ino);
-  auto flags = ctx.fs.get_flags(ino);
-  const bool eligible =
-      ctx.cache != CacheMode::kDirect && st && flags && !(st->st_mode & S_ISUID) &&
-      !((st->st_mode & S_ISGID) && (st->st_mode & S_IXGRP)) &&
-      !(*flags & (PKRAMFS_INODE_APPEND | PKRAMFS_INODE_IMMUTABLE));
+  const auto eligible = [&ctx, ino] {
+    auto st = ctx.fs.getattr(ino);
+    auto flags = ctx.fs.get_flags(ino);
+    return ctx.cache != CacheMode::kDirect && st && flags && !(st->st_mode & S_ISUID) &&
+           !((st->st_mode & S_ISGID) && (st->st_mode & S_IXGRP)) &&
+           !(*flags & (PKRAMFS_INODE_APPEND | PKRAMFS_INODE_IMMUTABLE));
+  };
   if (const int32_t id = ctx.backing->open(ino, object, eligible, &fi->fh)) {
     fi->keep_cache = 0;
     fi->direct_io = 0;
@@ -504,10 +499,8 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
                  int flags) {
-  if (applied_before()) {
-    fuse_reply_err(req, 0);
-    return;
-  }
+  if (applied_before())
+    return reply_status(req, {});
   reply_status(req,
                fs_of(req).setxattr(ino, name, std::string_view(value, size), flags, caller_of(req)));
 }
@@ -533,10 +526,8 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
-  if (applied_before()) {
-    fuse_reply_err(req, 0);
-    return;
-  }
+  if (applied_before())
+    return reply_status(req, {});
   reply_status(req, fs_of(req).removexattr(ino, name));
 }
 
@@ -546,10 +537,8 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
     fuse_reply_err(req, EINVAL);
     return;
   }
-  if (applied_before()) {
-    fuse_reply_err(req, 0);
-    return;
-  }
+  if (applied_before())
+    return reply_status(req, {});
   reply_status(req, fs_of(req).fallocate(ino, mode, static_cast<uint64_t>(offset),
                                          static_cast<uint64_t>(length), caller_of(req)));
 }

@@ -136,7 +136,6 @@ Result<void> Filesystem::read(uint64_t ino, uint64_t offset, uint64_t size, Read
   return {};
 }
 
-// A file object's bytes, read by the kernel's copy; the object stamps its own atime (stat_of).
 int Filesystem::object_fd_locked(const Inode &inode, UniqueFd &scratch) const {
   if (inode.object.valid())
     return inode.object.get();
@@ -149,6 +148,7 @@ int Filesystem::object_fd_locked(const Inode &inode, UniqueFd &scratch) const {
   return scratch.get();
 }
 
+// A file object's bytes, read by the kernel's copy; the object stamps its own atime (stat_of).
 Result<void> Filesystem::read_object(Inode &inode, uint64_t offset, uint64_t size, ReadSink &sink) {
   std::shared_lock ilock(inode.lock);
   UniqueFd scratch;
