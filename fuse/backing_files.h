@@ -6,7 +6,9 @@
 // in the OPEN or CREATE reply (FOPEN_PASSTHROUGH, backing_id). One inode's opens must all be
 // passthrough or all not while any is open (fs/fuse/iomode.c: a passthrough open of an inode
 // open in caching mode fails, and the reverse), so the choice is made at the first open and
-// kept until the last release. An inode opened for passthrough keeps one id until then.
+// kept until the last release. An inode opened for passthrough keeps one id until then: the
+// kernel refuses a second backing file for an inode that has one (fuse_inode_uncached_io_start,
+// EBUSY), which is why a process taking a mount over adopts the ids of the one before.
 //
 // Not passthrough, so that the daemon keeps enforcing what the kernel would not on a backing
 // file's writes: files with suid, or sgid and group-exec (a write by another user clears them:
@@ -22,16 +24,21 @@ namespace pkramfs {
 
 class BackingFiles {
 public:
-  // What fh an open of a file with an object carries: which kind of open it was.
-  static constexpr uint64_t kPassthroughOpen = 1;
-  static constexpr uint64_t kCachedOpen = 2;
+  // How an open of a file with an object went: a backing id (1 .. INT_MAX), passthrough to
+  // that backing file, or kCached, through the daemon. The same word goes in the holder's
+  // handle table (SessionState::kBackingCached) or, without a holder, in the fh.
+  static constexpr uint32_t kCached = 0x80000000u;
 
   // An open of `ino`, whose object is `object_fd`; `eligible()`: the file may be passthrough
-  // (the rules above), asked only at the first open, where the choice is made. The backing id
-  // to put in the reply, or 0 for an open that goes through the daemon; *fh is the kind.
-  int32_t open(uint64_t ino, int object_fd, const std::function<bool()> &eligible, uint64_t *fh);
-  // The RELEASE of an open that open() answered with `fh`.
-  void release(uint64_t ino, uint64_t fh);
+  // (the rules above), asked only at the first open, where the choice is made. Returns the
+  // open's word; a backing id goes in the reply.
+  uint32_t open(uint64_t ino, int object_fd, const std::function<bool()> &eligible);
+  // The RELEASE of an open that open() answered with `word`.
+  void release(uint64_t ino, uint32_t word);
+  // A process taking a mount over: `ino` is open `passthrough` times with backing id
+  // `backing_id` (registered on the connection, which outlived the process that registered
+  // it) and `cached` times through the daemon. REQUIRES: before serving.
+  void adopt(uint64_t ino, int32_t backing_id, uint32_t passthrough, uint32_t cached);
 
 private:
   struct Opens {

@@ -80,6 +80,10 @@ struct Storage {
   // A process taking a live mount over restores what the kernel still references
   // (Filesystem::keep_unlinked_on_restore).
   bool takeover = false;
+  // File objects: an shm node's beside it (objects_path), or a private store of a tree
+  // without a node. Null: none.
+  std::unique_ptr<ObjectStore> objects;
+  std::string objects_path;
 };
 
 FsConfig fs_config(const Options &opt, uint64_t max_inodes) {
@@ -114,6 +118,23 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
   st.fs = std::make_unique<Filesystem>(std::move(arena), fs_config(opt, n.max_inodes()));
   if (st.takeover)
     st.fs->keep_unlinked_on_restore();
+  // An shm node's file objects (object_store.h), before the restore: the tree it gives may
+  // name them. A store that cannot be had is fatal only for a node whose files are there.
+  std::string objects_problem;
+  if (!st.objects_path.empty()) {
+    auto store = ObjectStore::attach(st.objects_path, n.limit_blocks() * kBlockSize,
+                                     n.max_inodes(), n.uuid_hex(), n.fresh());
+    if (store) {
+      st.objects = std::move(store.value());
+      st.fs->use_objects(st.objects.get());
+    } else {
+      objects_problem = store.error() == EEXIST
+                            ? "it holds the objects of another node"
+                            : "it cannot be mounted (" + why(store.error()) + ")";
+      spdlog::debug("file objects: {} {}; files stay in the arena", st.objects_path,
+                    objects_problem);
+    }
+  }
   std::string problem;
   // A preserved node taken over stays preserved: the mount is the same, frozen.
   const bool preserved = st.takeover && n.state() == PKRAMFS_STATE_PRESERVED;
@@ -123,6 +144,18 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
   } else if (auto r = n.restore(*st.fs, problem); !r) {
     die_refused(opt, where, problem);
   }
+  if (const auto missing = st.fs->missing_objects(); !missing.empty())
+    die_refused(opt, where,
+                std::to_string(missing.size()) + " files keep their data in file objects at " +
+                    st.objects_path + ", which " +
+                    (objects_problem.empty() ? "lacks inode " + std::to_string(missing.front()) +
+                                                   "'s object (the tmpfs there was unmounted: "
+                                                   "its mount namespace or the machine ended)"
+                                             : objects_problem) +
+                    "; their data cannot be restored: pkramfs-ctl destroy " + opt.node +
+                    " to start again");
+  if (const uint64_t swept = st.fs->sweep_orphan_objects())
+    spdlog::debug("file objects: removed {} that no file had", swept);
   st.fs->set_frozen(preserved);
   n.set_state(preserved ? PKRAMFS_STATE_PRESERVED : PKRAMFS_STATE_DIRTY);
   Filesystem &fs = *st.fs;
@@ -158,6 +191,7 @@ void open_shm_storage(const Options &opt, uint64_t limit_blocks, const Placement
   st.backend = "shm";
   st.node = std::move(node.value());
   st.node_path = path;
+  st.objects_path = ObjectStore::path_for(shm_dir, opt.node);
   struct statvfs vfs {};
   if (statvfs(shm_dir.c_str(), &vfs) == 0 && vfs.f_bsize != kFrameSize &&
       vfs.f_blocks * vfs.f_frsize < st.node->limit_blocks() * kBlockSize)
@@ -721,24 +755,32 @@ int main(int argc, char **argv) {
   else if (getrandom(&generation, sizeof generation, 0) == sizeof generation)
     generation |= 1; // an anonymous tree is new at every mount: so are its handles
   const fuse_lowlevel_ops ops = make_operations(opt.cache);
-  // A tree without a node may keep its files in objects opened passthrough: the objects' tmpfs
-  // is made now, and used once the kernel has agreed to passthrough (after INIT). Not with
-  // --numa, whose placement the arena applies (numa_placement.h) and the objects would not.
-  std::unique_ptr<ObjectStore> objects;
-  BackingFiles backing;
-  if (!storage.node && tuning.passthrough && opt.cache != CacheMode::kDirect &&
-      opt.numa.mode == NumaRequest::Mode::kNone) {
+  // Regular files made from now on may be file objects opened passthrough, once the kernel has
+  // agreed to passthrough (after INIT): an shm node's store (open_storage), or for a tree
+  // without a node a private tmpfs made now. Not with --numa, whose placement the arena
+  // applies (numa_placement.h) and the objects would not, nor with --cache=direct.
+  const bool objects_for_new_files = tuning.passthrough && opt.cache != CacheMode::kDirect &&
+                                     opt.numa.mode == NumaRequest::Mode::kNone;
+  if (!storage.node && objects_for_new_files) {
     const struct statvfs limits = fs.statfs();
     auto store = ObjectStore::create(limits.f_blocks * kBlockSize,
                                      opt.nr_inodes ? opt.nr_inodes : UINT64_MAX);
-    if (store)
-      objects = std::move(store.value());
-    else
+    if (store) {
+      storage.objects = std::move(store.value());
+      fs.use_objects(storage.objects.get());
+    } else {
       spdlog::debug("passthrough: no tmpfs for file objects ({}); files stay in the arena",
                     why(store.error()));
+    }
   }
+  const ObjectStore *objects = storage.objects.get();
+  // Also for a node whose new files stay in the arena: opens of its objects go passthrough.
+  BackingFiles backing;
+  if (holder && storage.takeover && objects)
+    for (const auto &[ino, o] : holder->state().backed_opens())
+      backing.adopt(ino, o.backing_id, o.passthrough, o.cached);
   ServeContext serve{fs, opt.cache, generation, holder ? &holder->state() : nullptr,
-                     objects ? &backing : nullptr};
+                     objects && tuning.passthrough ? &backing : nullptr};
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &serve);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
@@ -767,24 +809,31 @@ int main(int argc, char **argv) {
   const BdiSettings bdi{.readahead_kb = tuning.readahead_kb,
                         .max_ratio = tuning.bdi_max_ratio,
                         .clear_strict_limit = !tuning.bdi_strict_limit};
-  amendments.after_init = [mountpoint = opt.mountpoint, bdi, &fs, store = objects.get()] {
+  amendments.after_init = [mountpoint = opt.mountpoint, bdi, &fs, objects,
+                           objects_for_new_files] {
     tune_mount_bdi(mountpoint, bdi);
-    if (store && passthrough_negotiated()) {
-      fs.use_objects(store);
-      spdlog::debug("passthrough: regular files are objects opened passthrough");
+    if (objects && objects_for_new_files && passthrough_negotiated()) {
+      fs.make_objects(true);
+      spdlog::debug("passthrough: new regular files are objects opened passthrough");
     }
   };
-  amendments.passthrough = objects != nullptr;
+  amendments.passthrough = objects && tuning.passthrough && opt.cache != CacheMode::kDirect;
   amendments.session = holder ? &holder->state() : nullptr;
   amendments.takeover = takeover;
   if (holder)
-    amendments.undelivered = [&fs, &session = holder->state()](
+    amendments.undelivered = [&fs, &session = holder->state(),
+                              backing_files = serve.backing](
                                  const SessionState::RequestSummary &request) {
       if (request.entry_ino)
         fs.forget(request.entry_ino, 1);
-      if (request.fh)
-        if (const uint64_t ino = session.close_handle(request.fh))
+      if (request.fh) {
+        uint32_t word = 0;
+        if (const uint64_t ino = session.close_handle(request.fh, &word)) {
+          if (backing_files && word)
+            backing_files->release(ino, word);
           fs.release(ino);
+        }
+      }
     };
   if (const int err = install_device_io(se, fuse_fd, std::move(amendments)))
     die("cannot install the FUSE device hooks: " + std::string(std::strerror(-err)));

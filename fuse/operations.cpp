@@ -295,19 +295,15 @@ void set_caching(fuse_req_t req, fuse_file_info *fi) {
 }
 
 // An open file's handle: with a holder, the slot that records the open for a process taking
-// the mount over (session_state.h); READ and WRITE need nothing of it. A file with an object
-// (a tree without a node, so without a holder): passthrough or not (backing_files.h), and the
-// kernel's page cache is not kept for a passthrough file (it has none: FOPEN_KEEP_CACHE is
-// refused with FOPEN_PASSTHROUGH).
+// the mount over (session_state.h); READ and WRITE need nothing of it. A file with an object:
+// passthrough or not (backing_files.h), which the slot records too (without a holder the fh is
+// that word); the kernel's page cache is not kept for a passthrough file (it has none:
+// FOPEN_KEEP_CACHE is refused with FOPEN_PASSTHROUGH).
 void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   const ServeContext &ctx = context_of(req);
-  if (ctx.session) {
+  if (ctx.session)
     fi->fh = ctx.session->open_handle(ino);
-    return;
-  }
-  if (!ctx.backing)
-    return;
-  const int object = ctx.fs.object_fd(ino);
+  const int object = ctx.backing ? ctx.fs.object_fd(ino) : -1;
   if (object < 0)
     return;
   const auto eligible = [&ctx, ino] {
@@ -317,10 +313,15 @@ void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
            !((st->st_mode & S_ISGID) && (st->st_mode & S_IXGRP)) &&
            !(*flags & (PKRAMFS_INODE_APPEND | PKRAMFS_INODE_IMMUTABLE));
   };
-  if (const int32_t id = ctx.backing->open(ino, object, eligible, &fi->fh)) {
+  const uint32_t word = ctx.backing->open(ino, object, eligible);
+  if (ctx.session)
+    ctx.session->set_handle_backing(fi->fh, word); // before the reply, as the handle
+  else
+    fi->fh = word;
+  if (word != BackingFiles::kCached) {
     fi->keep_cache = 0;
     fi->direct_io = 0;
-    reply_with_backing_file(id);
+    reply_with_backing_file(static_cast<int32_t>(word));
   }
 }
 
@@ -419,12 +420,16 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   // With a holder, a RELEASE whose handle is gone was served before a crash and is sent again
   // (FUSE_NOTIFY_RESEND): the open it ends is counted no more (adopt_kernel_references).
+  // The handle is forgotten before its backing id may be closed: a process taking over after
+  // a kill in between leaks the id (until unmount), never reuses a closed one.
   const ServeContext &ctx = context_of(req);
   SessionState *session = ctx.session;
-  if (ctx.backing && !session)
-    ctx.backing->release(ino, fi->fh);
-  if (!session || fi->fh == 0 || session->close_handle(fi->fh) == ino)
+  uint32_t backing = session ? 0 : static_cast<uint32_t>(fi->fh);
+  if (!session || fi->fh == 0 || session->close_handle(fi->fh, &backing) == ino) {
+    if (ctx.backing && backing)
+      ctx.backing->release(ino, backing);
     fs_of(req).release(ino);
+  }
   fuse_reply_err(req, 0);
 }
 

@@ -101,9 +101,10 @@ Result<SessionState> SessionState::adopt(UniqueFd fd) {
   } head{};
   if (static_cast<uint64_t>(st.st_size) < kVersion1Bytes ||
       pread(fd.get(), &head, sizeof head, 0) != sizeof head || head.magic != kMagic ||
-      (head.version != 1 && head.version != kVersion))
+      head.version < 1 || head.version > kVersion)
     return Errno{EPROTO};
-  // Version 1: what version 2 appends reads as zeros once the file covers it.
+  // Version 1: what version 2 appends reads as zeros once the file covers it. Version 2: the
+  // handles' backing words are 0 already.
   if (head.version == 1 && static_cast<uint64_t>(st.st_size) < sizeof(Layout) &&
       ftruncate(fd.get(), sizeof(Layout)) != 0)
     return Errno{errno};
@@ -266,7 +267,7 @@ uint64_t SessionState::open_handle(uint64_t ino) {
   }
   Handle &h = layout_->handles[index];
   const uint64_t generation = (h.generation.load() + 1) & 0xffffffffu;
-  h.generation.store(generation);
+  h.generation.store(generation); // and no backing word yet
   h.ino.store(ino); // a later process counts the handle from here on
   const uint64_t fh = fh_of(index, generation);
   if (RequestRecord *r = serving_record)
@@ -274,20 +275,53 @@ uint64_t SessionState::open_handle(uint64_t ino) {
   return fh;
 }
 
-uint64_t SessionState::close_handle(uint64_t fh) {
+void SessionState::set_handle_backing(uint64_t fh, uint32_t backing) {
+  const uint64_t low = fh & 0xffffffffu;
+  if (low == 0 || low > kHandleSlots)
+    return;
+  Handle &h = layout_->handles[low - 1];
+  h.generation.store(uint64_t{backing} << 32 | (fh >> 32));
+}
+
+uint64_t SessionState::close_handle(uint64_t fh, uint32_t *backing) {
+  if (backing)
+    *backing = 0;
   const uint64_t low = fh & 0xffffffffu;
   if (low == 0 || low > kHandleSlots)
     return 0;
   const auto index = static_cast<uint32_t>(low - 1);
   Handle &h = layout_->handles[index];
-  if (h.generation.load() != fh >> 32)
+  const uint64_t word = h.generation.load();
+  if ((word & 0xffffffffu) != fh >> 32)
     return 0;
+  if (backing)
+    *backing = static_cast<uint32_t>(word >> 32);
   const uint64_t ino = h.ino.exchange(0);
   if (ino != 0) {
     std::lock_guard lock(free_lock_);
     free_.push_back(index);
   }
   return ino;
+}
+
+std::unordered_map<uint64_t, SessionState::BackedOpens> SessionState::backed_opens() const {
+  std::unordered_map<uint64_t, BackedOpens> opens;
+  const uint32_t high = std::min<uint32_t>(layout_->handles_high.load(), kHandleSlots);
+  for (uint32_t i = 0; i < high; ++i) {
+    const Handle &h = layout_->handles[i];
+    const uint64_t ino = h.ino.load();
+    const auto backing = static_cast<uint32_t>(h.generation.load() >> 32);
+    if (ino == 0 || backing == 0)
+      continue;
+    BackedOpens &o = opens[ino];
+    if (backing == kBackingCached) {
+      o.cached++;
+    } else {
+      o.passthrough++;
+      o.backing_id = static_cast<int32_t>(backing); // the same for every open of the inode
+    }
+  }
+  return opens;
 }
 
 std::unordered_map<uint64_t, uint32_t> SessionState::open_files() {

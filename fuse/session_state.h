@@ -24,7 +24,9 @@
 // and a serving process that finds another refuses to take over (the old one keeps serving).
 // Version 2 is version 1 with fields appended: a version-2 process takes a version-1 state
 // over by growing it (its lookup references stay unknown, lookups_exact 0); a version-1
-// process refuses a version-2 state.
+// process refuses a version-2 state. Version 3 gives the high half of each handle's generation
+// a meaning (its backing word); a version-3 process takes over versions 1 and 2, whose high
+// halves are 0 (no open had a backing file), and an older process refuses version 3.
 #pragma once
 
 #include "journal/journal.h"
@@ -47,8 +49,9 @@ namespace pkramfs {
 class SessionState {
 public:
   static constexpr uint64_t kMagic = 0x5441545353465250ull; // "PRFSSTAT"
-  // Bump when the layout below changes; a process refuses a state of another version.
-  static constexpr uint32_t kVersion = 2;
+  // Bump when the layout below or a field's meaning changes; a process refuses a state of
+  // another version (versions 1 and 2 are taken over: see above).
+  static constexpr uint32_t kVersion = 3;
   static constexpr size_t kInitMax = 512;
   static constexpr size_t kInflightSlots = 1024;
   static constexpr size_t kCarriedSlots = 1024;
@@ -57,9 +60,16 @@ public:
   static constexpr size_t kMountpointMax = 4096;
 
   struct Handle {
-    std::atomic<uint64_t> ino;        // 0: free
-    std::atomic<uint64_t> generation; // in the fh's upper half, so a stale fh matches nothing
+    std::atomic<uint64_t> ino; // 0: free
+    // Low half: the generation, in the fh's upper half, so a stale fh matches nothing. High
+    // half (version 3; 0 before): how the open reached its file object (kBacking*), so that a
+    // process taking over opens an inode that is open passthrough with the same backing file.
+    std::atomic<uint64_t> generation;
   };
+  // The backing word of a handle: 0, an open of a file without an object or from before
+  // version 3; a backing id (1 .. INT_MAX), an open passthrough to that backing file;
+  // kBackingCached, an open of a file with an object that goes through the daemon.
+  static constexpr uint32_t kBackingCached = 0x80000000u;
 
   // What a request in flight has done so far, for the process that takes over if this one dies
   // before answering it. A slot not in use is all zeros. Each field is stored after what it
@@ -165,9 +175,20 @@ public:
   // Open files. open_handle returns the fh to give the kernel (0 when the table is full: that
   // file's open is then unknown to a later process, which counts every inode as open).
   uint64_t open_handle(uint64_t ino);
+  // How the open behind `fh` reached its file object (kBackingCached, a backing id); stored
+  // before the reply that gives `fh` is written.
+  void set_handle_backing(uint64_t fh, uint32_t backing);
   // The inode of a valid fh, which it forgets; 0 for a stale or unknown fh (its RELEASE was
-  // served already, before a crash, and is being sent again).
-  uint64_t close_handle(uint64_t fh);
+  // served already, before a crash, and is being sent again). *backing: its backing word.
+  uint64_t close_handle(uint64_t fh, uint32_t *backing = nullptr);
+  // Per inode open with an object: its backing id (0: none) and its opens passthrough and
+  // through the daemon. REQUIRES: after open_files() rebuilt the table, before serving.
+  struct BackedOpens {
+    int32_t backing_id = 0;
+    uint32_t passthrough = 0;
+    uint32_t cached = 0;
+  };
+  std::unordered_map<uint64_t, BackedOpens> backed_opens() const;
   // How many handles each inode has, and rebuilds the free list (a serving process that
   // takes over). REQUIRES: no open_handle/close_handle meanwhile.
   std::unordered_map<uint64_t, uint32_t> open_files();

@@ -56,6 +56,9 @@ Filesystem::checkpoint(uint64_t generation,
     c.ino = i.ino;
     c.parent = i.parent;
     c.size = i.size;
+    struct stat object {};
+    if (i.has_object && objects_ && objects_->stat(i.ino, object))
+      c.size = static_cast<uint64_t>(object.st_size); // written by the kernel meanwhile
     c.rdev = i.rdev;
     c.atime_sec = i.atime.tv_sec;
     c.atime_nsec = static_cast<uint32_t>(i.atime.tv_nsec);
@@ -70,7 +73,7 @@ Filesystem::checkpoint(uint64_t generation,
     c.nr_xattrs = static_cast<uint32_t>(i.xattrs.items().size());
     c.nr_items = i.is_dir() ? i.dir->size() : i.extents.extents().size();
     c.target_bytes = static_cast<uint32_t>(i.target.size());
-    c.flags = i.flags;
+    c.flags = i.flags | (i.has_object ? PKRAMFS_INODE_DATA_OBJECT : 0u);
     c.btime_sec = i.btime ? i.btime->tv_sec : 0;
     c.btime_nsec = i.btime ? static_cast<uint32_t>(i.btime->tv_nsec) : PKRAMFS_BTIME_UNKNOWN;
     e.raw(&c, sizeof c);
@@ -115,7 +118,8 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   if (!d.raw(&h, sizeof h) || h.magic != PKRAMFS_CKPT_MAGIC)
     return corrupt(why, "checkpoint image has no valid header");
   // Every version this build reads: version 1 has no inode flags (the field was reserved, 0),
-  // versions 1 and 2 no birth time (a shorter inode record), versions 1-3 no readdir cookies.
+  // versions 1 and 2 no birth time (a shorter inode record), versions 1-3 no readdir cookies,
+  // versions 1-4 no file objects.
   if (h.version < PKRAMFS_FORMAT_VERSION_OLDEST || h.version > PKRAMFS_FORMAT_VERSION ||
       h.header_bytes != sizeof h || h.bytes != image.size())
     return corrupt(why, "checkpoint header does not match its image (version " +
@@ -127,6 +131,9 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
   used_inodes_ = 0;
   arena_->hold_empty_frames();
   uint64_t max_ino = kRootIno;
+  // Version 1 has no inode flags (the field was reserved, 0); version 5 adds file objects.
+  const uint32_t known_flags = (h.version >= 2 ? PKRAMFS_INODE_FLAGS : 0u) |
+                               (h.version >= 5 ? PKRAMFS_INODE_DATA_OBJECT : 0u);
   for (uint64_t n = 0; n < h.nr_inodes; ++n) {
     pkramfs_ckpt_inode c{}; // versions 1 and 2: the birth time stays unknown
     if (h.version < 3)
@@ -139,7 +146,8 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     if (c.ino == 0 || c.ino >= kInoLimit || inodes_.contains(c.ino) || !valid_type(c.mode) ||
         (S_ISDIR(c.mode) && c.nlink == 0) || c.atime_nsec >= 1000000000u ||
         c.mtime_nsec >= 1000000000u || c.ctime_nsec >= 1000000000u || c.target_bytes > PKRAMFS_SYMLINK_MAX ||
-        c.size > kMaxFileBytes || (c.flags & ~(h.version >= 2 ? PKRAMFS_INODE_FLAGS : 0u)) ||
+        c.size > kMaxFileBytes || (c.flags & ~known_flags) ||
+        ((c.flags & PKRAMFS_INODE_DATA_OBJECT) && (!S_ISREG(c.mode) || c.nr_items != 0)) ||
         c.reserved != 0 ||
         (c.btime_nsec >= 1000000000u &&
          (c.btime_nsec != PKRAMFS_BTIME_UNKNOWN || c.btime_sec != 0)))
@@ -159,7 +167,8 @@ Result<void> Filesystem::load_image(std::string_view image, std::string &why) {
     i.uid = c.uid;
     i.gid = c.gid;
     i.nlink = c.nlink;
-    i.flags = c.flags;
+    i.flags = c.flags & PKRAMFS_INODE_FLAGS;
+    i.has_object = c.flags & PKRAMFS_INODE_DATA_OBJECT;
     i.target.assign(d.bytes(c.target_bytes));
     if (c.nr_xattrs > d.remaining() / 8)
       return corrupt(why, where + " claims more xattrs than the checkpoint holds");

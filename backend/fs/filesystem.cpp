@@ -88,7 +88,10 @@ void Filesystem::apply_release(Inode &inode) {
   // Its record is written (or replayed): the blocks go back at once, with nothing to allocate.
   inode.extents.remove(0, UINT64_MAX >> kBlockShift, [&](BlockRun run) { arena_->free(run); });
   if (inode.has_object) { // its pages go with the last reference (a kernel backing file)
-    objects_->remove(inode.ino);
+    // Not while a node is restored: a restore that is refused must leave its objects as they
+    // were; sweep_orphan_objects() removes them once it succeeded.
+    if (objects_ && !replaying_)
+      objects_->remove(inode.ino);
     inode.object.reset();
     inode.has_object = false;
   }
@@ -216,7 +219,49 @@ struct stat Filesystem::stat_of(const Inode &i) const {
 
 void Filesystem::use_objects(const ObjectStore *store) {
   std::unique_lock lock(tree_);
-  objects_ = journal_ ? nullptr : store;
+  objects_ = store;
+  make_objects_ = make_objects_ && store && !store->read_only();
+}
+
+void Filesystem::make_objects(bool on) {
+  std::unique_lock lock(tree_);
+  make_objects_ = on && objects_ && !objects_->read_only();
+}
+
+std::vector<uint64_t> Filesystem::missing_objects() const {
+  std::shared_lock lock(tree_);
+  std::vector<uint64_t> missing;
+  struct stat st {};
+  for (const auto &[ino, inode] : inodes_)
+    if (inode->has_object && (!objects_ || !objects_->stat(ino, st)))
+      missing.push_back(ino);
+  return missing;
+}
+
+uint64_t Filesystem::object_files() const {
+  std::shared_lock lock(tree_);
+  uint64_t n = 0;
+  for (const auto &[ino, inode] : inodes_)
+    n += inode->has_object;
+  return n;
+}
+
+uint64_t Filesystem::sweep_orphan_objects() {
+  std::unique_lock lock(tree_);
+  if (!objects_ || objects_->read_only())
+    return 0;
+  auto all = objects_->list();
+  if (!all)
+    return 0;
+  uint64_t removed = 0;
+  for (uint64_t ino : *all) {
+    const Inode *inode = find(ino);
+    if (!inode || !inode->has_object) {
+      objects_->remove(ino);
+      removed++;
+    }
+  }
+  return removed;
 }
 
 int Filesystem::object_fd(uint64_t ino) const {

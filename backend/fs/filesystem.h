@@ -226,9 +226,21 @@ public:
                                const std::unordered_map<uint64_t, uint64_t> *lookups);
   // Every change of a lookup count goes to `mirror` too (null: none). REQUIRES: before serving.
   void set_lookup_mirror(LookupMirror *mirror) { lookup_mirror_ = mirror; }
-  // Regular files made from now on keep their data in objects of `store` (null: in the arena).
-  // REQUIRES: no journal (an object does not outlive the daemon), `store` outlives the tree.
+  // The file objects of this tree are in `store` (storage/object_store.h; null: none), which
+  // outlives the tree. A node's store is given before its restore (its files' objects are
+  // there, and its releases remove theirs); a read-only store (offline reading) is only read.
   void use_objects(const ObjectStore *store);
+  // Regular files made from now on keep their data in objects (logged: OBJECT records), not in
+  // the arena. REQUIRES: use_objects() gave a writable store.
+  void make_objects(bool on);
+  // After a restore: regular files whose data is an object that `objects` does not hold (the
+  // store is gone, or was never given). A node that has any is refused.
+  std::vector<uint64_t> missing_objects() const;
+  uint64_t object_files() const;
+  // After a restore: removes the objects no inode has (a daemon that died between making an
+  // object and logging its file, or between a RELEASE and the object's removal). Returns how
+  // many went.
+  uint64_t sweep_orphan_objects();
   // The object of a regular file, or -1 (its data is in the arena). Valid while it is open.
   int object_fd(uint64_t ino) const;
   // Inodes without a name that are kept because the kernel references them or they are open.
@@ -373,6 +385,7 @@ private:
   bool keep_unlinked_ = false; // keep_unlinked_on_restore
   LookupMirror *lookup_mirror_ = nullptr;
   const ObjectStore *objects_ = nullptr;
+  bool make_objects_ = false;
 };
 
 template <class R> Result<void> Filesystem::log_record(uint32_t type, const R &record) {

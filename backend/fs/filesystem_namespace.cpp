@@ -165,7 +165,7 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
     // A regular file of a tree whose files are objects gets its object first: making it is
     // the step that can fail for lack of space (the objects' tmpfs is full of inodes).
     UniqueFd object;
-    if (objects_ && S_ISREG(r.mode)) {
+    if (make_objects_ && S_ISREG(r.mode)) {
       auto made = objects_->make(r.ino);
       if (!made)
         return Errno{made.error()};
@@ -202,6 +202,13 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
         objects_->remove(r.ino);
       return Errno{prepared.error()};
     }
+    // Logged after the file it belongs to: a daemon that dies between the two leaves an empty
+    // file in the arena and an object that the next restore sweeps away, both consistent.
+    if (object.valid())
+      if (auto logged = log_record(PKRAMFS_JREC_OBJECT, ObjectRecord{r.ino}); !logged) {
+        objects_->remove(r.ino);
+        object.reset();
+      }
     Inode &inode = commit_create(r, std::move(*prepared));
     inode.has_object = object.valid();
     if (how != NewInode::kNamed) // open: held until the last release

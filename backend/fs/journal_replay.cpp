@@ -72,6 +72,16 @@ Result<void> Filesystem::replay(uint32_t type, std::string_view payload, std::st
     apply_create(r).linkable = true;
     return {};
   }
+  case PKRAMFS_JREC_OBJECT: {
+    ObjectRecord r;
+    Inode *inode;
+    // Right after the CREATE or TMPFILE of a regular file, which has no data yet.
+    if (!decode(d, r) || !(inode = find(r.ino)) || !inode->is_reg() || inode->has_object ||
+        !inode->extents.extents().empty() || inode->size != 0)
+      return corrupt(why, "journal OBJECT record does not fit the tree");
+    inode->has_object = true;
+    return {};
+  }
   case PKRAMFS_JREC_UNLINK:
   case PKRAMFS_JREC_RMDIR: {
     RemoveRecord r;
@@ -234,6 +244,10 @@ void Filesystem::adopt_kernel_references(
     inode->nlookup.store(nlookup);
     const auto open = open_files.find(ino);
     inode->nopen.store(open == open_files.end() ? 0 : open->second);
+    // An open file holds its object's descriptor (open(), release()).
+    if (inode->has_object && inode->nopen.load() != 0 && objects_)
+      if (auto object = objects_->open(ino))
+        inode->object = std::move(*object);
     if (inode->nlink == 0)
       unlinked.push_back(inode.get());
   }

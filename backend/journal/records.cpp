@@ -189,6 +189,13 @@ bool decode(Decoder &d, ReleaseRecord &r) {
   return d.ok();
 }
 
+void encode(Encoder &e, const ObjectRecord &r) { e.u64(r.ino); }
+
+bool decode(Decoder &d, ObjectRecord &r) {
+  r.ino = d.u64();
+  return d.ok();
+}
+
 void encode(Encoder &e, const FlagsRecord &r) {
   e.u64(r.ino);
   e.u32(r.flags);

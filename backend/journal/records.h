@@ -74,6 +74,11 @@ struct ReleaseRecord {
   uint64_t ino = 0;
 };
 
+// A new regular file's data is its file object (format version 5).
+struct ObjectRecord {
+  uint64_t ino = 0;
+};
+
 // chattr: the inode's flags after the change (PKRAMFS_INODE_*).
 struct FlagsRecord {
   uint64_t ino = 0;
@@ -97,6 +102,7 @@ void encode(Encoder &e, const RenameRecord &r);
 void encode(Encoder &e, const InodeRecord &r);
 void encode(Encoder &e, const XattrRecord &r);
 void encode(Encoder &e, const ReleaseRecord &r);
+void encode(Encoder &e, const ObjectRecord &r);
 void encode(Encoder &e, const FlagsRecord &r);
 void encode(Encoder &e, const WhiteoutRenameRecord &r);
 void encode(Encoder &e, const TmpfileRecord &r);
@@ -109,6 +115,7 @@ bool decode(Decoder &d, RenameRecord &r);
 bool decode(Decoder &d, InodeRecord &r);
 bool decode(Decoder &d, XattrRecord &r);
 bool decode(Decoder &d, ReleaseRecord &r);
+bool decode(Decoder &d, ObjectRecord &r);
 bool decode(Decoder &d, FlagsRecord &r);
 bool decode(Decoder &d, WhiteoutRenameRecord &r);
 bool decode(Decoder &d, TmpfileRecord &r);

@@ -357,6 +357,16 @@ Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base
   return scan;
 }
 
+std::string Node::uuid_hex() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (uint8_t byte : sb_.uuid) {
+    hex += kHex[byte >> 4];
+    hex += kHex[byte & 15];
+  }
+  return hex;
+}
+
 Result<void> Node::restore(Filesystem &fs, std::string &why) {
   // Restoring gives empty frames back, which a preserved pkram node refuses; a refused image
   // leaves the node preserved as it was.

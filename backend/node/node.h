@@ -52,6 +52,9 @@ public:
     return (uint32_t{sb_.uuid[0]} | uint32_t{sb_.uuid[1]} << 8 | uint32_t{sb_.uuid[2]} << 16 |
             uint32_t{sb_.uuid[3]} << 24) | 1u;
   }
+  // The uuid as 32 lowercase hex digits: what a node's file objects are marked with
+  // (storage/object_store.h).
+  std::string uuid_hex() const;
   // True when the node holds no tree yet (just created).
   bool fresh() const { return fresh_; }
   Journal &journal() { return *journal_; }

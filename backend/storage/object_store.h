@@ -2,9 +2,16 @@
 // a tmpfs the daemon owns, so that the kernel can read, write and map them without the daemon
 // (FUSE passthrough, Linux 6.9+: fuse/backing_files.h). One copy of each page, as on tmpfs.
 //
-// The tmpfs is made with the new mount API (fsopen/fsmount) and attached nowhere: only the
-// daemon's descriptor reaches it, and it goes with the daemon. So objects are for trees that
-// need not outlive the daemon (the anon backend); a node keeps its files in its arena.
+// Two kinds of store:
+// - private (create): made with the new mount API (fsopen/fsmount) and attached nowhere: only
+//   the daemon's descriptor reaches it, and it goes with the daemon. For a tree that need not
+//   outlive the daemon (the anon backend).
+// - a node's (attach): a tmpfs mounted beside a node file on /dev/shm or hugetlbfs, at
+//   <dir>/.<node>.objects, so that it outlives the daemon as the node file does (a crash, an
+//   upgrade, an unmount) and goes where the node goes (pkramfs-ctl destroy, a reboot). Its
+//   size= and nr_inodes= are the node's: the kernel enforces them on writes the daemon never
+//   sees (passthrough). A marker file names the node's uuid, so that objects of an earlier
+//   node of the same name are never taken for this one's (docs/format.md, "File objects").
 // An object is named after its inode's number; the daemon holds a descriptor of it only while
 // the file is open (Filesystem), so that a tree of many files needs no descriptor per file.
 #pragma once
@@ -15,6 +22,8 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <string>
+#include <vector>
 #include <sys/stat.h>
 
 namespace pkramfs {
@@ -24,6 +33,22 @@ public:
   // A tmpfs of `limit_bytes` (rounded up to pages) and `max_inodes` files (UINT64_MAX: no
   // limit). EPERM without CAP_SYS_ADMIN; ENOSYS on a kernel without fsopen (before 5.2).
   static Result<std::unique_ptr<ObjectStore>> create(uint64_t limit_bytes, uint64_t max_inodes);
+
+  // The object directory of node `node` in `dir`.
+  static std::string path_for(const std::string &dir, const std::string &node);
+  // A node's store at `path`, mounted there if it is not yet, for the node whose uuid is
+  // `uuid` (32 hex digits). `fresh`: the node was just made, so objects of an earlier node of
+  // that name are thrown away; otherwise a store of another node is refused (EEXIST) and left
+  // as it is. EPERM without CAP_SYS_ADMIN.
+  static Result<std::unique_ptr<ObjectStore>> attach(const std::string &path, uint64_t limit_bytes,
+                                                     uint64_t max_inodes, const std::string &uuid,
+                                                     bool fresh);
+  // The store of the node whose uuid is `uuid` as it is, mounting nothing (offline reading:
+  // pkramfs-ctl check, export). ENOENT: there is none; EEXIST: it is another node's.
+  static Result<std::unique_ptr<ObjectStore>> open_existing(const std::string &path,
+                                                            const std::string &uuid);
+  // Unmounts and removes a node's store (pkramfs-ctl destroy); ENOENT when there is none.
+  static Result<void> detach(const std::string &path);
 
   // A new empty object for inode `ino`, open read-write. ENOSPC when the tmpfs has no inode.
   Result<UniqueFd> make(uint64_t ino) const;
@@ -39,10 +64,17 @@ public:
   void remove(uint64_t ino) const;
   // The 4 KiB blocks the objects use (statfs of the tmpfs).
   uint64_t used_blocks() const;
+  // The inode numbers that have an object.
+  Result<std::vector<uint64_t>> list() const;
+
+  // A store opened for offline reading (open_existing): make, truncate, set_times and remove
+  // change nothing (EROFS, false, nothing), and open() gives read-only descriptors.
+  bool read_only() const { return read_only_; }
 
 private:
-  explicit ObjectStore(UniqueFd root) : root_(std::move(root)) {}
-  UniqueFd root_; // the tmpfs's root directory (fsmount)
+  ObjectStore(UniqueFd root, bool read_only) : root_(std::move(root)), read_only_(read_only) {}
+  UniqueFd root_; // the tmpfs's root directory
+  bool read_only_ = false;
 };
 
 } // namespace pkramfs

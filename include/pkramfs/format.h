@@ -20,6 +20,12 @@
  *              serving process, docs/operations.md "The holder"). Versions 1-3 number a
  *              directory's entries again from PKRAMFS_FIRST_COOKIE in stored order. No
  *              journal change: replay assigns cookies in the order the daemon did.
+ *   version 5: file objects (a node on /dev/shm or hugetlbfs): a regular file whose data is
+ *              not in the node's blocks but in a file of its own beside the node, named after
+ *              its inode number, on the node's object tmpfs (docs/format.md, "File objects").
+ *              Such an inode carries PKRAMFS_INODE_DATA_OBJECT in pkramfs_ckpt_inode.flags
+ *              and no extents; journal record OBJECT (13) gives a new regular file its object.
+ *              The object holds the file's bytes and its size; the node holds the rest.
  *
  * A node is an ordered list of 2 MiB frames (a file on /dev/shm or hugetlbfs, or a pkram.ko
  * node). All fields are little-endian and fixed width; everything refers to other things by
@@ -53,7 +59,7 @@
 #define PKRAMFS_SB_MAGIC 0x3153464d41524b50ULL   /* "PKRAMFS1" as little-endian bytes */
 #define PKRAMFS_CKPT_MAGIC 0x3154504b43524b50ULL /* "PKRCKPT1" */
 #define PKRAMFS_JREC_MAGIC 0x4a524b50U           /* "PKRJ" */
-#define PKRAMFS_FORMAT_VERSION 4u
+#define PKRAMFS_FORMAT_VERSION 5u
 #define PKRAMFS_FORMAT_VERSION_OLDEST 1u /* the oldest version this build still reads */
 #define PKRAMFS_SB_COPY_OFFSET 4096u /* second superblock copy */
 
@@ -160,6 +166,10 @@ struct pkramfs_ckpt_inode {
 #define PKRAMFS_INODE_NOATIME 0x00000080u   /* FS_NOATIME_FL */
 #define PKRAMFS_INODE_FLAGS                                                                  \
   (PKRAMFS_INODE_IMMUTABLE | PKRAMFS_INODE_APPEND | PKRAMFS_INODE_NODUMP | PKRAMFS_INODE_NOATIME)
+/* Version 5, in pkramfs_ckpt_inode.flags only (not a chattr flag, never in a FLAGS record): a
+ * regular file whose data is its file object, with no extents (nr_items 0). The bit is the
+ * kernel's FS_RESERVED_FL, which no chattr sets. */
+#define PKRAMFS_INODE_DATA_OBJECT 0x80000000u
 
 /* Journal record header. A record's payload follows it; records are packed back to back from
  * the start of the journal, padded to 8 bytes. A record counts only if its magic, epoch,
@@ -189,6 +199,9 @@ enum pkramfs_jrec_type {
                                         the whiteout (S_IFCHR 0/0) left at the old name */
   PKRAMFS_JREC_TMPFILE = 12, /* ino, parent, mode, uid, gid, time: a regular file with no
                                 name (O_TMPFILE), made in directory parent */
+  /* Version 5. */
+  PKRAMFS_JREC_OBJECT = 13,  /* ino: the regular file just made (CREATE or TMPFILE, no data
+                                yet) keeps its data in its file object from now on */
 };
 
 /* The layout is the contract: every persistent struct's size and field offsets, pinned. A failing

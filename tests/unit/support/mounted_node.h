@@ -4,6 +4,7 @@
 #include "fs/filesystem.h"
 #include "util/geometry.h"
 #include "node/node.h"
+#include "storage/object_store.h"
 #include "support/sinks.h"
 
 #include <catch2/catch.hpp>
@@ -19,9 +20,11 @@ struct Mounted {
   std::unique_ptr<Node> node;
   std::unique_ptr<Filesystem> fs;
 
-  // max_inodes 0: the node's default (no limit).
+  // max_inodes 0: the node's default (no limit). `objects`: the node's file objects, given
+  // before the restore and used for new regular files after it, as pkramfs-fuse does after a
+  // passthrough INIT; orphans are swept.
   explicit Mounted(const std::string &path, uint64_t limit_bytes = 64 * kMiB,
-                   uint64_t max_inodes = 0) {
+                   uint64_t max_inodes = 0, const ObjectStore *objects = nullptr) {
     std::string why;
     NodeParams params;
     params.limit_blocks = limit_bytes / kBlockSize;
@@ -34,6 +37,7 @@ struct Mounted {
     fs = std::make_unique<Filesystem>(
         std::make_unique<Arena>(node->frames(), node->data_first_frame(), node->limit_blocks()),
         FsConfig{node->max_inodes()});
+    fs->use_objects(objects);
     if (node->fresh()) {
       REQUIRE(node->checkpoint(*fs).ok());
     } else {
@@ -41,6 +45,8 @@ struct Mounted {
       INFO(why);
       REQUIRE(restored.ok());
     }
+    fs->sweep_orphan_objects();
+    fs->make_objects(objects != nullptr);
     fs->attach_journal(&node->journal(), [this] { (void)node->checkpoint(*fs); });
   }
 };
