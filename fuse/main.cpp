@@ -152,8 +152,7 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
                                                    "'s object (the tmpfs there was unmounted: "
                                                    "its mount namespace or the machine ended)"
                                              : objects_problem) +
-                    "; their data cannot be restored: pkramfs-ctl destroy " + opt.node +
-                    " to start again");
+                    "; their data cannot be restored");
   if (const uint64_t swept = st.fs->sweep_orphan_objects())
     spdlog::debug("file objects: removed {} that no file had", swept);
   st.fs->set_frozen(preserved);

@@ -142,6 +142,31 @@ std::vector<Filesystem::DataExtent> export_records(const Filesystem &fs) {
   return out;
 }
 
+std::vector<Filesystem::DataExtent> export_object_records(Filesystem &fs) {
+  std::vector<Filesystem::DataExtent> out;
+  for (const uint64_t ino : fs.object_inodes()) {
+    auto st = fs.getattr(ino);
+    if (!st || st->st_size <= 0)
+      continue;
+    const uint64_t size = static_cast<uint64_t>(st->st_size), end_block = (size + kBlockSize - 1) / kBlockSize;
+    // Its data runs (SEEK_DATA/SEEK_HOLE on the object), in whole blocks.
+    for (uint64_t pos = 0; pos < size;) {
+      auto data = fs.lseek(ino, static_cast<int64_t>(pos), SEEK_DATA);
+      if (!data || *data >= size)
+        break;
+      auto hole = fs.lseek(ino, static_cast<int64_t>(*data), SEEK_HOLE);
+      const uint64_t hole_at = hole ? std::min(*hole, size) : size;
+      const uint64_t first = *data / kBlockSize;
+      const uint64_t last = std::min(end_block, (hole_at + kBlockSize - 1) / kBlockSize);
+      for (uint64_t b = first; b < last; b += kMaxRecordBlocks)
+        out.push_back({ino, b, PKRAMFS_EXPORT_OBJECT_BLOCK, std::min(kMaxRecordBlocks, last - b),
+                       false});
+      pos = last * kBlockSize;
+    }
+  }
+  return out;
+}
+
 uint64_t export_image_bytes(uint64_t checkpoint_bytes, uint64_t nr_extents, uint64_t data_blocks) {
   return kHeaderBytes + checkpoint_bytes + nr_extents * (kExtentBytes + kExtentEndBytes) +
          data_blocks * kBlockSize + kTrailerBytes;
@@ -164,7 +189,7 @@ std::string check_export_header(const pkramfs_export_header &h) {
   if (h.version > PKRAMFS_EXPORT_VERSION)
     return "says export format version " + std::to_string(h.version) +
            ", newer than this build reads (version " + std::to_string(PKRAMFS_EXPORT_VERSION) + ")";
-  if (h.version != PKRAMFS_EXPORT_VERSION || h.header_bytes != sizeof h)
+  if (h.version < PKRAMFS_EXPORT_VERSION_OLDEST || h.header_bytes != sizeof h)
     return "has an unknown export format version " + std::to_string(h.version);
   if (h.crc32c != crc_before(h, &pkramfs_export_header::crc32c))
     return "fails its CRC";
@@ -216,7 +241,15 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
                         image.assign(bytes);
                         return {};
                       });
+  if (const auto missing = fs.missing_objects(); !missing.empty()) {
+    why = std::to_string(missing.size()) + " files keep their data in file objects that are not "
+          "there (" + (node.objects_path.empty() ? std::string("no object directory")
+                                                  : node.objects_path) +
+          ", the first: inode " + std::to_string(missing.front()) + "); pkramfs-ctl check tells more";
+    return Errno{ENOENT};
+  }
   const auto records = export_records(fs);
+  const auto object_records = export_object_records(fs);
   const auto usage = fs.usage();
   const auto planned = Clock::now();
   pkramfs_ckpt_header ckpt{};
@@ -242,8 +275,10 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
   h.directories = usage.directories;
   h.other_inodes = usage.others;
   h.allocated_blocks = usage.data_blocks;
-  h.nr_extents = records.size();
+  h.nr_extents = records.size() + object_records.size();
   for (const auto &r : records)
+    h.data_blocks += r.count;
+  for (const auto &r : object_records)
     h.data_blocks += r.count;
   h.image_bytes = export_image_bytes(h.checkpoint_bytes, h.nr_extents, h.data_blocks);
   seal(h);
@@ -308,6 +343,53 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
     stream = crc32c_combine(stream, data_crc, rec.count * kBlockSize);
     pkramfs_export_extent_end end{data_crc, 0};
     stream = crc32c(stream, &end, sizeof end);
+    if (auto r = out.write(&end, sizeof end); !r)
+      return write_failed(r.error());
+    if (hooks.progress)
+      hooks.progress(out.offset(), h.image_bytes);
+  }
+
+  // File objects' data, read through the tree (the objects, read-only), zero-padded to blocks.
+  std::vector<std::byte> block_buf;
+  for (const auto &rec : object_records) {
+    if (hooks.cancelled && hooks.cancelled()) {
+      why = "interrupted";
+      return Errno{ECANCELED};
+    }
+    struct Collect final : ReadSink {
+      std::vector<std::byte> &bytes;
+      explicit Collect(std::vector<std::byte> &b) : bytes(b) {}
+      void deliver(std::span<const iovec> iov) override {
+        for (const iovec &v : iov) {
+          auto *p = static_cast<const std::byte *>(v.iov_base);
+          bytes.insert(bytes.end(), p, p + v.iov_len);
+        }
+      }
+    };
+    block_buf.clear();
+    Collect sink(block_buf);
+    if (auto r = fs.read(rec.ino, rec.file_block * kBlockSize, rec.count * kBlockSize, sink); !r) {
+      why = "reading the file object of inode " + std::to_string(rec.ino) + ": " +
+            std::strerror(r.error());
+      return Errno{r.error()};
+    }
+    block_buf.resize(rec.count * kBlockSize); // zeros past the end of the file
+    pkramfs_export_extent e{};
+    e.magic = PKRAMFS_EXPORT_EXTENT_MAGIC;
+    e.count = static_cast<uint32_t>(rec.count);
+    e.ino = rec.ino;
+    e.file_block = rec.file_block;
+    e.block = PKRAMFS_EXPORT_OBJECT_BLOCK;
+    seal(e);
+    const uint32_t data_crc = crc32c(block_buf.data(), block_buf.size());
+    pkramfs_export_extent_end end{data_crc, 0};
+    stream = crc32c(stream, &e, sizeof e);
+    stream = crc32c_combine(stream, data_crc, block_buf.size());
+    stream = crc32c(stream, &end, sizeof end);
+    if (auto r = out.write(&e, sizeof e); !r)
+      return write_failed(r.error());
+    if (auto r = out.write(block_buf.data(), block_buf.size()); !r)
+      return write_failed(r.error());
     if (auto r = out.write(&end, sizeof end); !r)
       return write_failed(r.error());
     if (hooks.progress)
@@ -468,6 +550,10 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
   if (auto r = fs->load_image(image, problem); !r)
     return invalid(why, ckpt_part + " is not a valid tree: " + problem);
   image = std::string();
+  // File objects (export version 2) come into the new node's arena: their records follow the
+  // node's blocks' (docs/format.md, "Export images").
+  const std::vector<uint64_t> object_inodes = fs->object_inodes();
+  fs->objects_to_arena();
   // Memory for every frame the tree uses. Copied through the mapping, the data needs it first
   // (a full /dev/shm or pkram region is then an error here rather than a fault while copying);
   // written with pwrite, it comes after the data, which then needs no zeroed pages first.
@@ -496,11 +582,17 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
   uint64_t data_blocks = 0;
   for (const auto &r : records)
     data_blocks += r.count;
-  if (records.size() != h.nr_extents || data_blocks != h.data_blocks)
+  // What is left are object records: none without file objects, at least one block each.
+  const uint64_t object_records = h.nr_extents - std::min<uint64_t>(h.nr_extents, records.size());
+  const uint64_t object_blocks = h.data_blocks - std::min(h.data_blocks, data_blocks);
+  if (records.size() > h.nr_extents || data_blocks > h.data_blocks ||
+      (object_inodes.empty() && object_records != 0) || object_records > object_blocks ||
+      (object_records == 0) != (object_blocks == 0))
     return invalid(why, "the header (at byte offset 0) says " + std::to_string(h.nr_extents) +
                             " extent records of " + std::to_string(h.data_blocks) +
                             " blocks, its checkpoint image maps " + std::to_string(records.size()) +
-                            " of " + std::to_string(data_blocks));
+                            " of " + std::to_string(data_blocks) + " and has " +
+                            std::to_string(object_inodes.size()) + " file objects");
 
   for (uint64_t i = 0; i < records.size(); ++i) {
     if (hooks.cancelled && hooks.cancelled()) {
@@ -572,6 +664,71 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
                               range(data_at, data_at + want.count * kBlockSize) +
                               ") fails its CRC");
     stream = crc32c_combine(stream, data_crc, want.count * kBlockSize);
+    stream = crc32c(stream, &end, sizeof end);
+    if (hooks.progress)
+      hooks.progress(in.offset(), h.image_bytes);
+  }
+
+  // File objects' records, which become arena files' data.
+  uint64_t prev_ino = 0, prev_end = 0;
+  for (uint64_t i = records.size(); i < h.nr_extents; ++i) {
+    if (hooks.cancelled && hooks.cancelled()) {
+      why = "interrupted";
+      return Errno{ECANCELED};
+    }
+    const uint64_t at = in.offset();
+    pkramfs_export_extent e{};
+    n = in.read(&e, sizeof e);
+    if (!n)
+      return read_failed(n.error());
+    if (*n < sizeof e)
+      return truncated(why, h, in.offset());
+    const std::string where = "object record " + std::to_string(i) + " at byte offset " +
+                              std::to_string(at);
+    if (e.magic != PKRAMFS_EXPORT_EXTENT_MAGIC || !crc_ok(e))
+      return invalid(why, where + " has no record magic or fails its CRC");
+    auto st = fs->getattr(e.ino);
+    const uint64_t size = st ? static_cast<uint64_t>(st->st_size) : 0;
+    if (e.block != PKRAMFS_EXPORT_OBJECT_BLOCK || e.count == 0 || e.count > kMaxRecordBlocks ||
+        !std::binary_search(object_inodes.begin(), object_inodes.end(), e.ino) ||
+        (e.ino == prev_ino && e.file_block < prev_end) || e.ino < prev_ino ||
+        e.file_block >= (size + kBlockSize - 1) / kBlockSize)
+      return invalid(why, where + " (inode " + std::to_string(e.ino) + ", file block " +
+                              std::to_string(e.file_block) +
+                              ") names no file object's data, or comes out of order");
+    prev_ino = e.ino;
+    prev_end = e.file_block + e.count;
+    stream = crc32c(stream, &e, sizeof e);
+    const uint64_t data_at = in.offset();
+    uint64_t left = uint64_t{e.count} * kBlockSize, pos = e.file_block * kBlockSize;
+    uint32_t data_crc = 0;
+    while (left) {
+      auto got = in.next(static_cast<size_t>(std::min<uint64_t>(left, SIZE_MAX)));
+      if (!got)
+        return read_failed(got.error());
+      if (got->empty())
+        return truncated(why, h, in.offset());
+      if (node)
+        if (auto r = fs->restore_object_data(e.ino, pos, got->data(), got->size()); !r) {
+          why = "writing inode " + std::to_string(e.ino) + "'s data into the new node: " +
+                std::strerror(r.error()) + " (its file objects and blocks exceed its size)";
+          return Errno{r.error()};
+        }
+      data_crc = crc32c(data_crc, got->data(), got->size());
+      pos += got->size();
+      left -= got->size();
+    }
+    pkramfs_export_extent_end end{};
+    n = in.read(&end, sizeof end);
+    if (!n)
+      return read_failed(n.error());
+    if (*n < sizeof end)
+      return truncated(why, h, in.offset());
+    if (end.data_crc32c != data_crc)
+      return invalid(why, where + ": its data (" +
+                              range(data_at, data_at + uint64_t{e.count} * kBlockSize) +
+                              ") fails its CRC");
+    stream = crc32c_combine(stream, data_crc, uint64_t{e.count} * kBlockSize);
     stream = crc32c(stream, &end, sizeof end);
     if (hooks.progress)
       hooks.progress(in.offset(), h.image_bytes);

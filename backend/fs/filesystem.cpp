@@ -5,6 +5,8 @@
 // and journal_replay.cpp; the whole-tree reports in filesystem_inspect.cpp.
 #include "fs/filesystem.h"
 
+#include <algorithm>
+
 #include "util/fault.h"
 #include "fs/filesystem_internal.h"
 
@@ -244,6 +246,44 @@ uint64_t Filesystem::object_files() const {
   for (const auto &[ino, inode] : inodes_)
     n += inode->has_object;
   return n;
+}
+
+std::vector<uint64_t> Filesystem::object_inodes() const {
+  std::shared_lock lock(tree_);
+  std::vector<uint64_t> inos;
+  for (const auto &[ino, inode] : inodes_)
+    if (inode->has_object)
+      inos.push_back(ino);
+  std::sort(inos.begin(), inos.end());
+  return inos;
+}
+
+void Filesystem::objects_to_arena() {
+  std::unique_lock lock(tree_);
+  for (auto &[ino, inode] : inodes_)
+    inode->has_object = false;
+}
+
+Result<void> Filesystem::restore_object_data(uint64_t ino, uint64_t offset, const void *buf,
+                                             size_t size) {
+  std::unique_lock lock(tree_);
+  Inode *inode = find(ino);
+  if (!inode || !inode->is_reg() || inode->has_object)
+    return Errno{EINVAL};
+  if (offset >= inode->size)
+    return {};
+  size = static_cast<size_t>(std::min<uint64_t>(size, inode->size - offset));
+  const timespec mtime = inode->mtime, ctime = inode->ctime;
+  const uint64_t file_size = inode->size;
+  auto written = write_locked(*inode, offset, buf, size);
+  inode->mtime = mtime;
+  inode->ctime = ctime;
+  inode->size = file_size;
+  if (!written)
+    return Errno{written.error()};
+  if (*written != size)
+    return Errno{ENOSPC};
+  return {};
 }
 
 uint64_t Filesystem::sweep_orphan_objects() {

@@ -237,6 +237,15 @@ public:
   // store is gone, or was never given). A node that has any is refused.
   std::vector<uint64_t> missing_objects() const;
   uint64_t object_files() const;
+  // The regular files whose data is an object, ascending.
+  std::vector<uint64_t> object_inodes() const;
+  // An import into a node without file objects: every file that was an object is an arena
+  // file from now on, with no data until restore_object_data() gives it its bytes (its size
+  // and times stay). REQUIRES: offline (no journal), no store.
+  void objects_to_arena();
+  // Writes an imported object's bytes into its arena file, at `offset`, cut at its size; its
+  // size and times stay as restored. REQUIRES: offline, after objects_to_arena().
+  Result<void> restore_object_data(uint64_t ino, uint64_t offset, const void *buf, size_t size);
   // After a restore: removes the objects no inode has (a daemon that died between making an
   // object and logging its file, or between a RELEASE and the object's removal). Returns how
   // many went.

@@ -357,10 +357,10 @@ Result<Journal::ScanResult> replay_journal(Filesystem &fs, const std::byte *base
   return scan;
 }
 
-std::string Node::uuid_hex() const {
+std::string uuid_to_hex(const uint8_t (&uuid)[16]) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  for (uint8_t byte : sb_.uuid) {
+  for (uint8_t byte : uuid) {
     hex += kHex[byte >> 4];
     hex += kHex[byte & 15];
   }

@@ -24,6 +24,9 @@ struct NodeParams {
   Placement placement; // NUMA placement of the frames allocated from now on (--numa)
 };
 
+// A node uuid as 32 lowercase hex digits.
+std::string uuid_to_hex(const uint8_t (&uuid)[16]);
+
 class Node {
 public:
   static constexpr uint64_t kJournalFrames = 8; // 16 MiB
@@ -54,7 +57,7 @@ public:
   }
   // The uuid as 32 lowercase hex digits: what a node's file objects are marked with
   // (storage/object_store.h).
-  std::string uuid_hex() const;
+  std::string uuid_hex() const { return uuid_to_hex(sb_.uuid); }
   // True when the node holds no tree yet (just created).
   bool fresh() const { return fresh_; }
   Journal &journal() { return *journal_; }

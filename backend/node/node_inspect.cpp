@@ -52,6 +52,12 @@ Result<OfflineNode> load_node(const NodeBytes &node, std::string &why) {
   config.max_inodes = sb.max_inodes;
   o.fs = std::make_unique<Filesystem>(
       std::make_unique<Arena>(*o.frames, sb.data_first_frame, sb.data_limit_blocks), config);
+  o.objects_path = node.objects_path;
+  if (!node.objects_path.empty())
+    if (auto store = ObjectStore::open_existing(node.objects_path, uuid_to_hex(sb.uuid))) {
+      o.objects = std::move(store.value());
+      o.fs->use_objects(o.objects.get());
+    }
   if (auto r = o.fs->load_image(o.header.image, why); !r)
     return Errno{EINVAL};
   if (o.header.slot == sb.current_slot) {
@@ -104,6 +110,14 @@ NodeSummary summarize(const Offline &o, uint64_t node_bytes) {
   return s;
 }
 
+// The object directory of the node file at `path` (ObjectStore::path_for).
+std::string objects_beside(const std::string &path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos
+             ? ObjectStore::path_for(".", path)
+             : ObjectStore::path_for(path.substr(0, slash), path.substr(slash + 1));
+}
+
 // An open node file: refuses anything but a regular file (with `why` set).
 struct NodeFile {
   UniqueFd fd;
@@ -149,8 +163,18 @@ Result<CheckReport> check_node(const NodeBytes &node) {
   report.summary = summarize(*o, node.bytes);
   if (!o->header.warning.empty())
     report.problems.push_back(o->header.warning);
-  if (o->fs)
+  if (o->fs) {
     o->fs->verify(report.problems);
+    if (const auto missing = o->fs->missing_objects(); !missing.empty())
+      report.problems.push_back(
+          std::to_string(missing.size()) + " files keep their data in file objects that " +
+          (o->objects ? o->objects_path + " lacks (the first: inode " +
+                            std::to_string(missing.front()) + ")"
+                      : "are not there: " +
+                            (o->objects_path.empty() ? std::string("no object directory")
+                                                     : o->objects_path +
+                                                           " is not this node's object tmpfs")));
+  }
   report.clean = report.problems.empty();
   return report;
 }
@@ -159,7 +183,7 @@ Result<NodeSummary> inspect_node(const std::string &path, std::string &why) {
   auto f = open_node_file(path, why);
   if (!f)
     return Errno{f.error()};
-  return inspect_node(NodeBytes{f->fd.get(), f->bytes, "node file"}, why);
+  return inspect_node(NodeBytes{f->fd.get(), f->bytes, "node file", objects_beside(path)}, why);
 }
 
 Result<CheckReport> check_node(const std::string &path) {
@@ -172,7 +196,7 @@ Result<CheckReport> check_node(const std::string &path) {
     report.problems.push_back(why);
     return report;
   }
-  return check_node(NodeBytes{f->fd.get(), f->bytes, "node file"});
+  return check_node(NodeBytes{f->fd.get(), f->bytes, "node file", objects_beside(path)});
 }
 
 } // namespace pkramfs

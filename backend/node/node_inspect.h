@@ -5,6 +5,7 @@
 #include "fs/filesystem.h"
 #include "storage/frame_source.h"
 #include "node/node.h"
+#include "storage/object_store.h"
 #include "util/result.h"
 
 #include <cstdint>
@@ -48,6 +49,8 @@ struct NodeBytes {
   int fd = -1;
   uint64_t bytes = 0; // the node's size: file size, or span_frames * 2 MiB
   std::string label;  // what to call it in messages: "node file", "pkram node"
+  // An shm node's file objects (ObjectStore::path_for), read only; empty: none.
+  std::string objects_path = {};
 };
 
 // A node restored offline, with the same checks and restore code as a mount: its header, and
@@ -56,6 +59,9 @@ struct NodeBytes {
 struct OfflineNode {
   NodeHeader header;
   std::unique_ptr<FrameSource> frames;
+  // The node's file objects, opened read-only (null: none there, or not this node's).
+  std::unique_ptr<ObjectStore> objects;
+  std::string objects_path;
   std::unique_ptr<Filesystem> fs;
   uint64_t journal_records = 0; // replayed after the checkpoint
 };
@@ -65,7 +71,8 @@ Result<OfflineNode> load_node(const NodeBytes &node, std::string &why);
 // EINVAL with `why` set when it is not a valid node; EIO when a read comes up short.
 Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why);
 // Verifies every CRC and the tree: link counts, parent/child agreement, extents inside the
-// arena, no block owned twice. A node that cannot be restored is a report with that problem.
+// arena, no block owned twice, every file object present. A node that cannot be restored is a
+// report with that problem.
 Result<CheckReport> check_node(const NodeBytes &node);
 
 // The same for the node file at `path` (opened read-only): ENOENT if there is no such file.

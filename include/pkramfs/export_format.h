@@ -13,6 +13,12 @@
  *     struct pkramfs_export_extent_end      CRC32C of the data
  *   struct pkramfs_export_trailer           counts, CRC32C of every byte before it; CRC
  *
+ * Version 2 (node format version 5 and its file objects): after the records of the node's
+ * blocks come the records of file objects' data, `block` PKRAMFS_EXPORT_OBJECT_BLOCK, in
+ * ascending (ino, file_block) order, holes skipped, the last block of a file zero-padded past
+ * its size. The inodes they belong to carry PKRAMFS_INODE_DATA_OBJECT in the checkpoint image
+ * (whose size is the object's). Version 1 images have none and are read as before.
+ *
  * Versioning: any change to a struct here, or to what follows what, bumps
  * PKRAMFS_EXPORT_VERSION and docs/format.md says what changed; an import refuses a version it
  * does not know with one line. The node format inside (the checkpoint image) has its own
@@ -34,8 +40,11 @@
 #define PKRAMFS_EXPORT_MAGIC 0x3154525058524b50ULL         /* "PKRXPRT1" as little-endian bytes */
 #define PKRAMFS_EXPORT_EXTENT_MAGIC 0x54584552U            /* "REXT" */
 #define PKRAMFS_EXPORT_TRAILER_MAGIC 0x31444e4558524b50ULL /* "PKRXEND1" */
-#define PKRAMFS_EXPORT_VERSION 1u
+#define PKRAMFS_EXPORT_VERSION 2u
+#define PKRAMFS_EXPORT_VERSION_OLDEST 1u /* the oldest version this build still reads */
 #define PKRAMFS_EXPORT_MAX_EXTENT_BLOCKS 256u /* 1 MiB of data per extent record */
+/* pkramfs_export_extent.block of a record of a file object's data (version 2). */
+#define PKRAMFS_EXPORT_OBJECT_BLOCK UINT64_MAX
 
 struct pkramfs_export_header {
   uint64_t magic;

@@ -5,10 +5,12 @@
 #include "failure.h"
 #include "node_access.h"
 #include "text.h"
+#include "storage/object_store.h"
 
 #include <cerrno>
 #include <iostream>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace pkramfs::ctl {
@@ -70,8 +72,20 @@ int cmd_destroy(const Settings &s) {
          "check the permissions of " + s.shm_dir);
   }
   remove_stale_socket(s, name);
+  // Its file objects go with it: the tmpfs mounted beside it, whose pages are its files' data.
+  uint64_t object_bytes = 0;
+  const std::string objects = ObjectStore::path_for(s.shm_dir, name);
+  struct statvfs vfs {};
+  if (::statvfs(objects.c_str(), &vfs) == 0 && vfs.f_frsize)
+    object_bytes = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+  if (auto r = ObjectStore::detach(objects); !r && r.error() != ENOENT)
+    fail("removed the node file, but not its file objects at " + objects + " (" +
+             why(r.error()) + ")",
+         "unmount and remove " + objects + " by hand (umount " + objects + "; rmdir " + objects +
+             ")");
   std::cout << "destroyed node " << in_quotes(name) << " ("
-            << human_bytes(static_cast<uint64_t>(st.st_blocks) * 512) << " freed)\n";
+            << human_bytes(static_cast<uint64_t>(st.st_blocks) * 512 + object_bytes)
+            << " freed)\n";
   return 0;
 }
 

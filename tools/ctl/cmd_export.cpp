@@ -10,6 +10,7 @@
 
 #include "json.h"
 #include "export/node_export.h"
+#include "storage/object_store.h"
 
 #include <chrono>
 #include <fcntl.h>
@@ -128,7 +129,10 @@ int export_shm_file(const Settings &s) {
   }
   if (!S_ISREG(st.st_mode))
     not_a_node_file(s, s.name);
-  return export_bytes(s, NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file"}, path);
+  return export_bytes(s,
+                      NodeBytes{fd.get(), static_cast<uint64_t>(st.st_size), "node file",
+                                ObjectStore::path_for(s.shm_dir, s.name)},
+                      path);
 }
 
 // A mounted kmod node, preserved: pkram.ko lets one file attach a node and the daemon holds it,
