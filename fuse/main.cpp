@@ -119,9 +119,11 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
   if (st.takeover)
     st.fs->keep_unlinked_on_restore();
   // An shm node's file objects (object_store.h), before the restore: the tree it gives may
-  // name them. A store that cannot be had is fatal only for a node whose files are there.
+  // name them. A store that cannot be had is fatal only for a node whose files are there. None
+  // is mounted for a node that has none yet: attach_new_objects() does it once new files are
+  // to be objects (after a passthrough INIT).
   std::string objects_problem;
-  if (!st.objects_path.empty()) {
+  if (!st.objects_path.empty() && ObjectStore::mounted(st.objects_path)) {
     auto store = ObjectStore::attach(st.objects_path, n.limit_blocks() * kBlockSize,
                                      n.max_inodes(), n.uuid_hex(), n.fresh());
     if (store) {
@@ -129,8 +131,8 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
       st.fs->use_objects(st.objects.get());
     } else {
       objects_problem = store.error() == EEXIST
-                            ? "it holds the objects of another node"
-                            : "it cannot be mounted (" + why(store.error()) + ")";
+                            ? "holds the objects of another node"
+                            : "cannot be used (" + why(store.error()) + ")";
       spdlog::debug("file objects: {} {}; files stay in the arena", st.objects_path,
                     objects_problem);
     }
@@ -148,10 +150,11 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
     die_refused(opt, where,
                 std::to_string(missing.size()) + " files keep their data in file objects at " +
                     st.objects_path + ", which " +
-                    (objects_problem.empty() ? "lacks inode " + std::to_string(missing.front()) +
-                                                   "'s object (the tmpfs there was unmounted: "
-                                                   "its mount namespace or the machine ended)"
-                                             : objects_problem) +
+                    (st.objects ? "lacks inode " + std::to_string(missing.front()) + "'s object"
+                     : objects_problem.empty()
+                         ? std::string("is not mounted any more (its mount namespace or the "
+                                       "machine ended)")
+                         : objects_problem) +
                     "; their data cannot be restored");
   if (const uint64_t swept = st.fs->sweep_orphan_objects())
     spdlog::debug("file objects: removed {} that no file had", swept);
@@ -390,7 +393,8 @@ public:
     const Node::Space space = st_.node->space();
     s.usage.metadata_bytes = u.metadata_blocks * kBlockSize;
     s.usage.free_bytes = v.f_bfree * kBlockSize;
-    s.usage.data_held_bytes = u.data_frames * kFrameSize;
+    // Memory held for data: the arena's frames and the file objects' pages.
+    s.usage.data_held_bytes = u.data_frames * kFrameSize + u.object_blocks * kBlockSize;
     s.usage.metadata_held_bytes = space.checkpoint_frame_bytes;
     s.usage.superblock_bytes = space.superblock_bytes;
     s.usage.held_bytes = held_bytes();
@@ -772,14 +776,14 @@ int main(int argc, char **argv) {
                     why(store.error()));
     }
   }
-  const ObjectStore *objects = storage.objects.get();
-  // Also for a node whose new files stay in the arena: opens of its objects go passthrough.
+  // Opens of objects go passthrough, also those of a node whose new files stay in the arena.
+  const bool may_have_objects = storage.objects || !storage.objects_path.empty();
   BackingFiles backing;
-  if (holder && storage.takeover && objects)
+  if (holder && storage.takeover && storage.objects)
     for (const auto &[ino, o] : holder->state().backed_opens())
       backing.adopt(ino, o.backing_id, o.passthrough, o.cached);
   ServeContext serve{fs, opt.cache, generation, holder ? &holder->state() : nullptr,
-                     objects && tuning.passthrough ? &backing : nullptr};
+                     may_have_objects && tuning.passthrough ? &backing : nullptr};
   fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, &serve);
   if (!se)
     die("cannot start a FUSE session with options '" + fuse_opts + "'; check the -o options");
@@ -808,15 +812,31 @@ int main(int argc, char **argv) {
   const BdiSettings bdi{.readahead_kb = tuning.readahead_kb,
                         .max_ratio = tuning.bdi_max_ratio,
                         .clear_strict_limit = !tuning.bdi_strict_limit};
-  amendments.after_init = [mountpoint = opt.mountpoint, bdi, &fs, objects,
+  amendments.after_init = [mountpoint = opt.mountpoint, bdi, &fs, &storage,
                            objects_for_new_files] {
     tune_mount_bdi(mountpoint, bdi);
-    if (objects && objects_for_new_files && passthrough_negotiated()) {
+    if (!objects_for_new_files || !passthrough_negotiated())
+      return;
+    if (!storage.objects && !storage.objects_path.empty()) { // an shm node's first
+      const Node &n = *storage.node;
+      auto store = ObjectStore::attach(storage.objects_path, n.limit_blocks() * kBlockSize,
+                                       n.max_inodes(), n.uuid_hex(), true);
+      if (!store) {
+        spdlog::warn("cannot mount the file object tmpfs {} ({}); new files stay in the node "
+                     "file, without passthrough",
+                     storage.objects_path, why(store.error()));
+        return;
+      }
+      storage.objects = std::move(store.value());
+      fs.use_objects(storage.objects.get());
+    }
+    if (storage.objects) {
       fs.make_objects(true);
       spdlog::debug("passthrough: new regular files are objects opened passthrough");
     }
   };
-  amendments.passthrough = objects && tuning.passthrough && opt.cache != CacheMode::kDirect;
+  amendments.passthrough = may_have_objects && tuning.passthrough &&
+                           opt.cache != CacheMode::kDirect;
   amendments.session = holder ? &holder->state() : nullptr;
   amendments.takeover = takeover;
   if (holder)

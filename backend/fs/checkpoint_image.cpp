@@ -55,17 +55,17 @@ Filesystem::checkpoint(uint64_t generation,
     pkramfs_ckpt_inode c{};
     c.ino = i.ino;
     c.parent = i.parent;
-    c.size = i.size;
-    struct stat object {};
-    if (i.has_object && objects_ && objects_->stat(i.ino, object))
-      c.size = static_cast<uint64_t>(object.st_size); // written by the kernel meanwhile
+    // A file object's size and times are the object's (stat_of): the kernel writes it itself.
+    // Kept here too, so that an export carries them and an import gives them to the file.
+    const struct stat st = stat_of(i);
+    c.size = static_cast<uint64_t>(st.st_size);
     c.rdev = i.rdev;
-    c.atime_sec = i.atime.tv_sec;
-    c.atime_nsec = static_cast<uint32_t>(i.atime.tv_nsec);
-    c.mtime_sec = i.mtime.tv_sec;
-    c.mtime_nsec = static_cast<uint32_t>(i.mtime.tv_nsec);
-    c.ctime_sec = i.ctime.tv_sec;
-    c.ctime_nsec = static_cast<uint32_t>(i.ctime.tv_nsec);
+    c.atime_sec = st.st_atim.tv_sec;
+    c.atime_nsec = static_cast<uint32_t>(st.st_atim.tv_nsec);
+    c.mtime_sec = st.st_mtim.tv_sec;
+    c.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+    c.ctime_sec = st.st_ctim.tv_sec;
+    c.ctime_nsec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
     c.mode = i.mode;
     c.uid = i.uid;
     c.gid = i.gid;

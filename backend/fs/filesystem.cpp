@@ -223,6 +223,17 @@ void Filesystem::use_objects(const ObjectStore *store) {
   std::unique_lock lock(tree_);
   objects_ = store;
   make_objects_ = make_objects_ && store && !store->read_only();
+  fit_objects();
+}
+
+void Filesystem::set_metadata_blocks(uint64_t blocks) {
+  arena_->set_reserved_blocks(blocks);
+  fit_objects();
+}
+
+void Filesystem::fit_objects() {
+  if (objects_ && !objects_->read_only())
+    (void)objects_->resize(arena_->free_blocks() * kBlockSize);
 }
 
 void Filesystem::make_objects(bool on) {

@@ -250,6 +250,11 @@ public:
   // object and logging its file, or between a RELEASE and the object's removal). Returns how
   // many went.
   uint64_t sweep_orphan_objects();
+  // Sizes the objects' tmpfs to what the arena leaves of size= (its metadata, long symlinks,
+  // files from before objects), so that writes the daemon never sees stop where statfs says.
+  // Done when the store is given and at every checkpoint: arena writes in between may let the
+  // objects take that much more until the next.
+  void fit_objects();
   // The object of a regular file, or -1 (its data is in the arena). Valid while it is open.
   int object_fd(uint64_t ino) const;
   // Inodes without a name that are kept because the kernel references them or they are open.
@@ -274,12 +279,15 @@ public:
     uint64_t files = 0, directories = 0, others = 0, data_blocks = 0;
     uint64_t metadata_blocks = 0; // charged against size= besides the data (set_metadata_blocks)
     uint64_t data_frames = 0;     // data frames holding at least one block
+    uint64_t object_blocks = 0;   // of data_blocks, in file objects (their tmpfs's pages)
   };
   Usage usage() const;
 
   // How much of the size limit metadata kept outside the data frames takes (a node's checkpoint
   // slots, in blocks); writes get only what is left, and statfs counts it as used.
-  void set_metadata_blocks(uint64_t blocks) { arena_->set_reserved_blocks(blocks); }
+  // The file objects' tmpfs gets the room the arena leaves, so that df's free space is what
+  // writes to objects can still take (fit_objects).
+  void set_metadata_blocks(uint64_t blocks);
 
   // One mapped run of a regular file or long symlink, as a checkpoint image records it.
   struct DataExtent {

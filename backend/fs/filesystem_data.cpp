@@ -46,7 +46,9 @@ Result<void> Filesystem::open(uint64_t ino, int flags, const Caller &who) {
     Inode *inode = find(ino);
     if (!inode)
       return Errno{ENOENT};
-    if (truncate && frozen_)
+    // Frozen (preserved): no open for writing, as on a read-only mount (may_open's EROFS), also
+    // because a passthrough descriptor's writes never reach the daemon to be refused.
+    if ((truncate || (writes && inode->is_reg())) && frozen_)
       return Errno{EROFS};
     // may_open: no write access to an immutable inode (inode_permission), to an append-only
     // one only with O_APPEND, and O_TRUNC (which asks for MAY_WRITE) for neither.

@@ -28,7 +28,8 @@ Filesystem::Usage Filesystem::usage() const {
     else
       u.others++;
   }
-  u.data_blocks = arena_->used_blocks() + (objects_ ? objects_->used_blocks() : 0);
+  u.object_blocks = objects_ ? objects_->used_blocks() : 0;
+  u.data_blocks = arena_->used_blocks() + u.object_blocks;
   u.metadata_blocks = arena_->reserved_blocks();
   u.data_frames = arena_->frames_in_use();
   return u;

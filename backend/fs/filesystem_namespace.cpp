@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <mutex>
@@ -170,6 +171,10 @@ Result<struct stat> Filesystem::make_node(uint64_t parent_ino, std::string_view 
       if (!made)
         return Errno{made.error()};
       object = std::move(*made);
+      // Its times are the file's (stat_of): the new inode's, as tmpfs gives a new inode one
+      // time for all of them (its birth time too).
+      const timespec times[2] = {r.time, r.time};
+      (void)futimens(object.get(), times);
     }
     if (!reserve_inode()) {
       if (object.valid())

@@ -1,5 +1,6 @@
 #include "storage/object_store.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <dirent.h>
@@ -80,11 +81,6 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::attach(const std::string &path
     root = UniqueFd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!root.valid() || !is_tmpfs_root(root.get(), path))
       return Errno{root.valid() ? EIO : errno};
-  } else {
-    // The node's limits as they are now (a store mounted by an earlier daemon).
-    (void)::mount(nullptr, path.c_str(), nullptr,
-                  MS_REMOUNT | MS_NODEV | MS_NOSUID | MS_NOEXEC,
-                  ("size=" + std::to_string(limit_bytes)).c_str());
   }
   const std::string owner = owner_of(root.get());
   if (owner != uuid) {
@@ -97,6 +93,11 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::attach(const std::string &path
       return Errno{errno};
   }
   return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root), false));
+}
+
+bool ObjectStore::mounted(const std::string &path) {
+  UniqueFd root(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  return root.valid() && is_tmpfs_root(root.get(), path);
 }
 
 Result<std::unique_ptr<ObjectStore>> ObjectStore::open_existing(const std::string &path,
@@ -184,6 +185,20 @@ bool ObjectStore::truncate(uint64_t ino, uint64_t size) const {
 void ObjectStore::remove(uint64_t ino) const {
   if (!read_only_)
     unlinkat(root_.get(), name_of(ino).c_str(), 0);
+}
+
+Result<void> ObjectStore::resize(uint64_t limit_bytes) const {
+  if (read_only_)
+    return Errno{EROFS};
+  // The tmpfs behind the root's descriptor, mounted or not (fspick needs no path).
+  UniqueFd fs(fspick(root_.get(), "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC));
+  if (!fs.valid())
+    return Errno{errno};
+  const std::string size = std::to_string(std::max<uint64_t>(limit_bytes, 4096));
+  if (fsconfig(fs.get(), FSCONFIG_SET_STRING, "size", size.c_str(), 0) != 0 ||
+      fsconfig(fs.get(), FSCONFIG_CMD_RECONFIGURE, nullptr, nullptr, 0) != 0)
+    return Errno{errno};
+  return {};
 }
 
 Result<std::vector<uint64_t>> ObjectStore::list() const {

@@ -43,6 +43,8 @@ public:
   static Result<std::unique_ptr<ObjectStore>> attach(const std::string &path, uint64_t limit_bytes,
                                                      uint64_t max_inodes, const std::string &uuid,
                                                      bool fresh);
+  // Whether a store is mounted at `path` (an object tmpfs, whoever's).
+  static bool mounted(const std::string &path);
   // The store of the node whose uuid is `uuid` as it is, mounting nothing (offline reading:
   // pkramfs-ctl check, export). ENOENT: there is none; EEXIST: it is another node's.
   static Result<std::unique_ptr<ObjectStore>> open_existing(const std::string &path,
@@ -64,6 +66,8 @@ public:
   void remove(uint64_t ino) const;
   // The 4 KiB blocks the objects use (statfs of the tmpfs).
   uint64_t used_blocks() const;
+  // The tmpfs's size= from now on (EINVAL: less than the objects use, which stays as it was).
+  Result<void> resize(uint64_t limit_bytes) const;
   // The inode numbers that have an object.
   Result<std::vector<uint64_t>> list() const;
 

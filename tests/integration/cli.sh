@@ -14,7 +14,7 @@ nothing_left() {
     left=$(mounts_under_t)
     [ -n "$left" ] && { fail "$name:nothing-mounted" "still mounted: $left"; umount -l $left 2>/dev/null; return; }
     left=$(cd "$T" && find shm run -mindepth 1 2>/dev/null | head -5)
-    [ -n "$left" ] && { fail "$name:nothing-created" "files appeared: $left"; rm -rf "${SHM:?}"/* "${RUN:?}"/* "$SHM"/.[!.]* "$RUN"/.[!.]*; return; }
+    [ -n "$left" ] && { fail "$name:nothing-created" "files appeared: $left"; clear_node_dirs; return; }
     pass "$name:nothing-left"
 }
 
@@ -118,7 +118,7 @@ if pk_start "$M" nodepos; then
     fi
     pk_stop "$M"; rc=$?
     assert_eq "positional-name:umount-exit-0" 0 "$rc"
-    rm -rf "${SHM:?}"/* "${RUN:?}"/*
+    clear_node_dirs
 else
     fail "positional-name:mounts" "pkramfs-fuse NAME MNT did not mount"
 fi
@@ -134,11 +134,11 @@ if pk_start "$M" --backend=anon; then
 else fail "backend-anon:mounts" "did not mount"; fi
 if pk_start "$M" -o pkram=onode; then
     check "o-pkram:node-file" "no $SHM/onode" test -f "$SHM/onode"
-    pk_stop "$M"; rm -rf "${SHM:?}"/* "${RUN:?}"/*
+    pk_stop "$M"; clear_node_dirs
 else fail "o-pkram:mounts" "-o pkram=onode did not mount"; fi
 if pk_start "$M" --pkram=shmnode --backend=shm; then
     check "backend-shm:node-file" "no $SHM/shmnode" test -f "$SHM/shmnode"
-    pk_stop "$M"; rm -rf "${SHM:?}"/* "${RUN:?}"/*
+    pk_stop "$M"; clear_node_dirs
 else fail "backend-shm:mounts" "did not mount"; fi
 
 # ------------------------------------------------------ root dir attributes --
@@ -209,7 +209,7 @@ if pk_start "$M" --pkram=busy; then
     else
         fail "node-busy:stale-lock-after-SIGKILL" "node 'busy' still refused after its daemon was SIGKILLed"
     fi
-    rm -rf "${SHM:?}"/* "${RUN:?}"/*
+    clear_node_dirs
 fi
 
 # ------------------------------------------------------------------ signals --
@@ -259,7 +259,7 @@ PY
     else
         fail "SIGTERM:flushes-mmap" "node did not mount again"
     fi
-    rm -rf "${SHM:?}"/* "${RUN:?}"/*
+    clear_node_dirs
 else
     fail "SIGTERM:flushes-mmap" "did not mount"
 fi
@@ -288,7 +288,7 @@ if pk_start "$M" --pkram=quiet; then
     pk_stop "$M"
     assert_eq "quiet:stderr-empty" "" "$(cat "$PK_ERR")"
     assert_eq "quiet:stdout-empty" "" "$(cat "$PK_OUT")"
-    rm -rf "${SHM:?}"/* "${RUN:?}"/*
+    clear_node_dirs
 fi
 if pk_start "$M" --debug; then
     mkdir "$M/d"; echo x >"$M/d/f"; cat "$M/d/f" >/dev/null

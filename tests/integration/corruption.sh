@@ -89,6 +89,10 @@ expect_mounts() {
     else fail "corrupt:$c:check-clean-after-unmount" "exit $CHECK_RC"; details - 5 <<<"$CHECK_OUT"; fi
 }
 
+# The nodes here are copies of one node file (from_template): their files' data must be in the
+# node, not in file objects beside it (objects.sh covers those), so no passthrough.
+export PKRAMFS_TUNE=passthrough=0
+
 # ------------------------------------------------------------------------------ template --
 # Session 1: tree A, clean unmount (checkpoint generation 2). Session 2: more (tree B), clean
 # unmount (generation 3, the other slot). Session 3: changes that live only in the journal, then
@@ -158,16 +162,16 @@ printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=0 conv=notrunc 2>/dev/null
 printf 'XXXXXXXX' | dd of="$SHM/sbmagic" bs=1 seek=4096 conv=notrunc 2>/dev/null
 expect_refused sb-both-magic sbmagic "unknown magic"
 
-# ------------------------------------------------------------------------- (c) version 5 --
-# A version this build does not know yet (format.h: it reads 1 to 4).
+# ------------------------------------------------------------------------- (c) version 6 --
+# A version this build does not know yet (format.h: it reads 1 to 5).
 from_template v4
-$NI set-version "$SHM/v4" 0 5
-$NI set-version "$SHM/v4" 1 5
-expect_refused version-5 v4 "format version 5 is newer than this build reads (version 4)"
-# Only one copy at version 5 (a half-finished upgrade): the other copy is used.
+$NI set-version "$SHM/v4" 0 6
+$NI set-version "$SHM/v4" 1 6
+expect_refused version-6 v4 "format version 6 is newer than this build reads (version 5)"
+# Only one copy at version 6 (a half-finished upgrade): the other copy is used.
 from_template v4one
-$NI set-version "$SHM/v4one" "$NI_copy" 5
-expect_mounts version-5-one-copy v4one "$T/tree.full"
+$NI set-version "$SHM/v4one" "$NI_copy" 6
+expect_mounts version-6-one-copy v4one "$T/tree.full"
 # Version 0 never existed.
 from_template v0
 $NI set-version "$SHM/v0" 0 0

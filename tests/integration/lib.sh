@@ -286,6 +286,16 @@ need_ctl() {
     fi
 }
 
+# clear_node_dirs: empty the private shm and run dirs, file object tmpfs of shm nodes
+# ($SHM/.NAME.objects, which outlive their daemon as node files do) unmounted first
+clear_node_dirs() {
+    local m
+    for m in $(awk -v s="$SHM/" 'index($5, s) == 1 { print $5 }' /proc/self/mountinfo); do
+        umount -l "$m" 2>/dev/null
+    done
+    rm -rf "${SHM:?}"/* "${RUN:?}"/* "$SHM"/.[!.]* "$RUN"/.[!.]*
+}
+
 # ------------------------------------------------------------------ cleanup --
 pkit_cleanup() {
     local pid m

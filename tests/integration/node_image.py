@@ -279,6 +279,10 @@ def checkpoint_btimes(path):
 
 def make_old(path, version):
     sb, img = checkpoint_image(path)
+    # File objects (version 5): PKRAMFS_INODE_DATA_OBJECT, journal record OBJECT (13).
+    if any(flags & 0x80000000 for _, _, flags in checkpoint_inodes(path)) or \
+            any(typ == 13 for _, typ, _ in journal_records(path, sb)):
+        sys.exit(f"the node has file objects: version {version} cannot describe it")
     if version < 2:
         if any(flags for _, _, flags in checkpoint_inodes(path)):
             sys.exit("the checkpoint holds inode flags: version 1 cannot describe this node")

@@ -70,6 +70,9 @@ bdi_readahead() { cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
 bdi_max_ratio() { cat "/sys/class/bdi/$(mountpoint -d "$1")/max_ratio"; }
 
 # ------------------------------------------------------------ as shipped --
+# The requests the daemon sees: no passthrough, whose files' reads and writes never reach it
+# (objects.sh).
+export PKRAMFS_TUNE=passthrough=0
 pk_start "$M" --pkram=rq --size=64m || { fail "mount" "did not mount"; finish; }
 assert_eq "readahead:bdi-read_ahead_kb" 1024 "$(bdi_readahead "$M")"
 # the dirty page cap raised from FUSE's 1% (fuse/bdi.h), the strict limit left as FUSE set it
@@ -125,7 +128,7 @@ pk_stop "$M"
 
 # A mistyped tuning key is refused, in one line, before anything is mounted.
 mkdir -p "$T/bad"
-PKRAMFS_TUNE=spin=5 timeout 10 "$PK" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=rq3 "$T/bad" \
+PKRAMFS_TUNE=passthrough=0,spin=5 timeout 10 "$PK" -f --shm-dir="$SHM" --run-dir="$RUN" --pkram=rq3 "$T/bad" \
     >/dev/null 2>"$T/bad.err"
 assert_ne "tune:bad-key-exit" 0 "$?"
 assert_one_line_err "tune:bad-key-one-line" "$T/bad.err"
@@ -134,7 +137,7 @@ is_mounted "$T/bad" && fail "tune:bad-key-nothing-mounted" "mounted" || pass "tu
 assert_eq "tune:bad-key-no-node-created" "" "$(ls "$SHM" | grep rq3)"
 
 # ------------------------------------------------ levers off: the old counts --
-PKRAMFS_TUNE=killpriv_v2=0,readahead_kb=0,bdi_max_ratio=0 pk_start "$M" --pkram=rq2 --size=64m ||
+PKRAMFS_TUNE=passthrough=0,killpriv_v2=0,readahead_kb=0,bdi_max_ratio=0 pk_start "$M" --pkram=rq2 --size=64m ||
     { fail "mount:levers-off" "did not mount"; finish; }
 assert_eq "levers-off:bdi-read_ahead_kb" 128 "$(bdi_readahead "$M")"
 assert_eq "levers-off:bdi-max_ratio" 1 "$(bdi_max_ratio "$M")"

@@ -430,5 +430,7 @@ bad_conf "dir-options-other" "only --shm-dir" "MOUNTPOINT=\"$MP\"" "DIR_OPTIONS=
 write_conf
 
 check "end:nothing-mounted" "$MP still mounted" not_mounted "$MP"
-check "end:no-mount-below-t" "still mounted: $(mounts_under_t)" test -z "$(mounts_under_t)"
+# The file object tmpfs of an shm node stays mounted beside it, as its node file stays.
+left_mounted=$(mounts_under_t | grep -v "^$SHM/\.[^/]*\.objects$")
+check "end:no-mount-below-t" "still mounted: $left_mounted" test -z "$left_mounted"
 finish
