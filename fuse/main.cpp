@@ -501,7 +501,9 @@ private:
     struct stat sb {};
     if (stat(st_.node_path.c_str(), &sb) != 0)
       return 0;
-    return static_cast<uint64_t>(sb.st_blocks) * 512;
+    // The node file's frames in use, and its file objects' pages.
+    const uint64_t objects = st_.fs->usage().object_blocks * kBlockSize;
+    return static_cast<uint64_t>(sb.st_blocks) * 512 + objects;
   }
 
   const Options &opt_;

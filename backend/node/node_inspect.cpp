@@ -105,7 +105,8 @@ NodeSummary summarize(const Offline &o, uint64_t node_bytes) {
   s.inodes_used = v.f_files ? v.f_files - v.f_ffree : o.fs->inode_count();
   s.journal_bytes = space.journal_bytes;
   s.superblock_bytes = space.superblock_bytes;
-  s.data_held_bytes = u.data_frames * kFrameSize + u.object_blocks * kBlockSize;
+  s.object_bytes = u.object_blocks * kBlockSize;
+  s.data_held_bytes = u.data_frames * kFrameSize + s.object_bytes;
   s.metadata_held_bytes = space.checkpoint_frame_bytes;
   return s;
 }

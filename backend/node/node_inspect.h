@@ -31,7 +31,8 @@ struct NodeSummary {
   uint64_t free_bytes = 0;
   uint64_t journal_bytes = 0;
   uint64_t superblock_bytes = 0;
-  uint64_t data_held_bytes = 0;
+  uint64_t data_held_bytes = 0; // the arena's frames and the file objects' pages
+  uint64_t object_bytes = 0;    // of those, the file objects' (outside the node file)
   uint64_t metadata_held_bytes = 0;
   uint64_t held_bytes = 0;
   uint64_t inodes_used = 0;

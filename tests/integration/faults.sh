@@ -23,6 +23,9 @@ need_pk
 need_ctl
 
 FP="$PY $PKIT_LIBDIR/faults.py"
+# The node's own crash consistency (arena, journal, checkpoints), whose nodes are copied from a
+# template: files in the arena, not in file objects (objects.sh and the unit tests cover those).
+export PKRAMFS_TUNE=passthrough=0
 NI="$PY $PKIT_LIBDIR/node_image.py"
 SEED=${PKIT_FAULT_SEED:-1}
 STRIDE=${PKIT_FAULT_STRIDE:-2}

@@ -176,7 +176,11 @@ held_frames=$(( $(js held_bytes) / FRAME ))
 assert_eq "status:held=superblock+journal+checkpoints+data(frames)" \
     $(( ($(js superblock_bytes) + $(js journal_bytes) + $(js metadata_held_bytes) + $(js data_held_bytes)) / FRAME )) \
     "$held_frames"
-assert_eq "status:held-is-node-file" "$(( $(du -B1 "$SHM/du" | cut -f1) / FRAME ))" "$held_frames"
+# ... and the node's file objects' pages (their tmpfs's used blocks), if it has any
+objects_used=0
+is_mounted "$SHM/.du.objects" && objects_used=$(df -B1 --output=used "$SHM/.du.objects" | tail -1)
+assert_eq "status:held-is-node-file+objects" \
+    "$(( ($(du -B1 "$SHM/du" | cut -f1) + objects_used) / FRAME ))" "$held_frames"
 check "status:data-frames-cover-data" "data $(js data_bytes) in $(js data_held_bytes)" \
     test "$(js data_held_bytes)" -ge "$(js data_bytes)"
 ctl status du >"$T/status.txt" 2>&1

@@ -101,7 +101,8 @@ int cmd_status(const Settings &s) {
     struct stat st {};
     require_node_file(s, name, &st);
     n = inspect(s, name);
-    n.held_bytes = static_cast<uint64_t>(st.st_blocks) * 512; // a sparse file: frames in use
+    // A sparse file: frames in use; and its file objects' pages.
+    n.held_bytes = static_cast<uint64_t>(st.st_blocks) * 512 + n.object_bytes;
   }
   lock.fd.reset();
   if (s.json) {
