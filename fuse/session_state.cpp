@@ -294,9 +294,9 @@ uint64_t SessionState::close_handle(uint64_t fh, uint32_t *backing) {
   const uint64_t word = h.generation.load();
   if ((word & 0xffffffffu) != fh >> 32)
     return 0;
-  if (backing)
-    *backing = static_cast<uint32_t>(word >> 32);
   const uint64_t ino = h.ino.exchange(0);
+  if (backing && ino != 0)
+    *backing = static_cast<uint32_t>(word >> 32);
   if (ino != 0) {
     std::lock_guard lock(free_lock_);
     free_.push_back(index);

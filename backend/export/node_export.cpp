@@ -594,19 +594,61 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
                             " of " + std::to_string(data_blocks) + " and has " +
                             std::to_string(object_inodes.size()) + " file objects");
 
-  for (uint64_t i = 0; i < records.size(); ++i) {
+  // The next record's header: Errno with `why` set when the file cannot give it whole.
+  auto read_record = [&](pkramfs_export_extent &e) -> Result<void> {
     if (hooks.cancelled && hooks.cancelled()) {
       why = "interrupted";
       return Errno{ECANCELED};
     }
-    const auto &want = records[i];
-    const uint64_t at = in.offset();
-    pkramfs_export_extent e{};
     n = in.read(&e, sizeof e);
     if (!n)
       return read_failed(n.error());
     if (*n < sizeof e)
       return truncated(why, h, in.offset());
+    stream = crc32c(stream, &e, sizeof e);
+    return {};
+  };
+  // The end of a record `what` whose data (at `data_at`) had CRC `data_crc`.
+  auto read_record_end = [&](const std::string &what, uint64_t data_at, uint64_t count,
+                             uint32_t data_crc) -> Result<void> {
+    pkramfs_export_extent_end end{};
+    n = in.read(&end, sizeof end);
+    if (!n)
+      return read_failed(n.error());
+    if (*n < sizeof end)
+      return truncated(why, h, in.offset());
+    if (end.data_crc32c != data_crc)
+      return invalid(why, what + ": its data (" + range(data_at, data_at + count * kBlockSize) +
+                              ") fails its CRC");
+    stream = crc32c_combine(stream, data_crc, count * kBlockSize);
+    stream = crc32c(stream, &end, sizeof end);
+    if (hooks.progress)
+      hooks.progress(in.offset(), h.image_bytes);
+    return {};
+  };
+  // A record's `count` blocks of data, each piece handed to `take` as it arrives; their CRC.
+  auto read_record_data = [&](uint64_t count, const auto &take) -> Result<uint32_t> {
+    uint64_t left = count * kBlockSize;
+    uint32_t data_crc = 0;
+    while (left) {
+      auto got = in.next(static_cast<size_t>(std::min<uint64_t>(left, SIZE_MAX)));
+      if (!got)
+        return read_failed(got.error());
+      if (got->empty())
+        return truncated(why, h, in.offset());
+      if (auto r = take(*got); !r)
+        return Errno{r.error()};
+      data_crc = crc32c(data_crc, got->data(), got->size());
+      left -= got->size();
+    }
+    return data_crc;
+  };
+  for (uint64_t i = 0; i < records.size(); ++i) {
+    const auto &want = records[i];
+    const uint64_t at = in.offset();
+    pkramfs_export_extent e{};
+    if (auto r = read_record(e); !r)
+      return Errno{r.error()};
     const std::string where = " at byte offset " + std::to_string(at);
     if (e.magic != PKRAMFS_EXPORT_EXTENT_MAGIC)
       return invalid(why, "extent record " + std::to_string(i) + where +
@@ -623,7 +665,6 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
                               std::to_string(want.block) + "+" + std::to_string(want.count) +
                               " there");
     }
-    stream = crc32c(stream, &e, sizeof e);
     std::byte *to = nullptr;
     uint64_t to_off = want.block * kBlockSize;
     if (node && !data_fd.valid()) {
@@ -633,56 +674,31 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
       (void)madvise(to, want.count * kBlockSize, MADV_POPULATE_WRITE);
     }
     const uint64_t data_at = in.offset();
-    uint64_t left = want.count * kBlockSize;
-    uint32_t data_crc = 0;
-    while (left) {
-      auto got = in.next(static_cast<size_t>(std::min<uint64_t>(left, SIZE_MAX)));
-      if (!got)
-        return read_failed(got.error());
-      if (got->empty())
-        return truncated(why, h, in.offset());
+    auto data_crc = read_record_data(want.count, [&](std::span<const std::byte> got) -> Result<void> {
       if (to) {
-        std::memcpy(to, got->data(), got->size());
-        to += got->size();
+        std::memcpy(to, got.data(), got.size());
+        to += got.size();
       } else if (data_fd.valid()) {
         // Written by a kernel worker meanwhile (io_uring), or here.
-        if (auto r = in.write_out(data_fd.get(), *got, to_off); !r)
+        if (auto r = in.write_out(data_fd.get(), got, to_off); !r)
           return node_write_failed(r.error());
-        to_off += got->size();
+        to_off += got.size();
       }
-      data_crc = crc32c(data_crc, got->data(), got->size());
-      left -= got->size();
-    }
-    pkramfs_export_extent_end end{};
-    n = in.read(&end, sizeof end);
-    if (!n)
-      return read_failed(n.error());
-    if (*n < sizeof end)
-      return truncated(why, h, in.offset());
-    if (end.data_crc32c != data_crc)
-      return invalid(why, describe(i, want) + where + ": its data (" +
-                              range(data_at, data_at + want.count * kBlockSize) +
-                              ") fails its CRC");
-    stream = crc32c_combine(stream, data_crc, want.count * kBlockSize);
-    stream = crc32c(stream, &end, sizeof end);
-    if (hooks.progress)
-      hooks.progress(in.offset(), h.image_bytes);
+      return {};
+    });
+    if (!data_crc)
+      return Errno{data_crc.error()};
+    if (auto r = read_record_end(describe(i, want) + where, data_at, want.count, *data_crc); !r)
+      return Errno{r.error()};
   }
 
   // File objects' records, which become arena files' data.
   uint64_t prev_ino = 0, prev_end = 0;
   for (uint64_t i = records.size(); i < h.nr_extents; ++i) {
-    if (hooks.cancelled && hooks.cancelled()) {
-      why = "interrupted";
-      return Errno{ECANCELED};
-    }
     const uint64_t at = in.offset();
     pkramfs_export_extent e{};
-    n = in.read(&e, sizeof e);
-    if (!n)
-      return read_failed(n.error());
-    if (*n < sizeof e)
-      return truncated(why, h, in.offset());
+    if (auto r = read_record(e); !r)
+      return Errno{r.error()};
     const std::string where = "object record " + std::to_string(i) + " at byte offset " +
                               std::to_string(at);
     if (e.magic != PKRAMFS_EXPORT_EXTENT_MAGIC || !crc_ok(e))
@@ -698,40 +714,22 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
                               ") names no file object's data, or comes out of order");
     prev_ino = e.ino;
     prev_end = e.file_block + e.count;
-    stream = crc32c(stream, &e, sizeof e);
     const uint64_t data_at = in.offset();
-    uint64_t left = uint64_t{e.count} * kBlockSize, pos = e.file_block * kBlockSize;
-    uint32_t data_crc = 0;
-    while (left) {
-      auto got = in.next(static_cast<size_t>(std::min<uint64_t>(left, SIZE_MAX)));
-      if (!got)
-        return read_failed(got.error());
-      if (got->empty())
-        return truncated(why, h, in.offset());
+    uint64_t pos = e.file_block * kBlockSize;
+    auto data_crc = read_record_data(e.count, [&](std::span<const std::byte> got) -> Result<void> {
       if (node)
-        if (auto r = fs->restore_object_data(e.ino, pos, got->data(), got->size()); !r) {
+        if (auto r = fs->restore_object_data(e.ino, pos, got.data(), got.size()); !r) {
           why = "writing inode " + std::to_string(e.ino) + "'s data into the new node: " +
                 std::strerror(r.error()) + " (its file objects and blocks exceed its size)";
           return Errno{r.error()};
         }
-      data_crc = crc32c(data_crc, got->data(), got->size());
-      pos += got->size();
-      left -= got->size();
-    }
-    pkramfs_export_extent_end end{};
-    n = in.read(&end, sizeof end);
-    if (!n)
-      return read_failed(n.error());
-    if (*n < sizeof end)
-      return truncated(why, h, in.offset());
-    if (end.data_crc32c != data_crc)
-      return invalid(why, where + ": its data (" +
-                              range(data_at, data_at + uint64_t{e.count} * kBlockSize) +
-                              ") fails its CRC");
-    stream = crc32c_combine(stream, data_crc, uint64_t{e.count} * kBlockSize);
-    stream = crc32c(stream, &end, sizeof end);
-    if (hooks.progress)
-      hooks.progress(in.offset(), h.image_bytes);
+      pos += got.size();
+      return {};
+    });
+    if (!data_crc)
+      return Errno{data_crc.error()};
+    if (auto r = read_record_end(where, data_at, e.count, *data_crc); !r)
+      return Errno{r.error()};
   }
 
   if (data_fd.valid())

@@ -117,6 +117,40 @@ TEST_CASE("SessionState: a version-1 state is taken over, its references unknown
   CHECK(refused.error() == EPROTO);
 }
 
+TEST_CASE("SessionState: how each open reached its file object outlives the process",
+          "[session]") {
+  SessionState s = fresh_state();
+  const uint64_t a1 = s.open_handle(10), a2 = s.open_handle(10), b = s.open_handle(11);
+  const uint64_t plain = s.open_handle(12);
+  s.set_handle_backing(a1, 7); // passthrough to backing id 7
+  s.set_handle_backing(a2, 7);
+  s.set_handle_backing(b, SessionState::kBackingCached);
+  SessionState next = adopted(s);
+  auto open = next.open_files();
+  CHECK(open[10] == 2);
+  CHECK(open[12] == 1);
+  auto backed = next.backed_opens();
+  CHECK(backed.size() == 2); // the plain open has no word
+  CHECK(backed[10].backing_id == 7);
+  CHECK(backed[10].passthrough == 2);
+  CHECK(backed[10].cached == 0);
+  CHECK(backed[11].cached == 1);
+  CHECK(backed[11].passthrough == 0);
+  // The word comes back with the handle, which is still valid with it set; then it is gone.
+  uint32_t word = 0;
+  CHECK(next.close_handle(a1, &word) == 10);
+  CHECK(word == 7);
+  CHECK(next.close_handle(a1, &word) == 0); // served already
+  CHECK(word == 0);
+  CHECK(next.close_handle(plain, &word) == 12);
+  CHECK(word == 0);
+  CHECK(next.backed_opens()[10].passthrough == 1);
+  // A reused slot starts without a word.
+  const uint64_t again = next.open_handle(13);
+  CHECK(next.close_handle(again, &word) == 13);
+  CHECK(word == 0);
+}
+
 TEST_CASE("LookupLedger: counts outlive the process and the table grows", "[session]") {
   SessionState s = fresh_state();
   {

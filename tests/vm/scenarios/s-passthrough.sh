@@ -103,7 +103,8 @@ node_stage() {
 	check_eq node-objects "file in $got" "file in $want"
 	# kill -9 of the holder and its serving process: the mount ends; what the object holds
 	# stays (on 6.1 the file is in the node, written by the daemon before dd returned)
-	pkill -KILL -f 'pkramfs-fuse.*--pkram=sobj'
+	echo "$pid" >/tmp/fuse-sobj.pid
+	kill -KILL "$pid" "$(serving_pid sobj)"
 	wait "$pid" 2>/dev/null
 	umount -l "$MNT" 2>/dev/null
 	start_node
