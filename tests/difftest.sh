@@ -12,7 +12,13 @@ backend=${DIFFTEST_BACKEND:-node}
 exec unshare -m --propagation private bash -euo pipefail -c '
 bin=$1; seeds=$2; ops=$3; seed=$4; backend=$5
 work=$(mktemp -d /tmp/pkramfs-difftest.XXXXXX)
-cleanup() { umount "$work/test" 2>/dev/null || true; umount "$work/ref" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+    umount "$work/test" 2>/dev/null || true
+    umount "$work/ref" 2>/dev/null || true
+    # the node'\''s file object tmpfs (mounted beside the node, it outlives the daemon)
+    for m in "$work"/shm/.*.objects; do umount -l "$m" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 mkdir "$work/ref" "$work/test"
 mount -t tmpfs -o size=1g,huge=never tmpfs "$work/ref"
