@@ -120,8 +120,8 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
     st.fs->keep_unlinked_on_restore();
   // An shm node's file objects (object_store.h), before the restore: the tree it gives may
   // name them. A store that cannot be had is fatal only for a node whose files are there. None
-  // is mounted for a node that has none yet: attach_new_objects() does it once new files are
-  // to be objects (after a passthrough INIT).
+  // is mounted for a node that has none yet: the INIT hook in main() mounts it once new files
+  // are to be objects (the kernel agreed to passthrough).
   std::string objects_problem;
   if (!st.objects_path.empty() && ObjectStore::mounted(st.objects_path)) {
     auto store = ObjectStore::attach(st.objects_path, n.limit_blocks() * kBlockSize,

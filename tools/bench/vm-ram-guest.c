@@ -1,12 +1,15 @@
 /* vm-ram-guest -- the guest side of tools/bench/vm-ram, which compiles it with cc -static and
  * puts it into the guest's initramfs (its /init script runs it as PID 1).
  *
- *   vm-ram-guest [MIB]     (default: $vmram_mib from the kernel command line, else 1024)
+ *   vm-ram-guest [MIB [PAUSE]]   (defaults: $vmram_mib and $vmram_pause from the kernel command
+ *                                 line, which the kernel hands init as environment; else 1024, 0)
  *
  * Prints "VMRAM ready uptime_s=T" as soon as it runs (T: CLOCK_BOOTTIME, the guest's time since
  * its kernel started: boot-to-ready), then maps MIB MiB of anonymous private memory and
  *   write    stores a pattern into every 8-byte word (the first touch of each page: the guest
  *            kernel's fault and page clearing, and the host's first touch of the guest RAM file)
+ *   (pause)  sleeps PAUSE seconds, if asked: longer than the host's dirty expiry (30 s), a FUSE
+ *            host writes the guest's dirty pages back and write-protects them meanwhile
  *   rewrite  stores a second pattern into every word (pages already present)
  *   read     reads every word back and checks the second pattern
  * printing "VMRAM write_s=T write_mbps=X" (and rewrite_, read_; MB = 10^6 bytes), then
@@ -71,6 +74,8 @@ int main(int argc, char **argv) {
 
   const char *arg = argc > 1 ? argv[1] : getenv("vmram_mib");
   long mib = arg ? strtol(arg, NULL, 10) : 1024;
+  const char *parg = argc > 2 ? argv[2] : getenv("vmram_pause");
+  long pause = parg ? strtol(parg, NULL, 10) : 0;
   if (mib <= 0) {
     printf("VMRAM FAIL bad size '%s'\n", arg);
     power_off(1);
@@ -86,6 +91,12 @@ int main(int argc, char **argv) {
   double t0 = clock_s(CLOCK_MONOTONIC);
   fill(p, words, 0x5555aaaa5555aaaaull);
   report("write", t0, bytes);
+
+  if (pause > 0) {
+    printf("VMRAM pause_s=%ld\n", pause);
+    fflush(stdout);
+    sleep((unsigned)pause);
+  }
 
   t0 = clock_s(CLOCK_MONOTONIC);
   fill(p, words, 0x0123456789abcdefull);
