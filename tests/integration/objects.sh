@@ -20,7 +20,8 @@
 #  - mixed: files of a node made without passthrough (PKRAMFS_TUNE=passthrough=0) stay in the
 #    arena and read back after a mount with it, beside new object files; check is clean;
 #  - export-import: an export of a node with objects imports with the same data, sizes and
-#    mtimes (into the new node's arena), check clean;
+#    mtimes (into the new node's arena), check clean; also of the node while mounted (it is
+#    writable again after);
 #  - lost: the object tmpfs unmounted behind the node's back (its mount namespace ended): the
 #    mount is refused with one line naming the directory, check names the problem, the node
 #    file is left byte for byte;
@@ -226,6 +227,23 @@ if pk_start "$M" --pkram=obj --size=64m; then
     fi
 else
     fail "objects:export-import:mount" "see above"
+fi
+
+# export-mounted: a mounted node with objects (read-only while exported), writable again after
+if pk_start "$M" --pkram=obj; then
+    sum=$(sha1sum <"$M/rand")
+    if ctl export obj "$T/img2" >/dev/null && ctl import "$T/img2" copy2 >/dev/null; then
+        check "objects:export-mounted:writable-after" "append after the export failed" \
+            sh -c "echo more >>'$M/rand'"
+        pk_stop "$M"
+        pk_start "$M" --pkram=copy2
+        assert_eq "objects:export-mounted:same" "$sum" "$(sha1sum <"$M/rand")"
+    else
+        fail "objects:export-mounted:commands" "export or import of the mounted node failed"
+    fi
+    pk_stop "$M"
+else
+    fail "objects:export-mounted:mount" "see above"
 fi
 
 # lost: the object tmpfs goes, the node file stays
