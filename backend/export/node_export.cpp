@@ -242,14 +242,16 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
                         return {};
                       });
   if (const auto missing = fs.missing_objects(); !missing.empty()) {
-    why = std::to_string(missing.size()) + " files keep their data in file objects that are not "
-          "there (" + (node.objects_path.empty() ? std::string("no object directory")
-                                                  : node.objects_path) +
-          ", the first: inode " + std::to_string(missing.front()) + "); pkramfs-ctl check tells more";
+    why = missing_objects_problem(missing, node.objects_path,
+                                  node.objects ? std::string()
+                                               : "is not this node's object tmpfs") +
+          "; pkramfs-ctl check tells more";
     return Errno{ENOENT};
   }
-  const auto records = export_records(fs);
+  // The node's blocks, then the file objects' data.
+  std::vector<Filesystem::DataExtent> records = export_records(fs);
   const auto object_records = export_object_records(fs);
+  records.insert(records.end(), object_records.begin(), object_records.end());
   const auto usage = fs.usage();
   const auto planned = Clock::now();
   pkramfs_ckpt_header ckpt{};
@@ -275,10 +277,8 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
   h.directories = usage.directories;
   h.other_inodes = usage.others;
   h.allocated_blocks = usage.data_blocks;
-  h.nr_extents = records.size() + object_records.size();
+  h.nr_extents = records.size();
   for (const auto &r : records)
-    h.data_blocks += r.count;
-  for (const auto &r : object_records)
     h.data_blocks += r.count;
   h.image_bytes = export_image_bytes(h.checkpoint_bytes, h.nr_extents, h.data_blocks);
   seal(h);
@@ -305,10 +305,25 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
   if (hooks.progress)
     hooks.progress(out.offset(), h.image_bytes);
 
+  // Each record's data straight into the write buffers: a node block's read from the node, a
+  // file object's through the tree (the objects opened read-only), zero-padded to whole blocks.
+  std::vector<std::byte> object_data;
   for (const auto &rec : records) {
     if (hooks.cancelled && hooks.cancelled()) {
       why = "interrupted";
       return Errno{ECANCELED};
+    }
+    const bool object = rec.block == PKRAMFS_EXPORT_OBJECT_BLOCK;
+    if (object) {
+      object_data.clear();
+      AppendSink sink(object_data);
+      if (auto r = fs.read(rec.ino, rec.file_block * kBlockSize, rec.count * kBlockSize, sink);
+          !r) {
+        why = "reading the file object of inode " + std::to_string(rec.ino) + ": " +
+              std::strerror(r.error());
+        return Errno{r.error()};
+      }
+      object_data.resize(rec.count * kBlockSize); // zeros past the end of the file
     }
     pkramfs_export_extent e{};
     e.magic = PKRAMFS_EXPORT_EXTENT_MAGIC;
@@ -320,14 +335,15 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
     stream = crc32c(stream, &e, sizeof e);
     if (auto r = out.write(&e, sizeof e); !r)
       return write_failed(r.error());
-    // The data goes straight from the node into the write buffers.
     uint32_t data_crc = 0;
     uint64_t left = rec.count * kBlockSize;
-    uint64_t from = rec.block * kBlockSize;
+    uint64_t from = object ? 0 : rec.block * kBlockSize; // in object_data, or in the node
     while (left) {
       const auto room = out.space();
       const size_t n = static_cast<size_t>(std::min<uint64_t>(left, room.size()));
-      if (auto r = pread_full(node_fd, room.data(), n, from); !r) {
+      if (object) {
+        std::memcpy(room.data(), object_data.data() + from, n);
+      } else if (auto r = pread_full(node_fd, room.data(), n, from); !r) {
         why = "reading node block " + std::to_string(from / kBlockSize) + " (byte offset " +
               std::to_string(from) + " of the node): " +
               (r.error() == ENODATA ? std::string("the node ends before it")
@@ -343,53 +359,6 @@ Result<TransferReport> export_node(const OfflineNode &node, int node_fd, const s
     stream = crc32c_combine(stream, data_crc, rec.count * kBlockSize);
     pkramfs_export_extent_end end{data_crc, 0};
     stream = crc32c(stream, &end, sizeof end);
-    if (auto r = out.write(&end, sizeof end); !r)
-      return write_failed(r.error());
-    if (hooks.progress)
-      hooks.progress(out.offset(), h.image_bytes);
-  }
-
-  // File objects' data, read through the tree (the objects, read-only), zero-padded to blocks.
-  std::vector<std::byte> block_buf;
-  for (const auto &rec : object_records) {
-    if (hooks.cancelled && hooks.cancelled()) {
-      why = "interrupted";
-      return Errno{ECANCELED};
-    }
-    struct Collect final : ReadSink {
-      std::vector<std::byte> &bytes;
-      explicit Collect(std::vector<std::byte> &b) : bytes(b) {}
-      void deliver(std::span<const iovec> iov) override {
-        for (const iovec &v : iov) {
-          auto *p = static_cast<const std::byte *>(v.iov_base);
-          bytes.insert(bytes.end(), p, p + v.iov_len);
-        }
-      }
-    };
-    block_buf.clear();
-    Collect sink(block_buf);
-    if (auto r = fs.read(rec.ino, rec.file_block * kBlockSize, rec.count * kBlockSize, sink); !r) {
-      why = "reading the file object of inode " + std::to_string(rec.ino) + ": " +
-            std::strerror(r.error());
-      return Errno{r.error()};
-    }
-    block_buf.resize(rec.count * kBlockSize); // zeros past the end of the file
-    pkramfs_export_extent e{};
-    e.magic = PKRAMFS_EXPORT_EXTENT_MAGIC;
-    e.count = static_cast<uint32_t>(rec.count);
-    e.ino = rec.ino;
-    e.file_block = rec.file_block;
-    e.block = PKRAMFS_EXPORT_OBJECT_BLOCK;
-    seal(e);
-    const uint32_t data_crc = crc32c(block_buf.data(), block_buf.size());
-    pkramfs_export_extent_end end{data_crc, 0};
-    stream = crc32c(stream, &e, sizeof e);
-    stream = crc32c_combine(stream, data_crc, block_buf.size());
-    stream = crc32c(stream, &end, sizeof end);
-    if (auto r = out.write(&e, sizeof e); !r)
-      return write_failed(r.error());
-    if (auto r = out.write(block_buf.data(), block_buf.size()); !r)
-      return write_failed(r.error());
     if (auto r = out.write(&end, sizeof end); !r)
       return write_failed(r.error());
     if (hooks.progress)
@@ -594,17 +563,23 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
                             " of " + std::to_string(data_blocks) + " and has " +
                             std::to_string(object_inodes.size()) + " file objects");
 
-  // The next record's header: Errno with `why` set when the file cannot give it whole.
+  // `bytes` bytes of the file, whole: Errno with `why` set when it cannot give them.
+  auto read_whole = [&](void *to, size_t bytes) -> Result<void> {
+    n = in.read(to, bytes);
+    if (!n)
+      return read_failed(n.error());
+    if (*n < bytes)
+      return truncated(why, h, in.offset());
+    return {};
+  };
+  // The next record's header.
   auto read_record = [&](pkramfs_export_extent &e) -> Result<void> {
     if (hooks.cancelled && hooks.cancelled()) {
       why = "interrupted";
       return Errno{ECANCELED};
     }
-    n = in.read(&e, sizeof e);
-    if (!n)
-      return read_failed(n.error());
-    if (*n < sizeof e)
-      return truncated(why, h, in.offset());
+    if (auto r = read_whole(&e, sizeof e); !r)
+      return r;
     stream = crc32c(stream, &e, sizeof e);
     return {};
   };
@@ -612,11 +587,8 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
   auto read_record_end = [&](const std::string &what, uint64_t data_at, uint64_t count,
                              uint32_t data_crc) -> Result<void> {
     pkramfs_export_extent_end end{};
-    n = in.read(&end, sizeof end);
-    if (!n)
-      return read_failed(n.error());
-    if (*n < sizeof end)
-      return truncated(why, h, in.offset());
+    if (auto r = read_whole(&end, sizeof end); !r)
+      return r;
     if (end.data_crc32c != data_crc)
       return invalid(why, what + ": its data (" + range(data_at, data_at + count * kBlockSize) +
                               ") fails its CRC");
@@ -737,11 +709,8 @@ Result<TransferReport> import_image(const std::string &path, const MakeNode *mak
       return node_write_failed(r.error());
   const uint64_t at = in.offset();
   pkramfs_export_trailer t{};
-  n = in.read(&t, sizeof t);
-  if (!n)
-    return read_failed(n.error());
-  if (*n < sizeof t)
-    return truncated(why, h, in.offset());
+  if (auto r = read_whole(&t, sizeof t); !r)
+    return Errno{r.error()};
   const std::string trailer = "the trailer (at byte offset " + std::to_string(at) + ")";
   if (t.magic != PKRAMFS_EXPORT_TRAILER_MAGIC)
     return invalid(why, trailer + " has no trailer magic");

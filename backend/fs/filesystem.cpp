@@ -251,14 +251,6 @@ std::vector<uint64_t> Filesystem::missing_objects() const {
   return missing;
 }
 
-uint64_t Filesystem::object_files() const {
-  std::shared_lock lock(tree_);
-  uint64_t n = 0;
-  for (const auto &[ino, inode] : inodes_)
-    n += inode->has_object;
-  return n;
-}
-
 std::vector<uint64_t> Filesystem::object_inodes() const {
   std::shared_lock lock(tree_);
   std::vector<uint64_t> inos;

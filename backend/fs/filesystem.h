@@ -104,6 +104,21 @@ protected:
   ~ReadSink() = default;
 };
 
+// A ReadSink that appends what a read delivers to a buffer.
+class AppendSink final : public ReadSink {
+public:
+  explicit AppendSink(std::vector<std::byte> &bytes) : bytes_(bytes) {}
+  void deliver(std::span<const iovec> iov) override {
+    for (const iovec &v : iov) {
+      const auto *p = static_cast<const std::byte *>(v.iov_base);
+      bytes_.insert(bytes_.end(), p, p + v.iov_len);
+    }
+  }
+
+private:
+  std::vector<std::byte> &bytes_;
+};
+
 // Receives directory entries; returns false when it has no room for this one.
 class DirSink {
 public:
@@ -236,7 +251,6 @@ public:
   // After a restore: regular files whose data is an object that `objects` does not hold (the
   // store is gone, or was never given). A node that has any is refused.
   std::vector<uint64_t> missing_objects() const;
-  uint64_t object_files() const;
   // The regular files whose data is an object, ascending.
   std::vector<uint64_t> object_inodes() const;
   // An import into a node without file objects: every file that was an object is an arena

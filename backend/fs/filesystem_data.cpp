@@ -529,15 +529,6 @@ Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
                                            uint64_t off_out, size_t len, const Caller &who) {
   // Through a bounce buffer, like the kernel's splice fallback that tmpfs uses: holes in the
   // source become written zeros in the destination.
-  struct Collect final : ReadSink {
-    std::vector<std::byte> bytes;
-    void deliver(std::span<const iovec> iov) override {
-      for (const iovec &v : iov) {
-        auto *p = static_cast<const std::byte *>(v.iov_base);
-        bytes.insert(bytes.end(), p, p + v.iov_len);
-      }
-    }
-  };
   {
     std::shared_lock lock(tree_);
     const Inode *out = find(ino_out);
@@ -547,21 +538,22 @@ Result<size_t> Filesystem::copy_file_range(uint64_t ino_in, uint64_t off_in, uin
   constexpr size_t kChunk = 1 << 20;
   size_t done = 0;
   while (done < len) {
-    Collect chunk;
+    std::vector<std::byte> bytes;
     try {
-      chunk.bytes.reserve(std::min(kChunk, len - done));
+      bytes.reserve(std::min(kChunk, len - done));
     } catch (const std::bad_alloc &) {
       return done ? Result<size_t>(done) : Errno{ENOMEM};
     }
+    AppendSink chunk(bytes);
     if (auto r = read(ino_in, off_in + done, std::min(kChunk, len - done), chunk); !r)
       return done ? Result<size_t>(done) : Errno{r.error()};
-    if (chunk.bytes.empty())
+    if (bytes.empty())
       break;
-    auto w = write(ino_out, off_out + done, chunk.bytes.data(), chunk.bytes.size(), who);
+    auto w = write(ino_out, off_out + done, bytes.data(), bytes.size(), who);
     if (!w)
       return done ? Result<size_t>(done) : Errno{w.error()};
     done += *w;
-    if (*w < chunk.bytes.size())
+    if (*w < bytes.size())
       break;
   }
   return done;

@@ -144,6 +144,18 @@ Result<NodeFile> open_node_file(const std::string &path, std::string &why) {
 
 } // namespace
 
+std::string missing_objects_problem(const std::vector<uint64_t> &missing,
+                                    const std::string &objects_path,
+                                    const std::string &store_problem) {
+  const std::string files =
+      std::to_string(missing.size()) + " files keep their data in file objects";
+  if (objects_path.empty())
+    return files + ", and the node has no object directory";
+  return files + " at " + objects_path + ", which " +
+         (store_problem.empty() ? "lacks inode " + std::to_string(missing.front()) + "'s object"
+                                : store_problem);
+}
+
 Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why) {
   auto o = load_node(node, why);
   if (!o)
@@ -167,14 +179,10 @@ Result<CheckReport> check_node(const NodeBytes &node) {
   if (o->fs) {
     o->fs->verify(report.problems);
     if (const auto missing = o->fs->missing_objects(); !missing.empty())
-      report.problems.push_back(
-          std::to_string(missing.size()) + " files keep their data in file objects that " +
-          (o->objects ? o->objects_path + " lacks (the first: inode " +
-                            std::to_string(missing.front()) + ")"
-                      : "are not there: " +
-                            (o->objects_path.empty() ? std::string("no object directory")
-                                                     : o->objects_path +
-                                                           " is not this node's object tmpfs")));
+      report.problems.push_back(missing_objects_problem(
+          missing, o->objects_path,
+          o->objects ? std::string() : "is not this node's object tmpfs (not mounted, or another "
+                                       "node's)"));
   }
   report.clean = report.problems.empty();
   return report;

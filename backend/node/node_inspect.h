@@ -69,6 +69,14 @@ struct OfflineNode {
 // EINVAL with `why` set when it is not a valid node; EIO when a read comes up short.
 Result<OfflineNode> load_node(const NodeBytes &node, std::string &why);
 
+// The one line that says a node's files lack their data: `missing` (Filesystem::
+// missing_objects, not empty) were to be at `objects_path`; `store_problem` says what is wrong
+// with the store there, empty when it is the node's and merely lacks them. For a mount's
+// refusal, pkramfs-ctl check and export alike.
+std::string missing_objects_problem(const std::vector<uint64_t> &missing,
+                                    const std::string &objects_path,
+                                    const std::string &store_problem);
+
 // EINVAL with `why` set when it is not a valid node; EIO when a read comes up short.
 Result<NodeSummary> inspect_node(const NodeBytes &node, std::string &why);
 // Verifies every CRC and the tree: link counts, parent/child agreement, extents inside the

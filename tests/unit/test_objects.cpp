@@ -117,12 +117,12 @@ TEST_CASE("restore: a node's file objects survive a crash and a checkpoint", "[o
     REQUIRE(u.ok());
     open_unlinked = u->st_ino;
     REQUIRE(m.fs->unlink(kRootIno, "unlinked").ok()); // open at the crash
-    CHECK(m.fs->object_files() == 2);
+    CHECK(m.fs->object_inodes().size() == 2);
     REQUIRE(objects.make(9999).ok()); // a daemon that died before logging its file
     // No checkpoint: the Mounted goes away like a killed daemon.
   }
   const auto check_tree = [&](Filesystem &fs) {
-    CHECK(fs.object_files() == 1);
+    CHECK(fs.object_inodes().size() == 1);
     CHECK(fs.missing_objects().empty());
     CHECK(fs.getattr(obj)->st_size == (1 << 20) + 13);
     CHECK(read_all(fs, obj).substr(0, 13) == "by the daemon");
