@@ -15,6 +15,8 @@
 // Filesystem::drop_privileges_locked), and append-only or immutable files (chattr).
 #pragma once
 
+#include "session_state.h"
+
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -26,8 +28,8 @@ class BackingFiles {
 public:
   // How an open of a file with an object went: a backing id (1 .. INT_MAX), passthrough to
   // that backing file, or kCached, through the daemon. The same word goes in the holder's
-  // handle table (SessionState::kBackingCached) or, without a holder, in the fh.
-  static constexpr uint32_t kCached = 0x80000000u;
+  // handle table, whose layout defines it, or, without a holder, in the fh.
+  static constexpr uint32_t kCached = SessionState::kBackingCached;
 
   // An open of `ino`, whose object is `object_fd`; `eligible()`: the file may be passthrough
   // (the rules above), asked only at the first open, where the choice is made. Returns the

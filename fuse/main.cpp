@@ -12,6 +12,7 @@
 #include "util/geometry.h"
 #include "mount_sync.h"
 #include "node/node.h"
+#include "node/node_inspect.h"
 #include "storage/node_dirs.h"
 #include "node/locate.h"
 #include "node_lock.h"
@@ -148,13 +149,11 @@ void start_node(const Options &opt, const std::string &where, Storage &st) {
   }
   if (const auto missing = st.fs->missing_objects(); !missing.empty())
     die_refused(opt, where,
-                std::to_string(missing.size()) + " files keep their data in file objects at " +
-                    st.objects_path + ", which " +
-                    (st.objects ? "lacks inode " + std::to_string(missing.front()) + "'s object"
-                     : objects_problem.empty()
-                         ? std::string("is not mounted any more (its mount namespace or the "
-                                       "machine ended)")
-                         : objects_problem) +
+                missing_objects_problem(
+                    missing, st.objects_path,
+                    st.objects || !objects_problem.empty()
+                        ? objects_problem
+                        : "is not mounted any more (its mount namespace or the machine ended)") +
                     "; their data cannot be restored");
   if (const uint64_t swept = st.fs->sweep_orphan_objects())
     spdlog::debug("file objects: removed {} that no file had", swept);
@@ -397,7 +396,7 @@ public:
     s.usage.data_held_bytes = u.data_frames * kFrameSize + u.object_blocks * kBlockSize;
     s.usage.metadata_held_bytes = space.checkpoint_frame_bytes;
     s.usage.superblock_bytes = space.superblock_bytes;
-    s.usage.held_bytes = held_bytes();
+    s.usage.held_bytes = held_bytes(u.object_blocks * kBlockSize);
     // A pkram node holds only its populated frames.
     if (st_.backend == "kmod")
       s.usage.node_bytes = s.usage.held_bytes;
@@ -491,7 +490,8 @@ private:
 
   // The memory the node really holds: pkram.ko knows its populated frames, an shm node file's
   // allocated blocks are its frames.
-  uint64_t held_bytes() const {
+  // The memory the node holds; `object_bytes`: its file objects' pages (Usage::object_blocks).
+  uint64_t held_bytes(uint64_t object_bytes) const {
     if (st_.backend == "kmod") {
       if (auto dev = PkramDevice::open(); dev)
         if (auto info = dev->stat(opt_.node); info)
@@ -502,8 +502,7 @@ private:
     if (stat(st_.node_path.c_str(), &sb) != 0)
       return 0;
     // The node file's frames in use, and its file objects' pages.
-    const uint64_t objects = st_.fs->usage().object_blocks * kBlockSize;
-    return static_cast<uint64_t>(sb.st_blocks) * 512 + objects;
+    return static_cast<uint64_t>(sb.st_blocks) * 512 + object_bytes;
   }
 
   const Options &opt_;

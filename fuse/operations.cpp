@@ -307,11 +307,10 @@ void set_handle(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   if (object < 0)
     return;
   const auto eligible = [&ctx, ino] {
-    auto st = ctx.fs.getattr(ino);
-    auto flags = ctx.fs.get_flags(ino);
-    return ctx.cache != CacheMode::kDirect && st && flags && !(st->st_mode & S_ISUID) &&
-           !((st->st_mode & S_ISGID) && (st->st_mode & S_IXGRP)) &&
-           !(*flags & (PKRAMFS_INODE_APPEND | PKRAMFS_INODE_IMMUTABLE));
+    auto a = ctx.fs.statx(ino); // mode and flags in one look
+    return ctx.cache != CacheMode::kDirect && a && !(a->st.st_mode & S_ISUID) &&
+           !((a->st.st_mode & S_ISGID) && (a->st.st_mode & S_IXGRP)) &&
+           !(a->flags & (PKRAMFS_INODE_APPEND | PKRAMFS_INODE_IMMUTABLE));
   };
   const uint32_t word = ctx.backing->open(ino, object, eligible);
   if (ctx.session)

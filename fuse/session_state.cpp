@@ -20,14 +20,21 @@ static_assert(SessionState::kVersion1Bytes == 16790200);
 static_assert(sizeof(SessionState::RequestRecord) == 48);
 static_assert(sizeof(SessionState::Carried) == 56);
 
-// The fh of slot `index`: the slot's generation above, the index + 1 below (0 is "no handle").
 uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// The fh of slot `index`: the slot's generation above, the index + 1 below (0 is "no handle").
 uint64_t fh_of(uint32_t index, uint64_t generation) { return generation << 32 | (index + 1ull); }
+// The slot an fh names, if it names one (whatever its generation).
+std::optional<uint32_t> slot_of(uint64_t fh) {
+  const uint64_t low = fh & 0xffffffffu;
+  if (low == 0 || low > SessionState::kHandleSlots)
+    return std::nullopt;
+  return static_cast<uint32_t>(low - 1);
+}
 
 // FUSE_UNIQUE_RESEND (include/uapi/linux/fuse.h, 7.40): fuse_resend sets it in the unique of
 // every request it queues again.
@@ -276,20 +283,17 @@ uint64_t SessionState::open_handle(uint64_t ino) {
 }
 
 void SessionState::set_handle_backing(uint64_t fh, uint32_t backing) {
-  const uint64_t low = fh & 0xffffffffu;
-  if (low == 0 || low > kHandleSlots)
-    return;
-  Handle &h = layout_->handles[low - 1];
-  h.generation.store(uint64_t{backing} << 32 | (fh >> 32));
+  if (const auto index = slot_of(fh))
+    layout_->handles[*index].generation.store(uint64_t{backing} << 32 | (fh >> 32));
 }
 
 uint64_t SessionState::close_handle(uint64_t fh, uint32_t *backing) {
   if (backing)
     *backing = 0;
-  const uint64_t low = fh & 0xffffffffu;
-  if (low == 0 || low > kHandleSlots)
+  const auto slot = slot_of(fh);
+  if (!slot)
     return 0;
-  const auto index = static_cast<uint32_t>(low - 1);
+  const uint32_t index = *slot;
   Handle &h = layout_->handles[index];
   const uint64_t word = h.generation.load();
   if ((word & 0xffffffffu) != fh >> 32)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <string>
+#include <string_view>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -18,6 +19,28 @@ namespace pkramfs {
 namespace {
 
 std::string name_of(uint64_t ino) { return std::to_string(ino); }
+
+// The directory at `path` itself (never through a symlink), for reading.
+UniqueFd open_dir(const std::string &path) {
+  return UniqueFd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+// Calls `each(name)` for every entry of directory `root` but "." and "..". False (errno set)
+// when the directory cannot be read.
+template <class Each> bool for_each_entry(int root, const Each &each) {
+  UniqueFd copy(openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  DIR *d = copy.valid() ? fdopendir(copy.get()) : nullptr;
+  if (!d)
+    return false;
+  (void)copy.release(); // the DIR has it
+  while (dirent *e = readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name != "." && name != "..")
+      each(name);
+  }
+  closedir(d);
+  return true;
+}
 
 // Which node a store belongs to: an xattr of its root, so that it takes no block and no inode
 // of the tmpfs (its df stays the objects' own). trusted.*: only root reads or writes it.
@@ -48,15 +71,9 @@ std::string tmpfs_options(uint64_t limit_bytes, uint64_t max_inodes) {
 
 // Every object of a store, for a store that belongs to no node (yet).
 void remove_all(int root) {
-  UniqueFd copy(openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  DIR *d = copy.valid() ? fdopendir(copy.get()) : nullptr;
-  if (!d)
-    return;
-  (void)copy.release(); // the DIR has it
-  while (dirent *e = readdir(d))
-    if (e->d_name[0] != '.')
-      unlinkat(root, e->d_name, 0);
-  closedir(d);
+  (void)for_each_entry(root, [root](std::string_view name) {
+    unlinkat(root, std::string(name).c_str(), 0);
+  });
 }
 
 } // namespace
@@ -70,7 +87,7 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::attach(const std::string &path
                                                          const std::string &uuid, bool fresh) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
     return Errno{errno};
-  UniqueFd root(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd root = open_dir(path);
   if (!root.valid())
     return Errno{errno};
   const std::string options = tmpfs_options(limit_bytes, max_inodes);
@@ -78,7 +95,7 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::attach(const std::string &path
     if (::mount("pkramfs-objects", path.c_str(), "tmpfs", MS_NODEV | MS_NOSUID | MS_NOEXEC,
                 options.c_str()) != 0)
       return Errno{errno};
-    root = UniqueFd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    root = open_dir(path);
     if (!root.valid() || !is_tmpfs_root(root.get(), path))
       return Errno{root.valid() ? EIO : errno};
   }
@@ -96,13 +113,13 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::attach(const std::string &path
 }
 
 bool ObjectStore::mounted(const std::string &path) {
-  UniqueFd root(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd root = open_dir(path);
   return root.valid() && is_tmpfs_root(root.get(), path);
 }
 
 Result<std::unique_ptr<ObjectStore>> ObjectStore::open_existing(const std::string &path,
                                                                 const std::string &uuid) {
-  UniqueFd root(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd root = open_dir(path);
   if (!root.valid())
     return Errno{errno};
   if (!is_tmpfs_root(root.get(), path))
@@ -113,7 +130,7 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::open_existing(const std::strin
 }
 
 Result<void> ObjectStore::detach(const std::string &path) {
-  UniqueFd root(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd root = open_dir(path);
   if (!root.valid())
     return Errno{errno};
   const bool mounted = is_tmpfs_root(root.get(), path);
@@ -202,20 +219,15 @@ Result<void> ObjectStore::resize(uint64_t limit_bytes) const {
 }
 
 Result<std::vector<uint64_t>> ObjectStore::list() const {
-  UniqueFd copy(openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  DIR *d = copy.valid() ? fdopendir(copy.get()) : nullptr;
-  if (!d)
-    return Errno{errno};
-  (void)copy.release();
   std::vector<uint64_t> inos;
-  while (dirent *e = readdir(d)) {
-    const std::string_view name = e->d_name;
+  const bool read = for_each_entry(root_.get(), [&inos](std::string_view name) {
     uint64_t ino = 0;
     const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), ino);
     if (ec == std::errc() && end == name.data() + name.size() && name == name_of(ino))
       inos.push_back(ino);
-  }
-  closedir(d);
+  });
+  if (!read)
+    return Errno{errno};
   return inos;
 }
 

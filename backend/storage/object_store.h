@@ -10,8 +10,9 @@
 //   <dir>/.<node>.objects, so that it outlives the daemon as the node file does (a crash, an
 //   upgrade, an unmount) and goes where the node goes (pkramfs-ctl destroy, a reboot). Its
 //   size= and nr_inodes= are the node's: the kernel enforces them on writes the daemon never
-//   sees (passthrough). A marker file names the node's uuid, so that objects of an earlier
-//   node of the same name are never taken for this one's (docs/format.md, "File objects").
+//   sees (passthrough). An xattr of its root names the node's uuid, so that objects of an
+//   earlier node of the same name are never taken for this one's (docs/format.md, "File
+//   objects").
 // An object is named after its inode's number; the daemon holds a descriptor of it only while
 // the file is open (Filesystem), so that a tree of many files needs no descriptor per file.
 #pragma once
